@@ -1,0 +1,50 @@
+# Two commands set up a fresh machine: `make run` and `make test` (see README).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 7071
+
+.PHONY: run test lint typecheck pytest infra-check bench setup clean
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+.venv-infra/.installed: infra/requirements.txt
+	$(PYTHON) -m venv .venv-infra
+	.venv-infra/bin/pip install -q --disable-pip-version-check -r infra/requirements.txt
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+## run: the endpoint on Azurite at http://127.0.0.1:$(PORT)/scim/v2, printing the Tenant URL and token
+run: setup
+	$(PY) scripts/local_run.py --port $(PORT)
+
+## test: lint, type checks, infra checks and the whole pytest suite
+test: setup .venv-infra/.installed lint typecheck infra-check pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy scim_core function_app.py devhost.py scripts tests
+
+infra-check: .venv-infra/.installed
+	.venv-infra/bin/python infra/check.py
+
+pytest: setup
+	$(PY) -m pytest
+
+## bench: benchmarks (not part of test); prints a table and writes bench/results/latest.json
+bench: setup
+	$(PY) -m bench
+
+clean:
+	rm -rf $(VENV) .venv-infra node_modules .azurite .mypy_cache .ruff_cache .hypothesis

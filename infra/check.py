@@ -1,0 +1,168 @@
+"""Static gate for the Bicep templates: every file parses, and checkov finds nothing.
+
+Run with the interpreter of the separate infra venv (checkov's pins clash with the app's):
+
+    .venv-infra/bin/python infra/check.py [--root infra]
+
+The Bicep CLI is not available everywhere the tests run, so pycep (the parser checkov itself
+uses) is the syntax gate. checkov exits 0 on files it cannot parse, so its JSON report's
+``parsing_errors`` are read and treated as failures too. A check that does not fit is skipped
+inline (``// checkov:skip=CKV_X: reason``); a skip without a reason fails the gate.
+
+Exit status: 0 when everything passes, 1 on any problem, 2 when the tools are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_ROOT = Path(__file__).resolve().parent
+CHECKOV_TIMEOUT_SECONDS = 600
+NO_REASON = {"", "no comment provided"}
+
+
+@dataclass
+class CheckovResult:
+    passed: int = 0
+    failed: list[str] = field(default_factory=list)
+    skipped: int = 0
+    unexplained_skips: list[str] = field(default_factory=list)
+    parsing_errors: list[str] = field(default_factory=list)
+
+
+def bicep_files(root: Path) -> list[Path]:
+    """Every .bicep file under root, in a stable order."""
+    return sorted(p for p in root.rglob("*.bicep") if p.is_file())
+
+
+def parse_errors(files: list[Path]) -> list[str]:
+    """One 'path: error' line for each file pycep cannot parse."""
+    from pycep import BicepParser
+
+    parser = BicepParser()
+    problems = []
+    for path in files:
+        try:
+            parser.parse(file_path=path)
+        except Exception as exc:  # pycep raises lark errors and ValueError alike
+            first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            problems.append(f"{path}: {type(exc).__name__}: {first_line}")
+    return problems
+
+
+def _checkov_command() -> list[str]:
+    beside = Path(sys.executable).with_name("checkov")
+    exe = str(beside) if beside.exists() else shutil.which("checkov")
+    if exe is None:
+        raise FileNotFoundError("checkov is not installed; pip install -r infra/requirements.txt")
+    return [exe]
+
+
+def _tail(text: str) -> str:
+    return text.strip()[-2000:]
+
+
+def _location(entry: dict[str, Any], root: Path) -> str:
+    path = entry.get("file_abs_path") or entry.get("file_path") or "?"
+    with contextlib.suppress(ValueError):
+        path = str(Path(path).relative_to(root))
+    lines = entry.get("file_line_range") or []
+    span = f":{lines[0]}-{lines[1]}" if len(lines) == 2 else ""
+    return f"{path}{span}"
+
+
+def run_checkov(root: Path) -> CheckovResult:
+    """Run checkov's Bicep checks on root and collect what it reports."""
+    command = [
+        *_checkov_command(),
+        *("--directory", str(root), "--framework", "bicep"),
+        *("--skip-download", "--compact", "--output", "json"),
+    ]
+    proc = subprocess.run(
+        command, capture_output=True, text=True, timeout=CHECKOV_TIMEOUT_SECONDS, check=False
+    )
+    try:
+        report = json.loads(proc.stdout)
+    except json.JSONDecodeError as exc:
+        raise RuntimeError(
+            f"checkov printed no JSON report (exit {proc.returncode}): {_tail(proc.stderr)}"
+        ) from exc
+
+    result = CheckovResult()
+    # One framework gives a dict; a run that found nothing gives a bare summary dict.
+    reports = report if isinstance(report, list) else [report]
+    for rep in reports:
+        results = rep.get("results")
+        if results is None:
+            continue
+        result.passed += len(results.get("passed_checks", []))
+        for entry in results.get("failed_checks", []):
+            where = f"{entry['check_id']} {entry['resource']} ({_location(entry, root)})"
+            result.failed.append(f"{where}: {entry['check_name']}")
+        for entry in results.get("skipped_checks", []):
+            result.skipped += 1
+            reason = str(entry.get("check_result", {}).get("suppress_comment") or "").strip()
+            if reason.lower() in NO_REASON:
+                result.unexplained_skips.append(
+                    f"{entry['check_id']} {entry['resource']} ({_location(entry, root)})"
+                )
+        result.parsing_errors.extend(str(p) for p in results.get("parsing_errors", []))
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed (exit {proc.returncode}): {_tail(proc.stderr)}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args.add_argument(
+        "--root", type=Path, default=DEFAULT_ROOT, help="folder holding the .bicep files"
+    )
+    ns = args.parse_args(argv)
+    root: Path = ns.root.resolve()
+
+    files = bicep_files(root)
+    if not files:
+        print(f"infra: no .bicep files under {root}", file=sys.stderr)
+        return 1
+
+    try:
+        syntax = parse_errors(files)
+        checkov = run_checkov(root)
+    except (ImportError, FileNotFoundError) as exc:
+        print(f"infra: tools missing ({exc}); see infra/requirements.txt", file=sys.stderr)
+        return 2
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"infra: {exc}", file=sys.stderr)
+        return 1
+
+    for line in syntax:
+        print(f"PARSE ERROR {line}")
+    for line in checkov.parsing_errors:
+        print(f"CHECKOV PARSE ERROR {line}")
+    for line in checkov.failed:
+        print(f"FAILED {line}")
+    for line in checkov.unexplained_skips:
+        print(f"SKIP WITHOUT REASON {line}")
+
+    parsed = len(files) - len(syntax)
+    print(
+        f"infra: {parsed} bicep files parsed"
+        + (f" ({len(syntax)} failed)" if syntax else "")
+        + f", checkov: {checkov.passed} passed, {len(checkov.failed)} failed"
+        + f", {checkov.skipped} skipped"
+        + (f", {len(checkov.parsing_errors)} parsing errors" if checkov.parsing_errors else "")
+    )
+    ok = not (syntax or checkov.failed or checkov.parsing_errors or checkov.unexplained_skips)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

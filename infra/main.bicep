@@ -1,0 +1,202 @@
+// The whole SCIM endpoint in one resource-group deployment:
+//   az deployment group create -g <rg> -f infra/main.bicep -p adminPrincipalId=<your object id>
+// or `azd up` (azure.yaml at the repo root). See docs/deploy.md.
+
+targetScope = 'resourceGroup'
+
+@description('Name of the environment, e.g. dev or prod. Goes into tags and, with the resource group ID, into the unique suffix of every resource name.')
+@minLength(1)
+@maxLength(32)
+param environmentName string = 'prod'
+
+@description('Short prefix for resource names: 2-10 lowercase letters or digits.')
+@minLength(2)
+@maxLength(10)
+param namePrefix string = 'scim'
+
+@description('Azure region for all resources. Must offer the Flex Consumption plan.')
+param location string = resourceGroup().location
+
+@description('Always-ready instances for the http trigger group. Entra gives up on slow responses, so 1 keeps the endpoint warm; 0 allows scale to zero and is cheapest, at the price of cold starts.')
+@minValue(0)
+@maxValue(20)
+param alwaysReadyInstances int = 1
+
+@description('Memory of each Flex Consumption instance in MB (512, 2048 or 4096).')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int = 2048
+
+@description('Upper bound on the number of instances the app may scale out to (40-1000).')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int = 40
+
+@description('When true, the app accepts requests only from the AzureActiveDirectory service tag (Entra provisioning) and denies everything else, including your own test calls.')
+param restrictToEntraServiceTag bool = false
+
+@description('Replication of the storage account that holds the SCIM table: LRS is cheapest; ZRS survives a zone outage; GRS/GZRS add a copy in the paired region.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+])
+param storageSkuName string = 'Standard_LRS'
+
+@description('SCIM_TABLE_NAME: the Azure table that holds users and groups.')
+@minLength(3)
+@maxLength(63)
+param tableName string = 'scim'
+
+@description('SCIM_TOKEN_SECRET_NAME: the Key Vault secret that holds the bearer token. The template does not create it; rotate-token does.')
+@minLength(1)
+@maxLength(127)
+param tokenSecretName string = 'scim-bearer-token'
+
+@description('Object ID of the admin who will run rotate-token (gets Key Vault Secrets Officer). Leave empty to skip.')
+param adminPrincipalId string = ''
+
+@description('Kind of principal adminPrincipalId refers to.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param adminPrincipalType string = 'User'
+
+@description('Days a deleted vault stays recoverable (7-90). Purge protection keeps the vault name reserved for this long after deletion.')
+@minValue(7)
+@maxValue(90)
+param keyVaultRetentionInDays int = 90
+
+@description('Days the Log Analytics workspace keeps logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionInDays int = 30
+
+@description('Extra tags applied to every resource.')
+param tags object = {}
+
+var prefix = toLower(namePrefix)
+var suffix = uniqueString(resourceGroup().id, environmentName, prefix)
+var allTags = union(tags, {
+  'azd-env-name': environmentName
+  product: 'scim-service-provider'
+})
+
+var names = {
+  functionApp: 'func-${prefix}-${suffix}'
+  plan: 'plan-${prefix}-${suffix}'
+  storage: take('st${replace(prefix, '-', '')}${suffix}', 24)
+  keyVault: 'kv-${prefix}-${take(suffix, 10)}'
+  workspace: 'log-${prefix}-${suffix}'
+  appInsights: 'appi-${prefix}-${suffix}'
+  deploymentContainer: 'app-package'
+}
+
+module monitoring 'modules/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    location: location
+    tags: allTags
+    workspaceName: names.workspace
+    appInsightsName: names.appInsights
+    retentionInDays: logRetentionInDays
+  }
+}
+
+module storage 'modules/storage.bicep' = {
+  name: 'storage'
+  params: {
+    location: location
+    tags: allTags
+    name: names.storage
+    skuName: storageSkuName
+    tableName: tableName
+    deploymentContainerName: names.deploymentContainer
+  }
+}
+
+module keyVault 'modules/keyvault.bicep' = {
+  name: 'keyvault'
+  params: {
+    location: location
+    tags: allTags
+    name: names.keyVault
+    softDeleteRetentionInDays: keyVaultRetentionInDays
+  }
+}
+
+module functionApp 'modules/functionapp.bicep' = {
+  name: 'functionapp'
+  params: {
+    location: location
+    tags: allTags
+    name: names.functionApp
+    planName: names.plan
+    pythonVersion: '3.11'
+    alwaysReadyInstances: alwaysReadyInstances
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+    restrictToEntraServiceTag: restrictToEntraServiceTag
+    storageAccountName: storage.outputs.name
+    deploymentContainerUrl: storage.outputs.deploymentContainerUrl
+    appInsightsName: monitoring.outputs.appInsightsName
+    tablesEndpoint: storage.outputs.tableEndpoint
+    tableName: tableName
+    keyVaultUrl: keyVault.outputs.uri
+    tokenSecretName: tokenSecretName
+  }
+}
+
+module storageRoles 'modules/storage-roles.bicep' = {
+  name: 'storage-roles'
+  params: {
+    storageAccountName: storage.outputs.name
+    principalId: functionApp.outputs.principalId
+  }
+}
+
+module keyVaultRoles 'modules/keyvault-roles.bicep' = {
+  name: 'keyvault-roles'
+  params: {
+    vaultName: keyVault.outputs.name
+    appPrincipalId: functionApp.outputs.principalId
+    adminPrincipalId: adminPrincipalId
+    adminPrincipalType: adminPrincipalType
+  }
+}
+
+module monitoringRoles 'modules/monitoring-roles.bicep' = {
+  name: 'monitoring-roles'
+  params: {
+    appInsightsName: monitoring.outputs.appInsightsName
+    principalId: functionApp.outputs.principalId
+  }
+}
+
+var tenantUrl = 'https://${functionApp.outputs.defaultHostName}/scim/v2'
+
+module tenantUrlSecret 'modules/tenant-url-secret.bicep' = {
+  name: 'tenant-url-secret'
+  params: {
+    vaultName: keyVault.outputs.name
+    tenantUrl: tenantUrl
+  }
+}
+
+@description('Name of the function app: func azure functionapp publish <this> --python')
+output FUNCTION_APP_NAME string = functionApp.outputs.name
+
+@description('Tenant URL to paste into the Entra provisioning settings.')
+output SCIM_TENANT_URL string = tenantUrl
+
+@description('Vault URL for rotate-token and show-endpoint (--vault-url).')
+output SCIM_KEYVAULT_URL string = keyVault.outputs.uri
+
+@description('Storage account holding the runtime state and the SCIM table.')
+output STORAGE_ACCOUNT_NAME string = storage.outputs.name

@@ -1,0 +1,58 @@
+"""Building the API from settings: the store, the token source and the schema registry."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+from scim_core.api import ScimApi
+from scim_core.auth import StaticTokenSource, TokenSource
+from scim_core.config import Settings
+from scim_core.errors import ServiceUnavailable
+from scim_core.schema import Registry
+from scim_core.service import ResourceService
+from scim_core.store import MemoryStore, Store
+
+log = logging.getLogger("scim_core")
+
+
+class NoTokenConfigured:
+    """Fails closed when neither Key Vault nor a static token is configured."""
+
+    def accepts(self, presented: str) -> bool:
+        raise ServiceUnavailable(
+            "No bearer token is configured: set SCIM_KEYVAULT_URL (or SCIM_BEARER_TOKEN for "
+            "local runs).", retry_after=60)
+
+
+def build_store(settings: Settings) -> Store:
+    if settings.store == "memory":
+        return MemoryStore()
+    from scim_core.store.tables import table_store
+
+    store: Store = table_store(settings)
+    return store
+
+
+def build_tokens(settings: Settings) -> TokenSource:
+    if settings.keyvault_url:
+        from scim_core.auth.keyvault import keyvault_token_source
+
+        return keyvault_token_source(settings)
+    if settings.bearer_token:
+        return StaticTokenSource(settings.bearer_token)
+    log.error("No bearer token configured; every protected request will get 503.")
+    return NoTokenConfigured()
+
+
+def build_api(settings: Settings, *, store: Store | None = None,
+              tokens: TokenSource | None = None) -> ScimApi:
+    registry = Registry.default(settings.extension_schemas)
+    service = ResourceService(store if store is not None else build_store(settings), registry,
+                              max_operations=settings.max_operations)
+    return ScimApi(service, tokens if tokens is not None else build_tokens(settings), settings)
+
+
+def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:
+    return build_api(Settings.from_env(os.environ if env is None else env))

@@ -1,0 +1,84 @@
+"""Settings from the environment (Azure Functions app settings are environment variables).
+
+The names are part of the product: the README's settings table documents each one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_TABLE_NAME = "scim"
+DEFAULT_SECRET_NAME = "scim-bearer-token"
+DEFAULT_TENANT = "default"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; raised at start-up, never per request."""
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be an integer, not {raw!r}") from exc
+    if value < minimum:
+        raise SettingsError(f"{name} must be at least {minimum}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    store: str = "tables"
+    tables_connection: str = field(default="", repr=False)
+    tables_endpoint: str = ""
+    table_name: str = DEFAULT_TABLE_NAME
+    bearer_token: str = field(default="", repr=False)
+    keyvault_url: str = ""
+    token_secret_name: str = DEFAULT_SECRET_NAME
+    token_cache_seconds: int = 60
+    max_body_bytes: int = 1_048_576
+    max_operations: int = 1_000
+    max_results: int = 1_000
+    default_page_size: int = 100
+    base_url: str = ""
+    tenant: str = DEFAULT_TENANT
+    extension_schemas: str = ""
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        store = env.get("SCIM_STORE", "tables").strip().lower() or "tables"
+        if store not in {"tables", "memory"}:
+            raise SettingsError(f"SCIM_STORE must be 'tables' or 'memory', not {store!r}")
+        return cls(
+            store=store,
+            tables_connection=env.get("SCIM_TABLES_CONNECTION", "").strip(),
+            tables_endpoint=env.get("SCIM_TABLES_ENDPOINT", "").strip(),
+            table_name=env.get("SCIM_TABLE_NAME", "").strip() or DEFAULT_TABLE_NAME,
+            bearer_token=env.get("SCIM_BEARER_TOKEN", "").strip(),
+            keyvault_url=env.get("SCIM_KEYVAULT_URL", "").strip(),
+            token_secret_name=env.get("SCIM_TOKEN_SECRET_NAME", "").strip() or DEFAULT_SECRET_NAME,
+            token_cache_seconds=_int(env, "SCIM_TOKEN_CACHE_SECONDS", 60),
+            max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            max_operations=_int(env, "SCIM_MAX_OPERATIONS", 1_000, minimum=1),
+            max_results=_int(env, "SCIM_MAX_RESULTS", 1_000, minimum=1),
+            default_page_size=_int(env, "SCIM_DEFAULT_PAGE_SIZE", 100, minimum=1),
+            base_url=env.get("SCIM_BASE_URL", "").strip().rstrip("/"),
+            extension_schemas=env.get("SCIM_EXTENSION_SCHEMAS", "").strip(),
+        )
+
+
+def local_settings_values(path: Path) -> dict[str, str]:
+    """The ``Values`` of a local.settings.json, as the Functions host reads them."""
+    if not path.is_file():
+        return {}
+    try:
+        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    except (ValueError, AttributeError) as exc:
+        raise SettingsError(f"{path} is not valid local.settings.json: {exc}") from exc
+    return {str(k): str(v) for k, v in values.items()}

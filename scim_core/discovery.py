@@ -1,0 +1,84 @@
+"""The discovery documents (RFC 7644 §4): /ServiceProviderConfig, /ResourceTypes, /Schemas.
+
+All three are generated from the schema registry and the settings, so they always tell
+the truth about what this server does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from scim_core.config import Settings
+from scim_core.errors import NotFound
+from scim_core.schema import Registry
+
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def list_response(resources: list[dict[str, Any]], *, total: int | None = None,
+                  start_index: int = 1) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": len(resources) if total is None else total,
+        "startIndex": start_index,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]:
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
+        "patch": {"supported": True},
+        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        "filter": {"supported": True, "maxResults": settings.max_results},
+        "changePassword": {"supported": False},
+        "sort": {"supported": True},
+        "etag": {"supported": True},
+        "pagination": {
+            "cursor": True,
+            "index": True,
+            "defaultPaginationMethod": "index",
+            "defaultPageSize": settings.default_page_size,
+            "maxPageSize": settings.max_results,
+            "cursorTimeout": 3600,
+        },
+        "maxPayloadSize": settings.max_body_bytes,
+        "maxOperations": settings.max_operations,
+        "authenticationSchemes": [
+            {
+                "type": "oauthbearertoken",
+                "name": "OAuth Bearer Token",
+                "description": "A long-lived bearer token (the Secret Token in Entra), kept "
+                               "in Azure Key Vault and rotated with scim_core.admin.",
+                "specUri": "https://www.rfc-editor.org/info/rfc6750",
+                        "primary": True,
+            }
+        ],
+        "meta": {
+            "resourceType": "ServiceProviderConfig",
+            "location": f"{base_url}/ServiceProviderConfig",
+        },
+    }
+
+
+def resource_types(registry: Registry, base_url: str) -> list[dict[str, Any]]:
+    return [rt.to_dict(f"{base_url}/ResourceTypes/{rt.name}") for rt in registry.resource_types]
+
+
+def resource_type(registry: Registry, base_url: str, name: str) -> dict[str, Any]:
+    rt = registry.resource_type(name)
+    if rt is None:
+        raise NotFound(f"ResourceType {name[:100]} not found.")
+    return rt.to_dict(f"{base_url}/ResourceTypes/{rt.name}")
+
+
+def schemas(registry: Registry, base_url: str) -> list[dict[str, Any]]:
+    return [s.to_dict(f"{base_url}/Schemas/{s.id}") for s in registry.schemas]
+
+
+def schema(registry: Registry, base_url: str, urn: str) -> dict[str, Any]:
+    found = registry.schema(urn)
+    if found is None:
+        raise NotFound(f"Schema {urn[:200]} not found.")
+    return found.to_dict(f"{base_url}/Schemas/{found.id}")

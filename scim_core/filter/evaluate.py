@@ -1,0 +1,452 @@
+"""Evaluating parsed filters against resources and multi-valued elements (RFC 7644 §3.4.2.2).
+
+Decisions, where the RFC leaves room:
+
+* Attribute names are case-insensitive; strings compare case-insensitively (``casefold``)
+  unless the attribute or sub-attribute is ``caseExact``; unknown attributes compare as
+  case-insensitive strings.
+* A comparison on a multi-valued attribute (``emails``, ``emails.value``) matches when any
+  element matches; without a sub-attribute the element's ``value`` is compared, and
+  ``manager eq "id"`` likewise compares ``manager.value``.
+* ``ne`` means "no value is identical": it matches when the attribute is absent, and
+  otherwise when any value differs (the RFC's any-element rule).
+* ``eq null`` matches an absent attribute and ``ne null`` a present one (RFC 7643 §2.5).
+* Boolean attributes accept only ``eq``/``ne``/``pr``; the literal may be ``true``/``false``
+  or the strings "true"/"false" in any case. A number or Boolean literal compared with a
+  string attribute is compared as its JSON text (``externalId eq 12345``).
+* ``dateTime`` attributes compare as instants; a literal that is not a dateTime is an
+  ``InvalidFilter``; a stored value that is not one simply does not match.
+* Type errors between the literal, the operator and the attribute's schema type raise
+  ``InvalidFilter`` for every resource (the whole filter is checked before evaluating).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from scim_core.errors import InvalidFilter
+from scim_core.filter.ast import And, Compare, Expr, Not, Or, Value, ValuePath
+from scim_core.schema import Attribute, AttrPath, Registry, ResourceType
+from scim_core.schema.model import BINARY, BOOLEAN, COMPLEX, DATETIME, DECIMAL, INTEGER
+from scim_core.validation import parse_datetime
+
+_ORDERING = frozenset({"gt", "ge", "lt", "le"})
+_SUBSTRING = frozenset({"co", "sw", "ew"})
+
+Test = Callable[[Compare | ValuePath], bool]
+
+
+# -- public entry points -------------------------------------------------------------------
+
+
+def matches(expr: Expr, resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
+            *, is_member: Callable[[str], bool] | None = None) -> bool:
+    """Whether the rendered ``resource`` satisfies ``expr``.
+
+    With ``is_member``, ``members eq "u"``, ``members.value eq "u"`` and
+    ``members[value eq "u"]`` ask ``is_member("u")`` instead of reading ``members``.
+    """
+    check_filter(expr, registry, rt)
+    return _evaluate(expr, _ResourceTest(resource, registry, rt, is_member))
+
+
+def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bool:
+    """Whether one element of a multi-valued attribute satisfies a value-path filter.
+
+    Paths in ``expr`` are sub-attribute names (any case); for an attribute of simple values
+    the element is a scalar and ``value`` names it.
+    """
+    _walk_checks(expr, lambda term: _check_element_term(term, attribute))
+    return _evaluate(expr, lambda term: _element_test(term, element, attribute))
+
+
+def check_filter(expr: Expr, registry: Registry, rt: ResourceType) -> None:
+    """Raise ``InvalidFilter`` when a path, operator or literal cannot apply to ``rt``."""
+    _walk_checks(expr, lambda term: _check_resource_term(term, registry, rt))
+
+
+def referenced_paths(expr: Expr) -> set[str]:
+    """Lower-cased top-level attribute names ``expr`` reads, e.g. ``{"id", "members"}``."""
+    names: set[str] = set()
+    for term in _terms(expr):
+        path = term.path
+        if path[:4].lower() == "urn:":
+            path = path.rpartition(":")[2]
+        names.add(path.partition(".")[0].lower())
+    return names
+
+
+def values_at(resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
+              path: str) -> list[Any]:
+    """The non-empty values ``path`` designates (for ``sortBy``), the ``primary`` element of
+    a multi-valued attribute first; ``dateTime`` values come back as aware ``datetime``s so
+    they order as instants."""
+    resolved = _resolve(registry, rt, path)
+    raw = _lookup(_container(resource, resolved), resolved.name)
+    if isinstance(raw, list):
+        raw = sorted(raw, key=lambda e: _lookup(e, "primary") is not True)
+    values = [v for v in _candidates(raw, resolved.sub_name) if _present(v)]
+    definition = _definition(resolved)
+    if definition is not None and definition.type == DATETIME:
+        values = [_instant(v) or v for v in values]
+    return values
+
+
+def sort_key(value: Any) -> tuple[Any, ...]:
+    """An ordering key that never raises: absent values last, then Booleans, numbers,
+    instants and case-insensitive strings, each group in natural order."""
+    if value is None:
+        return (1,)
+    if isinstance(value, bool):
+        return (0, 0, value)
+    if isinstance(value, int | float):
+        return (0, 1, value)
+    if isinstance(value, datetime):
+        return (0, 2, value if value.tzinfo else value.replace(tzinfo=UTC))
+    if isinstance(value, str):
+        return (0, 3, value.casefold(), value)
+    return (0, 4, repr(value))
+
+
+# -- tree walking (iterative over and/or chains, so long chains cannot exhaust the stack) ---
+
+
+def _flatten(expr: And | Or) -> list[Expr]:
+    kind = type(expr)
+    stack: list[Expr] = [expr]
+    operands: list[Expr] = []
+    while stack:
+        node = stack.pop()
+        if type(node) is kind:
+            assert isinstance(node, And | Or)
+            stack.extend((node.right, node.left))
+        else:
+            operands.append(node)
+    return operands
+
+
+def _evaluate(expr: Expr, test: Test) -> bool:
+    try:
+        if isinstance(expr, And):
+            return all(_evaluate(operand, test) for operand in _flatten(expr))
+        if isinstance(expr, Or):
+            return any(_evaluate(operand, test) for operand in _flatten(expr))
+        if isinstance(expr, Not):
+            return not _evaluate(expr.expr, test)
+        return test(expr)
+    except RecursionError as exc:
+        raise InvalidFilter("The filter is nested too deeply.") from exc
+
+
+def _terms(expr: Expr) -> Iterable[Compare | ValuePath]:
+    stack: list[Expr] = [expr]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, And | Or):
+            stack.extend((node.right, node.left))
+        elif isinstance(node, Not):
+            stack.append(node.expr)
+        else:
+            yield node
+
+
+def _walk_checks(expr: Expr, check: Callable[[Compare | ValuePath], None]) -> None:
+    for term in _terms(expr):
+        check(term)
+
+
+# -- resolving and reading -------------------------------------------------------------------
+
+
+def _resolve(registry: Registry, rt: ResourceType, path: str) -> AttrPath:
+    try:
+        return registry.resolve(rt, path)
+    except ValueError as exc:
+        raise InvalidFilter(f"Invalid attribute path in filter: '{path[:100]}'.") from exc
+
+
+def _lookup(mapping: Any, name: str) -> Any:
+    """``mapping[name]`` ignoring the case of the key; None when absent or not a mapping.
+    Only the matching key is read, so lazy mappings load nothing else."""
+    if not isinstance(mapping, Mapping):
+        return None
+    try:
+        return mapping[name]
+    except (KeyError, TypeError):
+        pass
+    lowered = name.lower()
+    for key in mapping:
+        if isinstance(key, str) and key.lower() == lowered:
+            return mapping[key]
+    return None
+
+
+def _container(resource: Mapping[str, Any], path: AttrPath) -> Any:
+    return resource if path.container is None else _lookup(resource, path.container)
+
+
+def _candidates(raw: Any, sub_name: str | None) -> list[Any]:
+    """The values a comparison looks at: each element's ``value`` (or ``sub_name``)."""
+    items = raw if isinstance(raw, list) else [raw]
+    found: list[Any] = []
+    for item in items:
+        if sub_name is None:
+            found.append(_lookup(item, "value") if isinstance(item, Mapping) else item)
+        elif isinstance(item, Mapping):
+            value = _lookup(item, sub_name)
+            found.extend(value if isinstance(value, list) else [value])
+    return found
+
+
+def _definition(path: AttrPath) -> Attribute | None:
+    """The attribute whose type and caseExact govern a comparison on ``path``."""
+    if path.sub_name is not None:
+        return path.sub
+    attribute = path.attribute
+    if attribute is not None and attribute.type == COMPLEX:
+        return attribute.sub("value")
+    return attribute
+
+
+def _present(value: Any) -> bool:
+    if value is None:
+        return False
+    if isinstance(value, str):
+        return value != ""
+    if isinstance(value, list):
+        return any(_present(item) for item in value)
+    if isinstance(value, Mapping):
+        return any(_present(item) for item in value.values())
+    return True
+
+
+# -- static checks ---------------------------------------------------------------------------
+
+
+def _check_resource_term(term: Compare | ValuePath, registry: Registry,
+                         rt: ResourceType) -> None:
+    path = _resolve(registry, rt, term.path)
+    where = term.path[:100]
+    if path.is_extension_root:
+        if isinstance(term, Compare) and term.op == "pr":
+            return
+        raise InvalidFilter(f"'{where}' names a schema extension; only 'pr' applies to it.")
+    attribute = path.attribute
+    if path.sub_name is not None and attribute is not None and attribute.type != COMPLEX:
+        raise InvalidFilter(f"'{where}': {attribute.name} has no sub-attributes.")
+    if isinstance(term, ValuePath):
+        _walk_checks(term.filter, lambda inner: _check_element_term(inner, path.leaf))
+        return
+    is_complex = attribute is not None and attribute.type == COMPLEX and path.sub_name is None
+    if is_complex and term.op != "pr" and _definition(path) is None:
+        raise InvalidFilter(f"'{where}' is complex: compare one of its sub-attributes.")
+    _check_compare(term.op, term.value, _definition(path), where)
+
+
+def _check_element_term(term: Compare | ValuePath, attribute: Attribute | None) -> None:
+    if isinstance(term, ValuePath):
+        raise InvalidFilter("Value filters cannot be nested.")
+    definition = _element_definition(term.path, attribute)
+    _check_compare(term.op, term.value, definition, term.path[:100])
+
+
+def _element_definition(name: str, attribute: Attribute | None) -> Attribute | None:
+    if attribute is None:
+        return None
+    if attribute.type != COMPLEX:
+        return attribute if name.lower() == "value" else None
+    return attribute.sub(name)
+
+
+def _check_compare(op: str, literal: Value, definition: Attribute | None, where: str) -> None:
+    if op == "pr":
+        return
+    if literal is None:
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"'{where} {op} null': null can only be used with eq or ne.")
+        return
+    if isinstance(literal, bool) and op not in ("eq", "ne"):
+        raise InvalidFilter(f"'{where} {op}': true/false can only be used with eq or ne.")
+    kind = definition.type if definition is not None else None
+    if kind == BOOLEAN:
+        if op not in ("eq", "ne"):
+            raise InvalidFilter(f"'{where}' is Boolean: use eq, ne or pr.")
+        if _as_bool(literal) is None:
+            raise InvalidFilter(f"'{where}' is Boolean: compare it with true or false.")
+    elif kind in (INTEGER, DECIMAL):
+        if op in _SUBSTRING:
+            raise InvalidFilter(f"'{where}' is a number: '{op}' applies to strings only.")
+        if not _is_number(literal):
+            raise InvalidFilter(f"'{where}' is a number: compare it with a number.")
+    elif kind == DATETIME:
+        if op in _SUBSTRING:
+            raise InvalidFilter(f"'{where}' is a dateTime: '{op}' applies to strings only.")
+        if _instant(literal) is None:
+            raise InvalidFilter(f"'{where}' is a dateTime: compare it with a dateTime "
+                                "such as \"2026-01-31T12:00:00Z\".")
+    elif kind == BINARY and op in _ORDERING:
+        raise InvalidFilter(f"'{where}' is binary: '{op}' does not apply.")
+    elif kind == COMPLEX:
+        raise InvalidFilter(f"'{where}' is complex: compare one of its sub-attributes.")
+
+
+# -- evaluation ------------------------------------------------------------------------------
+
+
+class _ResourceTest:
+    """Evaluates single terms against one rendered resource."""
+
+    def __init__(self, resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
+                 is_member: Callable[[str], bool] | None) -> None:
+        self.resource = resource
+        self.registry = registry
+        self.rt = rt
+        self.is_member = is_member
+
+    def __call__(self, term: Compare | ValuePath) -> bool:
+        path = _resolve(self.registry, self.rt, term.path)
+        container = _container(self.resource, path)
+        if path.is_extension_root:
+            return _present(container)
+        if isinstance(term, ValuePath):
+            return self._value_path(term, path, container)
+        if self._member_shortcut(path, term.op, term.value, path.sub_name):
+            return self._ask_member(term.value)
+        raw = _lookup(container, path.name)
+        if term.op == "pr":
+            return _present(raw if path.sub_name is None else _candidates(raw, path.sub_name))
+        return _holds(term.op, term.value, _candidates(raw, path.sub_name), _definition(path))
+
+    def _value_path(self, term: ValuePath, path: AttrPath, container: Any) -> bool:
+        inner = term.filter
+        if isinstance(inner, Compare) and self._member_shortcut(
+                path, inner.op, inner.value, None if inner.path.lower() == "value" else "-"):
+            return self._ask_member(inner.value)
+        raw = _lookup(container, path.name)
+        if path.sub_name is not None:
+            elements = _candidates(raw, path.sub_name)
+        else:
+            elements = raw if isinstance(raw, list) else [raw]
+        return any(element_matches(inner, element, path.leaf)
+                   for element in elements if element is not None)
+
+    def _member_shortcut(self, path: AttrPath, op: str, literal: Value,
+                         sub_name: str | None) -> bool:
+        return (self.is_member is not None and path.container is None
+                and path.attribute is not None and path.attribute.name == "members"
+                and op == "eq" and literal is not None and not isinstance(literal, bool)
+                and (sub_name is None or sub_name.lower() == "value"))
+
+    def _ask_member(self, literal: Value) -> bool:
+        assert self.is_member is not None
+        return bool(self.is_member(_text(literal)))
+
+
+def _element_test(term: Compare | ValuePath, element: Any, attribute: Attribute | None) -> bool:
+    if isinstance(term, ValuePath):
+        raise InvalidFilter("Value filters cannot be nested.")
+    definition = _element_definition(term.path, attribute)
+    if isinstance(element, Mapping):
+        raw = _lookup(element, term.path)
+    else:
+        raw = element if term.path.lower() == "value" else None
+    if term.op == "pr":
+        return _present(raw)
+    return _holds(term.op, term.value, raw if isinstance(raw, list) else [raw], definition)
+
+
+def _holds(op: str, literal: Value, candidates: list[Any], definition: Attribute | None) -> bool:
+    present = [value for value in candidates if _present(value)]
+    if literal is None:
+        return not present if op == "eq" else bool(present)
+    if op == "ne":
+        return not present or any(not _equal(literal, value, definition) for value in present)
+    return any(_compare(op, literal, value, definition) for value in present)
+
+
+def _compare(op: str, literal: Value, actual: Any, definition: Attribute | None) -> bool:
+    if op == "eq":
+        return _equal(literal, actual, definition)
+    pair = _comparable(literal, actual, definition)
+    if pair is None:
+        return False
+    left, right = pair
+    if op in _SUBSTRING:
+        if not isinstance(left, str) or not isinstance(right, str):
+            return False
+        return (right in left if op == "co" else left.startswith(right) if op == "sw"
+                else left.endswith(right))
+    if isinstance(left, bool) or isinstance(right, bool):
+        return False
+    try:
+        if op == "gt":
+            return bool(left > right)
+        if op == "ge":
+            return bool(left >= right)
+        if op == "lt":
+            return bool(left < right)
+        return bool(left <= right)
+    except TypeError:
+        return False
+
+
+def _equal(literal: Value, actual: Any, definition: Attribute | None) -> bool:
+    pair = _comparable(literal, actual, definition)
+    return pair is not None and pair[0] == pair[1]
+
+
+def _comparable(literal: Value, actual: Any,
+                definition: Attribute | None) -> tuple[Any, Any] | None:
+    """``(actual, literal)`` converted to one comparable type, or None when they cannot be.
+
+    The schema type decides when known; otherwise the literal's and the value's JSON types.
+    """
+    kind = definition.type if definition is not None else None
+    if kind == BOOLEAN or (kind is None and isinstance(literal, bool)):
+        left_bool, right_bool = _as_bool(actual), _as_bool(literal)
+        return None if left_bool is None or right_bool is None else (left_bool, right_bool)
+    if kind in (INTEGER, DECIMAL) or (kind is None and _is_number(literal) and _is_number(actual)):
+        return (actual, literal) if _is_number(actual) and _is_number(literal) else None
+    if kind == DATETIME:
+        left_time, right_time = _instant(actual), _instant(literal)
+        return None if left_time is None or right_time is None else (left_time, right_time)
+    if isinstance(actual, str) or (kind is None and isinstance(actual, bool | int | float)):
+        left, right = _text(actual), _text(literal)
+        if definition is None or not definition.case_exact:
+            return left.casefold(), right.casefold()
+        return left, right
+    return None
+
+
+def _as_bool(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _instant(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        parsed: datetime | None = value
+    elif isinstance(value, str):
+        parsed = parse_datetime(value)
+    else:
+        return None
+    if parsed is None:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return repr(value) if isinstance(value, float) else str(value)

@@ -1,0 +1,63 @@
+"""JSON value helpers for PATCH: bounded copies and case-insensitive object keys."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from scim_core.errors import InvalidValue
+
+MAX_DEPTH = 32
+
+
+def clone_json(value: Any, where: str, depth: int = 0) -> Any:
+    """A deep copy of a JSON value, refusing nesting deeper than ``MAX_DEPTH``, non-finite
+    numbers and anything json.loads cannot produce (so stored values always serialise)."""
+    if depth > MAX_DEPTH:
+        raise InvalidValue(f"'{where}' is nested more than {MAX_DEPTH} levels deep.")
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidValue(f"'{where}' must be a finite number.")
+        return value
+    if isinstance(value, list):
+        return [clone_json(item, where, depth + 1) for item in value]
+    if isinstance(value, Mapping):
+        copied: dict[str, Any] = {}
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise InvalidValue(f"'{where}' has a non-string object key.")
+            copied[key] = clone_json(item, where, depth + 1)
+        return copied
+    raise InvalidValue(f"'{where}' is not a JSON value.")
+
+
+def find_key(obj: Mapping[str, Any], name: str) -> str | None:
+    """The key of ``obj`` equal to ``name`` ignoring case (an exact match wins)."""
+    if name in obj:
+        return name
+    lowered = name.lower()
+    return next((key for key in obj if key.lower() == lowered), None)
+
+
+def get_ci(obj: Mapping[str, Any], name: str) -> Any:
+    key = find_key(obj, name)
+    return None if key is None else obj[key]
+
+
+def set_ci(obj: dict[str, Any], name: str, value: Any) -> None:
+    """Set ``name``, keeping the spelling of a key that already matches it ignoring case."""
+    obj[find_key(obj, name) or name] = value
+
+
+def pop_ci(obj: dict[str, Any], name: str) -> Any:
+    key = find_key(obj, name)
+    return None if key is None else obj.pop(key)
+
+
+def merge_ci(target: dict[str, Any], new: Mapping[str, Any]) -> None:
+    """Shallow-merge ``new`` into ``target`` key by key, ignoring key case."""
+    for key, value in new.items():
+        set_ci(target, key, value)

@@ -1,0 +1,106 @@
+"""Rendering stored records as SCIM resources, and the index keys a document is found by."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from scim_core.schema import Registry, ResourceType
+from scim_core.store import GROUP, USER, IndexKey, Member, Record
+
+# Index names: the Store finds resources by these without scanning.
+USER_NAME = "userName"
+EXTERNAL_ID = "externalId"
+EMAIL = "email"
+DISPLAY_NAME = "displayName"
+
+
+def fold(value: str) -> str:
+    """The case-insensitive form of a value, as every index and comparison uses it."""
+    return value.casefold()
+
+
+def index_keys(kind: str, document: Mapping[str, Any]) -> list[IndexKey]:
+    """The index entries of a document: unique case-folded userName (users) or
+    displayName (groups), exact externalId, and every case-folded email value."""
+    keys: list[IndexKey] = []
+    unique_name = USER_NAME if kind == USER else DISPLAY_NAME
+    name = document.get(unique_name)
+    if isinstance(name, str):
+        keys.append(IndexKey(unique_name, fold(name), unique=True))
+    external_id = document.get("externalId")
+    if isinstance(external_id, str):
+        keys.append(IndexKey(EXTERNAL_ID, external_id, unique=False))
+    if kind == USER:
+        emails = {fold(e["value"]) for e in document.get("emails", ())
+                  if isinstance(e, Mapping) and isinstance(e.get("value"), str)}
+        keys.extend(IndexKey(EMAIL, value, unique=False) for value in sorted(emails))
+    return keys
+
+
+def location(base_url: str, rt: ResourceType, resource_id: str) -> str:
+    return f"{base_url}{rt.endpoint}/{resource_id}"
+
+
+def render_members(base_url: str, members: Iterable[Member]) -> list[dict[str, Any]]:
+    rendered = []
+    for member in members:
+        item: dict[str, Any] = {"value": member.value, "$ref": f"{base_url}/Users/{member.value}",
+                                "type": "User"}
+        if member.display:
+            item["display"] = member.display
+        rendered.append(item)
+    return rendered
+
+
+def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, *,
+           members: Iterable[Member] | None = None,
+           groups: Iterable[str] | None = None) -> dict[str, Any]:
+    """The full SCIM representation of a record (before attribute projection)."""
+    document = record.document
+    schemas = [rt.schema]
+    schemas.extend(urn for urn, _ in rt.extensions if urn in document)
+    resource: dict[str, Any] = {"schemas": schemas, "id": record.id}
+    if "externalId" in document:
+        resource["externalId"] = document["externalId"]
+    for key, value in document.items():
+        if key != "externalId":
+            resource[key] = value
+    if members is not None and rt.name == GROUP:
+        resource["members"] = render_members(base_url, members)
+    if groups:
+        resource["groups"] = [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
+                              for g in groups]
+    resource["meta"] = {
+        "resourceType": rt.name,
+        "created": record.meta.created,
+        "lastModified": record.meta.last_modified,
+        "location": location(base_url, rt, record.id),
+        "version": record.meta.version,
+    }
+    return resource
+
+
+class LazyResource(Mapping[str, Any]):
+    """A rendered resource whose ``members`` are read from the store only if looked at, so
+    a filter that never inspects the member list does not load 100,000 rows."""
+
+    def __init__(self, resource: dict[str, Any], load_members: Any) -> None:
+        self._resource = resource
+        self._load = load_members
+        self._members: list[dict[str, Any]] | None = None
+
+    def __getitem__(self, key: str) -> Any:
+        if key == "members":
+            if self._members is None:
+                self._members = self._load()
+            return self._members
+        return self._resource[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._resource
+        if "members" not in self._resource:
+            yield "members"
+
+    def __len__(self) -> int:
+        return len(self._resource) + (0 if "members" in self._resource else 1)
