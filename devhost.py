@@ -75,7 +75,12 @@ def load_routes(module: str = "function_app", root: Path = ROOT) -> list[Route]:
     app = importlib.import_module(module).app
     prefix = route_prefix(root)
     routes = []
-    for function in app.get_functions():
+    # azure-functions 1.26 remembers the names it indexed and refuses a second
+    # get_functions() on the same app; the real host indexes once per process, we re-index.
+    app.functions_bindings = None
+    functions = app.get_functions()
+    app.functions_bindings = None
+    for function in functions:
         trigger = function.get_trigger()
         if getattr(trigger, "type", None) != "httpTrigger" and not function.is_http_function():
             continue

@@ -237,7 +237,7 @@ def _tenant_url(client: SecretClient, secret_name: str) -> str | None:
 def _missing_tenant_url(secret_name: str) -> str:
     return (
         f"the vault has no enabled secret {secret_name!r} holding the Tenant URL; the "
-        "deployment stores it there (see the deployment outputs for the function app's URL)"
+        "deployment stores it there, and its output SCIM_TENANT_URL has the same value"
     )
 
 

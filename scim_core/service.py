@@ -197,4 +197,5 @@ class ResourceService:
 
     @staticmethod
     def _uniqueness(exc: DuplicateKey) -> Uniqueness:
-        return Uniqueness(f"{exc.key.name} is already in use by another resource.")
+        return Uniqueness(f"{exc.key.name} '{exc.key.value[:200]}' is already in use by "
+                          "another resource (compared case-insensitively).")

@@ -25,6 +25,7 @@ limited to the routes in ``fault_routes`` when that is set, and ``auth_mode`` (`
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
@@ -34,13 +35,14 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import trustme
 from azure.core.credentials import AccessToken, AccessTokenInfo
 from azure.core.exceptions import ClientAuthenticationError
@@ -78,7 +80,9 @@ class FakeCredential:
     ) -> None:
         self.token = token
         self.error = error or (
-            ClientAuthenticationError("Please run 'az login' to set up an account.") if fail else None
+            ClientAuthenticationError("Please run 'az login' to set up an account.")
+            if fail
+            else None
         )
         self.calls = 0
 
@@ -116,6 +120,13 @@ class _Secret:
         return self.versions[-1]
 
 
+@functools.cache
+def _tls() -> tuple[trustme.CA, trustme.LeafCert]:
+    """One test CA and server certificate per process: key generation is the slow part."""
+    ca = trustme.CA()
+    return ca, ca.issue_cert("127.0.0.1", "localhost")
+
+
 class FakeKeyVault:
     """A running fake vault at ``url`` (``https://127.0.0.1:<port>``); use as a context manager."""
 
@@ -132,14 +143,16 @@ class FakeKeyVault:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._dir = Path(tempfile.mkdtemp(prefix="kvfake-"))
-        ca = trustme.CA()
+        ca, server_cert = _tls()
         self.ca_pem_path = str(self._dir / "ca.pem")
         ca.cert_pem.write_to_path(self.ca_pem_path)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ca.issue_cert("127.0.0.1", "localhost").configure_cert(context)
+        server_cert.configure_cert(context)
         self._server = _Server(("127.0.0.1", 0), _Handler, self, context)
         self.url = f"https://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     # lifecycle -----------------------------------------------------------------------------
 
@@ -424,6 +437,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out as separate small writes
     server: _Server
 
     def setup(self) -> None:
@@ -515,7 +529,13 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(payload)
 
 
-def running_vault(**kwargs: Any) -> Iterator[FakeKeyVault]:
-    """Generator body for a pytest fixture: a started fake, stopped afterwards."""
-    with FakeKeyVault(**kwargs) as vault:
-        yield vault
+def forbid_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if anything builds a credential that would probe the instance metadata
+    address (managed identity, or the default chain that includes it)."""
+    import azure.identity
+
+    def refuse(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("tests must inject a fake credential")
+
+    for name in ("ManagedIdentityCredential", "DefaultAzureCredential"):
+        monkeypatch.setattr(azure.identity, name, refuse)

@@ -20,16 +20,32 @@ needs_infra_venv = pytest.mark.skipif(
     reason=".venv-infra/bin/python missing: checkov lives in its own venv "
     "(python3 -m venv .venv-infra && .venv-infra/bin/pip install -r infra/requirements.txt)",
 )
+APP_SETTINGS = {
+    "SCIM_STORE",
+    "SCIM_TABLES_ENDPOINT",
+    "SCIM_TABLE_NAME",
+    "SCIM_KEYVAULT_URL",
+    "SCIM_TOKEN_SECRET_NAME",
+    "APPLICATIONINSIGHTS_CONNECTION_STRING",
+    "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "AzureWebJobsStorage__accountName",
+    "AzureWebJobsStorage__credential",
+}
+# Flex Consumption rejects the first two as app settings; the rest would be secrets.
+NOT_IN_APP = ["FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "AccountKey", "listKeys("]
+ROLE_IDS = {
+    "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
+    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
+    "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
+    "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
+    "Monitoring Metrics Publisher": "3913510d-42f4-4e42-8a64-420c390055eb",
+}
 
 
 def run_gate(root: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(INFRA_PYTHON), str(INFRA / "check.py"), "--root", str(root)],
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    command = [str(INFRA_PYTHON), str(INFRA / "check.py"), "--root", str(root)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
 
 
 @pytest.fixture
@@ -55,14 +71,12 @@ def bicep(name: str) -> str:
     return without_comments(path.read_text())
 
 
-def has(text: str, prop: str, value: str) -> bool:
-    return (
-        re.search(rf"^\s*{re.escape(prop)}:\s*{re.escape(value)}\s*$", text, re.MULTILINE)
-        is not None
-    )
+def has(text: str, line: str) -> bool:
+    """True when a line of text is exactly `line`, ignoring indentation."""
+    return re.search(rf"^\s*{re.escape(line)}\s*$", text, re.MULTILINE) is not None
 
 
-# --- the gate itself -------------------------------------------------------------------------
+# --- the gate itself ---------------------------------------------------------------------------
 
 
 @needs_infra_venv
@@ -70,19 +84,14 @@ def test_real_infra_passes_the_gate() -> None:
     """The templates in infra/ parse and checkov reports no failed check and no parsing error."""
     proc = run_gate(INFRA)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert re.search(
-        r"^infra: \d+ bicep files parsed, checkov: \d+ passed, 0 failed, \d+ skipped$",
-        proc.stdout,
-        re.MULTILINE,
-    ), proc.stdout
+    summary = r"^infra: \d+ bicep files parsed, checkov: \d+ passed, 0 failed, \d+ skipped$"
+    assert re.search(summary, proc.stdout, re.MULTILINE), proc.stdout
 
 
 @needs_infra_venv
 def test_syntax_error_fails_and_names_the_file(infra_copy: Path) -> None:
     """A .bicep file that does not parse fails the gate, and the output names that file."""
-    replace_once(
-        infra_copy / "modules" / "keyvault.bicep", "output uri string", "output uri string = {{"
-    )
+    replace_once(infra_copy / "modules" / "keyvault.bicep", "output uri string", "output uri = {{")
     proc = run_gate(infra_copy)
     assert proc.returncode == 1
     assert re.search(r"^PARSE ERROR .*keyvault\.bicep", proc.stdout, re.MULTILINE), proc.stdout
@@ -94,12 +103,7 @@ def test_syntax_error_fails_and_names_the_file(infra_copy: Path) -> None:
     [
         ("functionapp.bicep", "minTlsVersion: '1.2'", "minTlsVersion: '1.0'", "CKV_AZURE_15"),
         ("functionapp.bicep", "httpsOnly: true", "httpsOnly: false", "CKV_AZURE_70"),
-        (
-            "keyvault.bicep",
-            "enablePurgeProtection: true",
-            "enablePurgeProtection: false",
-            "CKV_AZURE_110",
-        ),
+        ("keyvault.bicep", "PurgeProtection: true", "PurgeProtection: false", "CKV_AZURE_110"),
     ],
 )
 def test_insecure_setting_fails_checkov(
@@ -109,9 +113,8 @@ def test_insecure_setting_fails_checkov(
     replace_once(infra_copy / "modules" / module, secure, insecure)
     proc = run_gate(infra_copy)
     assert proc.returncode == 1
-    assert re.search(rf"^FAILED {check_id} .*{re.escape(module)}", proc.stdout, re.MULTILINE), (
-        proc.stdout
-    )
+    failed = rf"^FAILED {check_id} .*{re.escape(module)}"
+    assert re.search(failed, proc.stdout, re.MULTILINE), proc.stdout
 
 
 @needs_infra_venv
@@ -128,145 +131,95 @@ def test_skip_without_reason_fails(infra_copy: Path) -> None:
 
 
 def test_function_app_is_https_only_tls12_without_ftp_or_basic_auth() -> None:
-    """The app is HTTPS only with TLS 1.2, FTP off, and basic publishing credentials off for ftp and scm."""
+    """The app is HTTPS only, TLS 1.2, FTP off, basic publishing credentials off for ftp and scm."""
     app = bicep("functionapp.bicep")
-    assert has(app, "httpsOnly", "true")
-    assert has(app, "minTlsVersion", "'1.2'") and has(app, "scmMinTlsVersion", "'1.2'")
-    assert has(app, "ftpsState", "'Disabled'")
-    policies = re.findall(
-        r"basicPublishingCredentialsPolicies@[\d-]+' = \{\s*parent: site\s*name: '(\w+)'"
-        r"\s*properties: \{\s*allow: false",
-        app,
-    )
-    assert sorted(policies) == ["ftp", "scm"]
+    assert has(app, "httpsOnly: true") and has(app, "ftpsState: 'Disabled'")
+    assert has(app, "minTlsVersion: '1.2'") and has(app, "scmMinTlsVersion: '1.2'")
+    policy = r"CredentialsPolicies@[\d-]+' = \{\s*parent: site\s*name: '(\w+)'\s*properties: \{"
+    assert sorted(re.findall(policy + r"\s*allow: false", app)) == ["ftp", "scm"]
 
 
 def test_function_app_is_flex_consumption_python_with_system_identity() -> None:
-    """FC1 plan, Python 3.11 runtime in functionAppConfig, system identity for deployment storage."""
+    """FC1 plan, Python 3.11 in functionAppConfig, system identity, one always-ready instance."""
     app, main = bicep("functionapp.bicep"), bicep("main.bicep")
-    assert has(app, "name", "'FC1'") and has(app, "tier", "'FlexConsumption'")
-    assert has(app, "type", "'SystemAssigned'") and has(app, "type", "'SystemAssignedIdentity'")
-    assert has(app, "name", "'python'") and has(main, "pythonVersion", "'3.11'")
+    assert has(app, "name: 'FC1'") and has(app, "tier: 'FlexConsumption'")
+    assert has(app, "type: 'SystemAssigned'") and has(app, "type: 'SystemAssignedIdentity'")
+    assert has(app, "name: 'python'") and has(main, "pythonVersion: '3.11'")
     assert re.search(r"name: 'http'\s*instanceCount: alwaysReadyInstances", app)
-    assert re.search(r"^param alwaysReadyInstances int = 1$", main, re.MULTILINE)
+    assert has(main, "param alwaysReadyInstances int = 1")
 
 
 def test_app_settings_carry_product_names_and_no_secrets() -> None:
-    """App settings hold the SCIM_* names and identity-based storage, but no keys or Flex-forbidden settings."""
+    """App settings hold the SCIM_* names and identity-based storage, and no keys."""
     app = bicep("functionapp.bicep")
     settings = dict(re.findall(r"name: '(\w+)'\s*value: ([^\n]+)", app))
+    assert set(settings) - {"AllowEntraProvisioning"} == APP_SETTINGS
     assert settings["SCIM_STORE"] == "'tables'"
     assert settings["AzureWebJobsStorage__credential"] == "'managedidentity'"
     assert settings["APPLICATIONINSIGHTS_AUTHENTICATION_STRING"] == "'Authorization=AAD'"
-    for name in (
-        "SCIM_TABLES_ENDPOINT",
-        "SCIM_TABLE_NAME",
-        "SCIM_KEYVAULT_URL",
-        "SCIM_TOKEN_SECRET_NAME",
-        "APPLICATIONINSIGHTS_CONNECTION_STRING",
-        "AzureWebJobsStorage__accountName",
-    ):
-        assert name in settings
-    for forbidden in (
-        "FUNCTIONS_WORKER_RUNTIME",
-        "FUNCTIONS_EXTENSION_VERSION",
-        "AccountKey",
-        "listKeys(",
-        "SCIM_BEARER_TOKEN",
-        "SCIM_TABLES_CONNECTION",
-    ):
-        assert forbidden not in app
+    assert [word for word in NOT_IN_APP if word in app] == []
 
 
 def test_storage_account_refuses_shared_keys_and_old_tls() -> None:
-    """Storage: shared keys off, TLS 1.2, no public blobs, HTTPS only, and the SCIM table is created."""
+    """Storage: shared keys off, TLS 1.2, no public blobs, HTTPS only; the SCIM table is created."""
     storage = bicep("storage.bicep")
-    assert has(storage, "allowSharedKeyAccess", "false")
-    assert has(storage, "minimumTlsVersion", "'TLS1_2'")
-    assert has(storage, "allowBlobPublicAccess", "false")
-    assert has(storage, "supportsHttpsTrafficOnly", "true")
-    assert re.search(
-        r"tableServices/tables@[\d-]+' = \{\s*parent: tableService\s*name: tableName", storage
+    assert has(storage, "allowSharedKeyAccess: false") and has(
+        storage, "allowBlobPublicAccess: false"
     )
-    assert re.search(r"^param tableName string = 'scim'$", bicep("main.bicep"), re.MULTILINE)
+    assert has(storage, "minimumTlsVersion: 'TLS1_2'")
+    assert has(storage, "supportsHttpsTrafficOnly: true")
+    assert re.search(r"tables@[\d-]+' = \{\s*parent: tableService\s*name: tableName", storage)
+    assert has(bicep("main.bicep"), "param tableName string = 'scim'")
 
 
 def test_key_vault_uses_rbac_soft_delete_and_purge_protection() -> None:
     """The vault authorises with Azure RBAC and keeps deleted secrets, with purge protection on."""
     vault = bicep("keyvault.bicep")
-    assert has(vault, "enableRbacAuthorization", "true")
-    assert has(vault, "enableSoftDelete", "true")
-    assert has(vault, "enablePurgeProtection", "true")
+    assert has(vault, "enableRbacAuthorization: true")
+    assert has(vault, "enableSoftDelete: true") and has(vault, "enablePurgeProtection: true")
 
 
 def test_template_creates_no_bearer_secret() -> None:
-    """The only secret any template writes is the non-sensitive scim-tenant-url; no token parameter exists."""
+    """The only secret the templates write is the public scim-tenant-url; no secure parameter."""
     texts = {p.name: without_comments(p.read_text()) for p in INFRA.rglob("*.bicep")}
-    secrets = [
-        (name, m)
-        for name, text in texts.items()
-        for m in re.findall(
-            r"vaults/secrets@[\d-]+' = \{\s*(?:parent: \w+\s*)?name: ([^\n]+)", text
-        )
-    ]
-    assert secrets == [("tenant-url-secret.bicep", "'scim-tenant-url'")]
+    secret = r"vaults/secrets@[\d-]+' = \{\s*(?:parent: \w+\s*)?name: ([^\n]+)"
+    found = [(name, m) for name, text in texts.items() for m in re.findall(secret, text)]
+    assert found == [("tenant-url-secret.bicep", "'scim-tenant-url'")]
     assert not any("@secure()" in text for text in texts.values())
-    assert re.search(
-        r"^param tokenSecretName string = 'scim-bearer-token'$", bicep("main.bicep"), re.MULTILINE
-    )
+    assert has(bicep("main.bicep"), "param tokenSecretName string = 'scim-bearer-token'")
 
 
 def test_role_assignments_use_the_builtin_role_ids() -> None:
-    """The app gets blob owner, queue and table contributor, secrets user and metrics publisher; the admin secrets officer."""
-    roles = (
-        bicep("storage-roles.bicep")
-        + bicep("keyvault-roles.bicep")
-        + bicep("monitoring-roles.bicep")
-    )
-    for role_id in (
-        "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-        "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
-        "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
-        "4633458b-17de-408a-b874-0445c86b69e6",
-        "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
-        "3913510d-42f4-4e42-8a64-420c390055eb",
-    ):
-        assert f"'{role_id}'" in roles
+    """Five app role assignments with the built-in role IDs; the admin's is optional."""
+    names = ("storage-roles.bicep", "keyvault-roles.bicep", "monitoring-roles.bicep")
+    roles = "".join(bicep(name) for name in names)
+    assert [name for name, id_ in ROLE_IDS.items() if f"'{id_}'" not in roles] == []
     assert roles.count("principalType: 'ServicePrincipal'") == 5
-    assert "if (!empty(adminPrincipalId))" in roles
+    assert "= if (!empty(adminPrincipalId)) {" in roles
 
 
 def test_entra_service_tag_restriction_is_optional_and_off_by_default() -> None:
-    """Restricting inbound traffic to the AzureActiveDirectory service tag is a parameter, off by default."""
+    """Allowing only the AzureActiveDirectory service tag is a parameter, off by default."""
     main, app = bicep("main.bicep"), bicep("functionapp.bicep")
-    assert re.search(r"^param restrictToEntraServiceTag bool = false$", main, re.MULTILINE)
-    assert has(app, "tag", "'ServiceTag'") and has(app, "ipAddress", "'AzureActiveDirectory'")
+    assert has(main, "param restrictToEntraServiceTag bool = false")
+    assert has(app, "tag: 'ServiceTag'") and has(app, "ipAddress: 'AzureActiveDirectory'")
     assert "restrictToEntraServiceTag ? 'Deny' : 'Allow'" in app
 
 
 def test_outputs_name_the_app_tenant_url_vault_and_storage() -> None:
-    """main.bicep outputs the app name, the /scim/v2 Tenant URL, the vault URL and the storage account."""
-    outputs = dict(re.findall(r"^output (\w+) string = (.+)$", bicep("main.bicep"), re.MULTILINE))
-    assert set(outputs) == {
-        "FUNCTION_APP_NAME",
-        "SCIM_TENANT_URL",
-        "SCIM_KEYVAULT_URL",
-        "STORAGE_ACCOUNT_NAME",
-    }
-    assert "'https://${functionApp.outputs.defaultHostName}/scim/v2'" in bicep("main.bicep")
+    """main.bicep outputs the app name, the /scim/v2 Tenant URL, the vault URL and the storage."""
+    main = bicep("main.bicep")
+    outputs = re.findall(r"^output (\w+) string = ", main, re.MULTILINE)
+    expected = ["FUNCTION_APP_NAME", "SCIM_TENANT_URL", "SCIM_KEYVAULT_URL", "STORAGE_ACCOUNT_NAME"]
+    assert outputs == expected
+    assert "'https://${functionApp.outputs.defaultHostName}/scim/v2'" in main
 
 
 def test_azd_files_bind_the_same_template() -> None:
-    """azure.yaml deploys service scim as a Python function from infra/, fed by azd's environment variables."""
+    """azure.yaml deploys service scim as a Python function from infra/, fed by azd variables."""
     azure_yaml = (REPO / "azure.yaml").read_text()
-    for line in (
-        "  path: infra",
-        "  scim:",
-        "    project: .",
-        "    language: python",
-        "    host: function",
-    ):
-        assert re.search(rf"^{re.escape(line)}$", azure_yaml, re.MULTILINE), line
+    for line in ("path: infra", "scim:", "project: .", "language: python", "host: function"):
+        assert has(azure_yaml, line), line
     params = json.loads((INFRA / "main.parameters.json").read_text())["parameters"]
     assert params["environmentName"]["value"] == "${AZURE_ENV_NAME}"
     assert params["location"]["value"] == "${AZURE_LOCATION}"

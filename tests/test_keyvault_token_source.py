@@ -19,7 +19,7 @@ from scim_core.auth import credentials as credentials_module
 from scim_core.auth.keyvault import KeyVaultTokenSource, keyvault_token_source
 from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable, Unauthorized
-from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
+from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault, forbid_ambient_credentials
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,6 +30,11 @@ INTERVAL = 5.0
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    forbid_ambient_credentials(monkeypatch)
 
 
 @pytest.fixture
@@ -331,7 +336,9 @@ def test_cold_failure_backs_off_then_recovers(vault: FakeKeyVault, clock: FakeCl
     assert source.accepts(token)
 
 
-def test_warm_cache_failure_retries_once_per_interval(vault: FakeKeyVault, clock: FakeClock) -> None:
+def test_warm_cache_failure_retries_once_per_interval(
+    vault: FakeKeyVault, clock: FakeClock
+) -> None:
     """While Key Vault is down with a stale cache, it is retried at most once per interval."""
     token = add(vault, clock)
     source = make_source(vault, clock)
@@ -474,7 +481,10 @@ def test_factory_takes_credential_from_production_factory_only_when_none_given(
 
     monkeypatch.setattr(credentials_module, "production_credential", fake_production_credential)
     token = add(vault, clock)
-    options = {"verify_challenge_resource": False, "connection_verify": vault.ca_pem_path}
+    options: dict[str, Any] = {
+        "verify_challenge_resource": False,
+        "connection_verify": vault.ca_pem_path,
+    }
     settings = Settings(keyvault_url=vault.url)
     keyvault_token_source(settings, credential=FakeCredential(), clock=clock, **options)
     assert calls == []

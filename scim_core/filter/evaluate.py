@@ -22,6 +22,7 @@ Decisions, where the RFC leaves room:
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -34,6 +35,10 @@ from scim_core.validation import parse_datetime
 
 _ORDERING = frozenset({"gt", "ge", "lt", "le"})
 _SUBSTRING = frozenset({"co", "sw", "ew"})
+_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
+    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
+    "co": lambda left, right: right in left, "sw": str.startswith, "ew": str.endswith,
+}
 
 Test = Callable[[Compare | ValuePath], bool]
 
@@ -58,13 +63,15 @@ def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bo
     Paths in ``expr`` are sub-attribute names (any case); for an attribute of simple values
     the element is a scalar and ``value`` names it.
     """
-    _walk_checks(expr, lambda term: _check_element_term(term, attribute))
+    for term in _terms(expr):
+        _check_element_term(term, attribute)
     return _evaluate(expr, lambda term: _element_test(term, element, attribute))
 
 
 def check_filter(expr: Expr, registry: Registry, rt: ResourceType) -> None:
     """Raise ``InvalidFilter`` when a path, operator or literal cannot apply to ``rt``."""
-    _walk_checks(expr, lambda term: _check_resource_term(term, registry, rt))
+    for term in _terms(expr):
+        _check_resource_term(term, registry, rt)
 
 
 def referenced_paths(expr: Expr) -> set[str]:
@@ -152,19 +159,25 @@ def _terms(expr: Expr) -> Iterable[Compare | ValuePath]:
             yield node
 
 
-def _walk_checks(expr: Expr, check: Callable[[Compare | ValuePath], None]) -> None:
-    for term in _terms(expr):
-        check(term)
-
-
 # -- resolving and reading -------------------------------------------------------------------
 
 
 def _resolve(registry: Registry, rt: ResourceType, path: str) -> AttrPath:
+    """``registry.resolve``, except that an unqualified name no core schema defines is looked
+    up in ``rt``'s extensions, so ``manager eq "id"`` means the enterprise ``manager``."""
     try:
-        return registry.resolve(rt, path)
+        resolved = registry.resolve(rt, path)
     except ValueError as exc:
         raise InvalidFilter(f"Invalid attribute path in filter: '{path[:100]}'.") from exc
+    if resolved.attribute is not None or resolved.container is not None:
+        return resolved
+    for schema in registry.extension_schemas(rt):
+        attribute = schema.attribute(resolved.name)
+        if attribute is not None:
+            sub = attribute.sub(resolved.sub_name) if resolved.sub_name else None
+            sub_name = sub.name if sub else resolved.sub_name
+            return AttrPath(schema.id, attribute.name, attribute, sub_name, sub)
+    return resolved
 
 
 def _lookup(mapping: Any, name: str) -> Any:
@@ -237,7 +250,8 @@ def _check_resource_term(term: Compare | ValuePath, registry: Registry,
     if path.sub_name is not None and attribute is not None and attribute.type != COMPLEX:
         raise InvalidFilter(f"'{where}': {attribute.name} has no sub-attributes.")
     if isinstance(term, ValuePath):
-        _walk_checks(term.filter, lambda inner: _check_element_term(inner, path.leaf))
+        for inner in _terms(term.filter):
+            _check_element_term(inner, path.leaf)
         return
     is_complex = attribute is not None and attribute.type == COMPLEX and path.sub_name is None
     if is_complex and term.op != "pr" and _definition(path) is None:
@@ -261,35 +275,33 @@ def _element_definition(name: str, attribute: Attribute | None) -> Attribute | N
 
 
 def _check_compare(op: str, literal: Value, definition: Attribute | None, where: str) -> None:
-    if op == "pr":
-        return
-    if literal is None:
-        if op not in ("eq", "ne"):
-            raise InvalidFilter(f"'{where} {op} null': null can only be used with eq or ne.")
-        return
-    if isinstance(literal, bool) and op not in ("eq", "ne"):
-        raise InvalidFilter(f"'{where} {op}': true/false can only be used with eq or ne.")
-    kind = definition.type if definition is not None else None
+    problem = _type_problem(op, literal, definition.type if definition is not None else None)
+    if problem is not None:
+        raise InvalidFilter(f"'{where} {op}': {problem}.")
+
+
+def _type_problem(op: str, literal: Value, kind: str | None) -> str | None:
+    """Why ``op literal`` cannot apply to an attribute of schema type ``kind``, or None."""
+    equality = op in ("eq", "ne")
+    if op == "pr" or (literal is None and equality):
+        return None
+    if literal is None or (isinstance(literal, bool) and not equality):
+        return "null, true and false can only be used with eq or ne"
     if kind == BOOLEAN:
-        if op not in ("eq", "ne"):
-            raise InvalidFilter(f"'{where}' is Boolean: use eq, ne or pr.")
-        if _as_bool(literal) is None:
-            raise InvalidFilter(f"'{where}' is Boolean: compare it with true or false.")
-    elif kind in (INTEGER, DECIMAL):
-        if op in _SUBSTRING:
-            raise InvalidFilter(f"'{where}' is a number: '{op}' applies to strings only.")
-        if not _is_number(literal):
-            raise InvalidFilter(f"'{where}' is a number: compare it with a number.")
-    elif kind == DATETIME:
-        if op in _SUBSTRING:
-            raise InvalidFilter(f"'{where}' is a dateTime: '{op}' applies to strings only.")
-        if _instant(literal) is None:
-            raise InvalidFilter(f"'{where}' is a dateTime: compare it with a dateTime "
-                                "such as \"2026-01-31T12:00:00Z\".")
-    elif kind == BINARY and op in _ORDERING:
-        raise InvalidFilter(f"'{where}' is binary: '{op}' does not apply.")
-    elif kind == COMPLEX:
-        raise InvalidFilter(f"'{where}' is complex: compare one of its sub-attributes.")
+        if not equality:
+            return "a Boolean attribute allows only eq, ne or pr"
+        return None if _as_bool(literal) is not None else "compare a Boolean with true or false"
+    if kind in (INTEGER, DECIMAL, DATETIME) and op in _SUBSTRING:
+        return "co, sw and ew apply to strings only"
+    if kind in (INTEGER, DECIMAL) and not _is_number(literal):
+        return "compare a number with a number"
+    if kind == DATETIME and _instant(literal) is None:
+        return 'compare a dateTime with a dateTime such as "2026-01-31T12:00:00Z"'
+    if kind == BINARY and op in _ORDERING:
+        return "a binary attribute cannot be ordered"
+    if kind == COMPLEX:
+        return "compare one of the complex attribute's sub-attributes"
+    return None
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -329,7 +341,7 @@ class _ResourceTest:
             elements = _candidates(raw, path.sub_name)
         else:
             elements = raw if isinstance(raw, list) else [raw]
-        return any(element_matches(inner, element, path.leaf)
+        return any(_evaluate(inner, lambda t, e=element: _element_test(t, e, path.leaf))
                    for element in elements if element is not None)
 
     def _member_shortcut(self, path: AttrPath, op: str, literal: Value,
@@ -374,20 +386,11 @@ def _compare(op: str, literal: Value, actual: Any, definition: Attribute | None)
         return False
     left, right = pair
     if op in _SUBSTRING:
-        if not isinstance(left, str) or not isinstance(right, str):
-            return False
-        return (right in left if op == "co" else left.startswith(right) if op == "sw"
-                else left.endswith(right))
+        return isinstance(left, str) and isinstance(right, str) and _OPERATORS[op](left, right)
     if isinstance(left, bool) or isinstance(right, bool):
         return False
     try:
-        if op == "gt":
-            return bool(left > right)
-        if op == "ge":
-            return bool(left >= right)
-        if op == "lt":
-            return bool(left < right)
-        return bool(left <= right)
+        return bool(_OPERATORS[op](left, right))
     except TypeError:
         return False
 
