@@ -96,7 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     rotate = add("rotate-token", _rotate, "Create a new token; the previous one stays valid.")
-    retire = add("retire-token", _retire, "Disable every token version but the newest.")
+    retire = add("retire-token", _retire, "Disable every version older than the newest valid one.")
     show = add("show-endpoint", _show_endpoint, "Print the Tenant URL to paste into Entra.")
     for sub in (rotate, retire):
         sub.add_argument(

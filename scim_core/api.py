@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -296,14 +297,41 @@ class ScimApi:
             raise InvalidSyntax("The request body is empty; a JSON object is required.")
         try:
             text = request.body.decode("utf-8-sig")
-            return json.loads(text, parse_constant=_reject_constant)
+            value = json.loads(text, parse_constant=_reject_constant)
         except UnicodeDecodeError as exc:
             raise InvalidSyntax("The request body is not valid UTF-8.") from exc
         except RecursionError as exc:
             raise InvalidSyntax("The request body is nested too deeply.") from exc
         except ValueError as exc:
             raise InvalidSyntax(f"The request body is not valid JSON: {str(exc)[:120]}") from exc
+        if _SUSPECT_ESCAPE.search(text) and _has_unstorable_string(value):
+            raise InvalidValue("The request body holds a string with a NUL character or an "
+                               "unpaired UTF-16 surrogate (\\u0000, \\ud800-\\udfff).")
+        return value
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# NUL and lone surrogates can only enter a JSON text as \u escapes; look closer only then.
+_SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _has_unstorable_string(value: Any) -> bool:
+    """Whether any key or string holds NUL or a lone surrogate. A lone surrogate cannot be
+    encoded as UTF-8, so once stored every read of the resource would fail; NUL is refused
+    because storage keys and the applications reading the table cannot be trusted with it."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if _UNSTORABLE.search(item):
+                return True
+        elif isinstance(item, dict):
+            pending.extend(item.keys())
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
+    return False

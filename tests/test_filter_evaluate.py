@@ -36,9 +36,16 @@ REGISTRY = Registry.default(json.dumps([{
         {"name": "code", "type": "string", "caseExact": True},
     ],
 }]))
-USER_TYPE = REGISTRY.resource_type("User")
-GROUP_TYPE = REGISTRY.resource_type("Group")
-assert USER_TYPE is not None and GROUP_TYPE is not None
+
+
+def resource_type(name: str) -> ResourceType:
+    found = REGISTRY.resource_type(name)
+    assert found is not None
+    return found
+
+
+USER_TYPE = resource_type("User")
+GROUP_TYPE = resource_type("Group")
 USER_ID = "7d3f0c2e-5b1a-4c8e-9f6a-2b4d8e1c0a97"
 MANAGER_ID = "2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"
 GROUP_ID = "3b9e6f2a-71c4-4d0f-8a55-c2e1f0b7d913"

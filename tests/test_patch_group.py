@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from scim_core.errors import InvalidPath, InvalidValue, Mutability, ScimError
+from scim_core.errors import InvalidPath, InvalidValue, Mutability, ScimError, ServiceUnavailable
 from scim_core.patch import PatchResult, apply_patch
-from scim_core.schema import Registry
+from scim_core.schema import Registry, ResourceType
 from scim_core.store.base import Member, MemberChange
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
@@ -18,8 +18,15 @@ U2 = "b81e4a55-0c3d-4f6e-9a27-3d5c1e8f0b64"
 U3 = "0a1b2c3d-0000-4000-8000-000000000003"
 
 REGISTRY = Registry.default()
-GROUP = REGISTRY.resource_type("Group")
-assert GROUP is not None
+
+
+def _resource_type(name: str) -> ResourceType:
+    rt = REGISTRY.resource_type(name)
+    assert rt is not None
+    return rt
+
+
+GROUP = _resource_type("Group")
 
 
 def base_group() -> dict[str, Any]:
@@ -277,3 +284,17 @@ def test_group_read_only_paths() -> None:
     """id and meta cannot be patched on groups either."""
     assert isinstance(fails({"op": "replace", "path": "id", "value": "x"}), Mutability)
     assert isinstance(fails({"op": "remove", "path": "meta.version"}), Mutability)
+
+
+def test_storage_fault_while_loading_members_propagates_unchanged() -> None:
+    """A 503 from load_members is not turned into a client error."""
+
+    def broken() -> list[Member]:
+        raise ServiceUnavailable("storage down", retry_after=7)
+
+    with pytest.raises(ServiceUnavailable) as caught:
+        apply_patch(REGISTRY, GROUP, base_group(),
+                    {"Operations": [{"op": "remove", "path": 'members[display eq "x"]'}]},
+                    load_members=broken)
+    assert caught.value.retry_after == 7
+    assert caught.value.detail == "storage down"

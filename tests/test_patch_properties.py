@@ -12,13 +12,20 @@ from hypothesis import strategies as st
 
 from scim_core.errors import ScimError
 from scim_core.patch import apply_patch
-from scim_core.schema import Registry
+from scim_core.schema import Registry, ResourceType
 from scim_core.store.base import Member, MemberChange
 
 REGISTRY = Registry.default()
-USER = REGISTRY.resource_type("User")
-GROUP = REGISTRY.resource_type("Group")
-assert USER is not None and GROUP is not None
+
+
+def _resource_type(name: str) -> ResourceType:
+    rt = REGISTRY.resource_type(name)
+    assert rt is not None
+    return rt
+
+
+USER = _resource_type("User")
+GROUP = _resource_type("Group")
 ENT = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 SAMPLE_USER: dict[str, Any] = {

@@ -25,8 +25,15 @@ CUSTOM = "urn:ietf:params:scim:schemas:extension:CustomExt:2.0:User"
 MANAGER_ID = "2c2f6fb8-254f-492e-b7fe-c09c5a61c8a2"
 
 REGISTRY = Registry.default()
-USER = REGISTRY.resource_type("User")
-assert USER is not None
+
+
+def _resource_type(name: str) -> ResourceType:
+    rt = REGISTRY.resource_type(name)
+    assert rt is not None
+    return rt
+
+
+USER = _resource_type("User")
 
 
 def base_user() -> dict[str, Any]:

@@ -1,24 +1,4 @@
-"""Evaluating parsed filters against resources and multi-valued elements (RFC 7644 §3.4.2.2).
-
-Decisions, where the RFC leaves room:
-
-* Attribute names are case-insensitive; strings compare case-insensitively (``casefold``)
-  unless the attribute or sub-attribute is ``caseExact``; unknown attributes compare as
-  case-insensitive strings.
-* A comparison on a multi-valued attribute (``emails``, ``emails.value``) matches when any
-  element matches; without a sub-attribute the element's ``value`` is compared, and
-  ``manager eq "id"`` likewise compares ``manager.value``.
-* ``ne`` means "no value is identical": it matches when the attribute is absent, and
-  otherwise when any value differs (the RFC's any-element rule).
-* ``eq null`` matches an absent attribute and ``ne null`` a present one (RFC 7643 §2.5).
-* Boolean attributes accept only ``eq``/``ne``/``pr``; the literal may be ``true``/``false``
-  or the strings "true"/"false" in any case. A number or Boolean literal compared with a
-  string attribute is compared as its JSON text (``externalId eq 12345``).
-* ``dateTime`` attributes compare as instants; a literal that is not a dateTime is an
-  ``InvalidFilter``; a stored value that is not one simply does not match.
-* Type errors between the literal, the operator and the attribute's schema type raise
-  ``InvalidFilter`` for every resource (the whole filter is checked before evaluating).
-"""
+"""Evaluating parsed filters against resources and multi-valued elements (RFC 7644 §3.4.2.2)."""
 
 from __future__ import annotations
 
@@ -48,13 +28,26 @@ Test = Callable[[Compare | ValuePath], bool]
 
 def matches(expr: Expr, resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
             *, is_member: Callable[[str], bool] | None = None) -> bool:
-    """Whether the rendered ``resource`` satisfies ``expr``.
+    """Whether the rendered ``resource`` satisfies ``expr``. Where the RFC leaves room:
+
+    * names ignore case; strings compare with ``casefold`` unless the (sub-)attribute is
+      ``caseExact``; unknown attributes compare as case-insensitive strings;
+    * multi-valued attributes match when any element does; without a sub-attribute the
+      ``value`` is compared (``emails eq``, ``manager eq``, ``members eq``);
+    * ``ne`` matches an absent attribute, else when any value differs; ``eq null`` means
+      absent and ``ne null`` present (RFC 7643 §2.5);
+    * Booleans allow only eq/ne/pr, with true/false or "true"/"false" in any case; a number
+      or Boolean literal against a string attribute compares as its JSON text;
+    * ``dateTime`` compares as instants: a literal that is not one is an InvalidFilter, a
+      stored value that is not one does not match;
+    * literal/operator/type mismatches raise InvalidFilter whatever the data, because the
+      whole filter is checked first (``check_filter``).
 
     With ``is_member``, ``members eq "u"``, ``members.value eq "u"`` and
     ``members[value eq "u"]`` ask ``is_member("u")`` instead of reading ``members``.
     """
     check_filter(expr, registry, rt)
-    return _evaluate(expr, _ResourceTest(resource, registry, rt, is_member))
+    return _evaluate(expr, lambda term: _resource_test(term, resource, registry, rt, is_member))
 
 
 def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bool:
@@ -65,7 +58,7 @@ def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bo
     """
     for term in _terms(expr):
         _check_element_term(term, attribute)
-    return _evaluate(expr, lambda term: _element_test(term, element, attribute))
+    return _element_evaluate(expr, element, attribute)
 
 
 def check_filter(expr: Expr, registry: Registry, rt: ResourceType) -> None:
@@ -307,53 +300,40 @@ def _type_problem(op: str, literal: Value, kind: str | None) -> str | None:
 # -- evaluation ------------------------------------------------------------------------------
 
 
-class _ResourceTest:
-    """Evaluates single terms against one rendered resource."""
-
-    def __init__(self, resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
-                 is_member: Callable[[str], bool] | None) -> None:
-        self.resource = resource
-        self.registry = registry
-        self.rt = rt
-        self.is_member = is_member
-
-    def __call__(self, term: Compare | ValuePath) -> bool:
-        path = _resolve(self.registry, self.rt, term.path)
-        container = _container(self.resource, path)
-        if path.is_extension_root:
-            return _present(container)
-        if isinstance(term, ValuePath):
-            return self._value_path(term, path, container)
-        if self._member_shortcut(path, term.op, term.value, path.sub_name):
-            return self._ask_member(term.value)
-        raw = _lookup(container, path.name)
-        if term.op == "pr":
-            return _present(raw if path.sub_name is None else _candidates(raw, path.sub_name))
-        return _holds(term.op, term.value, _candidates(raw, path.sub_name), _definition(path))
-
-    def _value_path(self, term: ValuePath, path: AttrPath, container: Any) -> bool:
+def _resource_test(term: Compare | ValuePath, resource: Mapping[str, Any], registry: Registry,
+                   rt: ResourceType, is_member: Callable[[str], bool] | None) -> bool:
+    path = _resolve(registry, rt, term.path)
+    container = _container(resource, path)
+    if path.is_extension_root:
+        return _present(container)
+    if isinstance(term, ValuePath):
         inner = term.filter
-        if isinstance(inner, Compare) and self._member_shortcut(
-                path, inner.op, inner.value, None if inner.path.lower() == "value" else "-"):
-            return self._ask_member(inner.value)
+        if (is_member is not None and isinstance(inner, Compare) and path.sub_name is None
+                and _asks_member(path, inner.op, inner.value, inner.path)):
+            return bool(is_member(_text(inner.value)))
         raw = _lookup(container, path.name)
-        if path.sub_name is not None:
-            elements = _candidates(raw, path.sub_name)
-        else:
-            elements = raw if isinstance(raw, list) else [raw]
-        return any(_evaluate(inner, lambda t, e=element: _element_test(t, e, path.leaf))
+        elements = _candidates(raw, path.sub_name) if path.sub_name else (
+            raw if isinstance(raw, list) else [raw])
+        return any(_element_evaluate(inner, element, path.leaf)
                    for element in elements if element is not None)
+    if is_member is not None and _asks_member(path, term.op, term.value, path.sub_name):
+        return bool(is_member(_text(term.value)))
+    raw = _lookup(container, path.name)
+    if term.op == "pr":
+        return _present(raw if path.sub_name is None else _candidates(raw, path.sub_name))
+    return _holds(term.op, term.value, _candidates(raw, path.sub_name), _definition(path))
 
-    def _member_shortcut(self, path: AttrPath, op: str, literal: Value,
-                         sub_name: str | None) -> bool:
-        return (self.is_member is not None and path.container is None
-                and path.attribute is not None and path.attribute.name == "members"
-                and op == "eq" and literal is not None and not isinstance(literal, bool)
-                and (sub_name is None or sub_name.lower() == "value"))
 
-    def _ask_member(self, literal: Value) -> bool:
-        assert self.is_member is not None
-        return bool(self.is_member(_text(literal)))
+def _asks_member(path: AttrPath, op: str, literal: Value, value_name: str | None) -> bool:
+    """An ``eq`` on a group member's ``value``, answerable by the ``is_member`` callback."""
+    return (path.container is None and path.attribute is not None
+            and path.attribute.name == "members" and op == "eq"
+            and literal is not None and not isinstance(literal, bool)
+            and (value_name is None or value_name.lower() == "value"))
+
+
+def _element_evaluate(expr: Expr, element: Any, attribute: Attribute | None) -> bool:
+    return _evaluate(expr, lambda term: _element_test(term, element, attribute))
 
 
 def _element_test(term: Compare | ValuePath, element: Any, attribute: Attribute | None) -> bool:

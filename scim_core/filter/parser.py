@@ -1,17 +1,4 @@
-"""Parsing SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2) into the syntax tree.
-
-The parser is a small hand-written scanner plus an operator-precedence loop with an explicit
-stack, so hostile input can neither exhaust the Python stack nor take more than linear time.
-Only ``InvalidFilter`` (for filters) or ``InvalidPath`` (for PATCH paths) ever escapes.
-
-Leniency, on purpose: keywords and operators are case-insensitive; ``not`` may be followed
-by ``(`` with or without a space; a value that is neither a JSON string, number, ``true``,
-``false`` nor ``null`` is taken as a *bare token* string (old Entra documentation shows
-``externalId eq jyoung``). A bare token is any run of characters other than space, ``)``
-and ``]`` that does not start with ``(``, ``[`` or ``"`` and is not a keyword (``and``,
-``or``, ``not`` or an operator). Entra's ``attr[f].sub op v`` is read as
-``attr[f and sub op v]``.
-"""
+"""Parsing SCIM filters (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2) into the syntax tree."""
 
 from __future__ import annotations
 
@@ -57,6 +44,14 @@ def parse_filter(text: str, *, max_length: int = DEFAULT_MAX_LENGTH,
 
     Raises ``InvalidFilter`` (and nothing else) for anything unparsable, longer than
     ``max_length`` characters, or nesting parentheses/``not`` deeper than ``max_depth``.
+    Parsing is a scanner plus an explicit-stack precedence loop: linear time, no recursion.
+
+    Leniency, on purpose: keywords and operators ignore case; ``not(`` needs no space; a
+    value that is not a JSON string, number, ``true``, ``false`` or ``null`` is a *bare
+    token* string (old Entra documentation shows ``externalId eq jyoung``): any run of
+    characters other than space, ``)`` and ``]`` that does not start with ``(``, ``[`` or
+    ``"`` and is not a keyword (``and``, ``or``, ``not``, an operator). Entra's
+    ``attr[f].sub op v`` becomes ``ValuePath(attr, And(f, Compare(sub, op, v)))``.
     """
     parser = _Parser(text, InvalidFilter, "filter", max_length, max_depth)
     return parser.parse_filter()

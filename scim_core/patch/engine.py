@@ -42,6 +42,8 @@ def apply_patch(registry: Registry, rt: ResourceType, document: Mapping[str, Any
         try:
             patcher.run(operation)
         except ScimError as exc:
+            if exc.status != 400:
+                raise  # e.g. a storage fault while loading members: not the client's error
             raise type(exc)(f"{operation.label()}: {exc.detail}") from None
     patcher.check_required()
     return PatchResult(patcher.editor.doc, patcher.members.change())
