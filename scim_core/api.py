@@ -304,9 +304,7 @@ class ScimApi:
             raise InvalidSyntax("The request body is nested too deeply.") from exc
         except ValueError as exc:
             raise InvalidSyntax(f"The request body is not valid JSON: {str(exc)[:120]}") from exc
-        if _SUSPECT_ESCAPE.search(text) and _has_unstorable_string(value):
-            raise InvalidValue("The request body holds a string with a NUL character or an "
-                               "unpaired UTF-16 surrogate (\\u0000, \\ud800-\\udfff).")
+        _check_storable(value, strings=_SUSPECT_ESCAPE.search(text) is not None)
         return value
 
 
@@ -317,21 +315,29 @@ def _reject_constant(name: str) -> Any:
 # NUL and lone surrogates can only enter a JSON text as \u escapes; look closer only then.
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+# A SCIM resource is a few levels deep, a PATCH body a few more (PATCH values: 32 levels).
+MAX_BODY_DEPTH = 40
 
 
-def _has_unstorable_string(value: Any) -> bool:
-    """Whether any key or string holds NUL or a lone surrogate. A lone surrogate cannot be
-    encoded as UTF-8, so once stored every read of the resource would fail; NUL is refused
-    because storage keys and the applications reading the table cannot be trusted with it."""
-    pending = [value]
+def _check_storable(value: Any, *, strings: bool) -> None:
+    """Refuse what would poison the store once accepted: nesting deeper than
+    ``MAX_BODY_DEPTH`` (later copies and filter evaluation would overflow the stack on it),
+    and, when ``strings``, a key or string holding NUL or a lone surrogate (a lone surrogate
+    cannot be encoded as UTF-8, so every read of the resource would fail; NUL is refused
+    because storage keys and the applications reading the table cannot be trusted with it)."""
+    pending: list[tuple[Any, int]] = [(value, 1)]
     while pending:
-        item = pending.pop()
+        item, depth = pending.pop()
         if isinstance(item, str):
-            if _UNSTORABLE.search(item):
-                return True
-        elif isinstance(item, dict):
-            pending.extend(item.keys())
-            pending.extend(item.values())
-        elif isinstance(item, list):
-            pending.extend(item)
-    return False
+            if strings and _UNSTORABLE.search(item):
+                raise InvalidValue("The request body holds a string with a NUL character or "
+                                   "an unpaired UTF-16 surrogate (\\u0000, \\ud800-\\udfff).")
+        elif isinstance(item, dict | list):
+            if depth > MAX_BODY_DEPTH:
+                raise InvalidSyntax(
+                    f"The request body is nested more than {MAX_BODY_DEPTH} levels deep.")
+            if isinstance(item, dict):
+                pending.extend((key, depth) for key in item)
+                pending.extend((child, depth + 1) for child in item.values())
+            else:
+                pending.extend((child, depth + 1) for child in item)

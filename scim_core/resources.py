@@ -60,6 +60,12 @@ def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, 
     document = record.document
     schemas = [rt.schema]
     schemas.extend(urn for urn, _ in rt.extensions if urn in document)
+    # Extensions no schema defines are kept verbatim under their URN; declare them too
+    # (RFC 7643 §3: "schemas" names the schemas of every attribute present).
+    known = {urn.lower() for urn in schemas}
+    schemas.extend(key for key, value in document.items()
+                   if isinstance(value, dict) and key[:4].lower() == "urn:"
+                   and key.lower() not in known)
     resource: dict[str, Any] = {"schemas": schemas, "id": record.id}
     if "externalId" in document:
         resource["externalId"] = document["externalId"]

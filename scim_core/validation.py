@@ -181,14 +181,16 @@ def _set_urn_key(registry: Registry, rt: ResourceType, doc: dict[str, Any], key:
                  value: Any) -> None:
     """A top-level key that is a URN: an unknown extension object (kept verbatim) or a
     URN-qualified attribute name."""
-    if isinstance(value, Mapping) and registry.schema(key) is None and key.count(":") >= 6:
-        if value:
-            doc[key] = dict(value)
-        return
     try:
         path = registry.resolve(rt, key)
     except ValueError as exc:
         raise InvalidValue(f"'{key}' is not a valid attribute name.") from exc
+    if path.is_extension_root:
+        if not isinstance(value, Mapping):
+            raise InvalidValue(f"'{key}' must be a JSON object.")
+        if value:
+            doc[key] = dict(value)
+        return
     if path.sub_name is not None:
         raise InvalidValue(f"'{key}': use a nested object for sub-attributes.")
     target = doc if path.container is None else doc.setdefault(path.container, {})

@@ -157,3 +157,33 @@ class HttpClient(_Client):
 def use_api(api: Any) -> None:
     """Make function_app serve ``api`` (what the app would build from its settings)."""
     function_app.reset_api(api)
+
+
+# Assertions shared by the HTTP conformance suites.
+
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def assert_scim_error(result: Result, status: int, scim_type: str | None = None
+                      ) -> dict[str, Any]:
+    """Assert ``result`` is an RFC 7644 §3.12 error with ``status`` (and ``scimType``)."""
+    assert result.status == status, (result.status, result.body[:500])
+    assert (result.header("Content-Type") or "").startswith("application/scim+json")
+    body = result.json
+    assert body["schemas"] == [ERROR_SCHEMA], body
+    assert body["status"] == str(status), body
+    if scim_type is not None:
+        assert body.get("scimType") == scim_type, body
+    assert isinstance(body.get("detail"), str) and body["detail"], body
+    return dict(body)
+
+
+def nulls(document: Any, where: str = "$") -> list[str]:
+    """The JSON paths of every ``null`` inside ``document`` (empty when there is none)."""
+    if document is None:
+        return [where]
+    if isinstance(document, dict):
+        return [p for k, v in document.items() for p in nulls(v, f"{where}.{k}")]
+    if isinstance(document, list):
+        return [p for i, v in enumerate(document) for p in nulls(v, f"{where}[{i}]")]
+    return []

@@ -358,6 +358,7 @@ def test_pr_means_present_and_not_empty(value: Any, expected: bool) -> None:
 def test_pr_on_complex_and_sub_attributes() -> None:
     """``name pr`` checks the complex value; ``emails.type pr`` any element's sub-value."""
     assert user_matches("name pr")
+    assert not user_matches('name.nickname eq "x"')
     assert not user_matches("name pr", user(name={}))
     assert user_matches("emails.type pr")
     assert not user_matches("emails.display pr")

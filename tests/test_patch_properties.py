@@ -94,8 +94,17 @@ def _loader() -> list[Member]:
     return list(STORED)
 
 
+def _has_null(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(v is None or _has_null(v) for v in value.values())
+    if isinstance(value, list):
+        return any(v is None or _has_null(v) for v in value)
+    return False
+
+
 def _check_document(doc: dict[str, Any], required: str) -> None:
     json.dumps(doc, allow_nan=False)
+    assert not _has_null(doc)
     assert isinstance(doc.get(required), str) and doc[required].strip()
     for key, value in doc.items():
         assert "[" not in key

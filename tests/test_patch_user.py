@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -803,3 +804,42 @@ def test_non_finite_number_rejected() -> None:
     """NaN and infinities (which json.loads accepts) are 400 invalidValue."""
     assert isinstance(fails(base_user(), {"op": "add", "path": "custom",
                                           "value": float("nan")}), InvalidValue)
+
+
+def test_nulls_never_stored() -> None:
+    """Nulls inside verbatim values are dropped: nothing stored is null."""
+    doc = patch(base_user(), {"op": "add", "path": "custom", "value": {"a": None, "b": [1, None]}},
+                {"op": "add", "value": {"name": {"givenName": None, "middleName": "M"}}})
+    assert doc["custom"] == {"b": [1]}
+    assert doc["name"] == {"givenName": "Anna", "familyName": "Lindqvist", "middleName": "M"}
+
+
+IMMUTABLE_EXT = "urn:example:params:scim:schemas:extension:Badge:2.0:User"
+
+
+def test_immutable_attribute_set_once() -> None:
+    """An immutable attribute may be added when unassigned, never changed or removed
+    (RFC 7644 §3.5.2)."""
+    registry = Registry.default(json.dumps([{
+        "id": IMMUTABLE_EXT, "resourceType": "User", "attributes": [
+            {"name": "badge", "mutability": "immutable"},
+            {"name": "card", "type": "complex", "subAttributes": [
+                {"name": "serial", "mutability": "immutable"}, {"name": "label"}]}]}]))
+    rt = registry.resource_type("User")
+    assert rt is not None
+
+    def run(doc: dict[str, Any], *ops: dict[str, Any]) -> dict[str, Any]:
+        return apply_patch(registry, rt, doc, body(*ops)).document
+
+    doc = run({"userName": "u"}, {"op": "add", "path": f"{IMMUTABLE_EXT}:badge", "value": "B1"},
+              {"op": "add", "path": f"{IMMUTABLE_EXT}:card.serial", "value": "S1"})
+    assert doc[IMMUTABLE_EXT] == {"badge": "B1", "card": {"serial": "S1"}}
+    assert run(doc, {"op": "replace", "path": f"{IMMUTABLE_EXT}:badge", "value": "B1"},
+               {"op": "replace", "path": f"{IMMUTABLE_EXT}:card.label", "value": "L"}
+               )[IMMUTABLE_EXT] == {"badge": "B1", "card": {"serial": "S1", "label": "L"}}
+    for op in ({"op": "replace", "path": f"{IMMUTABLE_EXT}:badge", "value": "B2"},
+               {"op": "remove", "path": f"{IMMUTABLE_EXT}:badge"},
+               {"op": "replace", "path": f"{IMMUTABLE_EXT}:card.serial", "value": "S2"},
+               {"op": "replace", "path": f"{IMMUTABLE_EXT}:card", "value": {"serial": "S3"}}):
+        with pytest.raises(Mutability):
+            run(doc, op)

@@ -20,8 +20,6 @@ _OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "co": lambda left, right: right in left, "sw": str.startswith, "ew": str.endswith,
 }
 
-Test = Callable[[Compare | ValuePath], bool]
-
 
 # -- public entry points -------------------------------------------------------------------
 
@@ -104,7 +102,7 @@ def sort_key(value: Any) -> tuple[Any, ...]:
     if isinstance(value, int | float):
         return (0, 1, value)
     if isinstance(value, datetime):
-        return (0, 2, value if value.tzinfo else value.replace(tzinfo=UTC))
+        return (0, 2, _instant(value))
     if isinstance(value, str):
         return (0, 3, value.casefold(), value)
     return (0, 4, repr(value))
@@ -127,12 +125,11 @@ def _flatten(expr: And | Or) -> list[Expr]:
     return operands
 
 
-def _evaluate(expr: Expr, test: Test) -> bool:
+def _evaluate(expr: Expr, test: Callable[[Compare | ValuePath], bool]) -> bool:
     try:
-        if isinstance(expr, And):
-            return all(_evaluate(operand, test) for operand in _flatten(expr))
-        if isinstance(expr, Or):
-            return any(_evaluate(operand, test) for operand in _flatten(expr))
+        if isinstance(expr, And | Or):
+            combine = all if isinstance(expr, And) else any
+            return combine(_evaluate(operand, test) for operand in _flatten(expr))
         if isinstance(expr, Not):
             return not _evaluate(expr.expr, test)
         return test(expr)
@@ -156,21 +153,10 @@ def _terms(expr: Expr) -> Iterable[Compare | ValuePath]:
 
 
 def _resolve(registry: Registry, rt: ResourceType, path: str) -> AttrPath:
-    """``registry.resolve``, except that an unqualified name no core schema defines is looked
-    up in ``rt``'s extensions, so ``manager eq "id"`` means the enterprise ``manager``."""
     try:
-        resolved = registry.resolve(rt, path)
+        return registry.resolve(rt, path)
     except ValueError as exc:
         raise InvalidFilter(f"Invalid attribute path in filter: '{path[:100]}'.") from exc
-    if resolved.attribute is not None or resolved.container is not None:
-        return resolved
-    for schema in registry.extension_schemas(rt):
-        attribute = schema.attribute(resolved.name)
-        if attribute is not None:
-            sub = attribute.sub(resolved.sub_name) if resolved.sub_name else None
-            sub_name = sub.name if sub else resolved.sub_name
-            return AttrPath(schema.id, attribute.name, attribute, sub_name, sub)
-    return resolved
 
 
 def _lookup(mapping: Any, name: str) -> Any:
@@ -246,10 +232,9 @@ def _check_resource_term(term: Compare | ValuePath, registry: Registry,
         for inner in _terms(term.filter):
             _check_element_term(inner, path.leaf)
         return
-    is_complex = attribute is not None and attribute.type == COMPLEX and path.sub_name is None
-    if is_complex and term.op != "pr" and _definition(path) is None:
-        raise InvalidFilter(f"'{where}' is complex: compare one of its sub-attributes.")
-    _check_compare(term.op, term.value, _definition(path), where)
+    # A complex attribute without a ``value`` sub-attribute (``name``) cannot be compared.
+    whole = attribute if path.sub_name is None else None
+    _check_compare(term.op, term.value, _definition(path) or whole, where)
 
 
 def _check_element_term(term: Compare | ValuePath, attribute: Attribute | None) -> None:
@@ -416,15 +401,12 @@ def _is_number(value: Any) -> bool:
 
 
 def _instant(value: Any) -> datetime | None:
-    if isinstance(value, datetime):
-        parsed: datetime | None = value
-    elif isinstance(value, str):
-        parsed = parse_datetime(value)
-    else:
-        return None
-    if parsed is None:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    """An aware datetime (naive ones taken as UTC) from a datetime or dateTime string."""
+    parsed = value if isinstance(value, datetime) else (
+        parse_datetime(value) if isinstance(value, str) else None)
+    if parsed is None or parsed.tzinfo is not None:
+        return parsed
+    return parsed.replace(tzinfo=UTC)
 
 
 def _text(value: Any) -> str:

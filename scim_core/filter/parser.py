@@ -156,7 +156,7 @@ class _Parser:
                     break
                 self.pos += 1
                 depth -= 1
-                self._reduce(operands, operators, until_open=True)
+                self._reduce(operands, operators)
             keyword = self._logical()
             if keyword is None:
                 break
@@ -165,7 +165,7 @@ class _Parser:
             operators.append(keyword)
         if depth:
             self._fail("expected ')' to close a '(' opened earlier")
-        self._reduce(operands, operators, until_open=False)
+        self._reduce(operands, operators)
         return operands[0]
 
     def _open(self, operators: list[str], marker: str, depth: int) -> int:
@@ -181,7 +181,8 @@ class _Parser:
         after = _SPACES.match(self.text, end)
         return after is not None and self.text[after.end():after.end() + 1] == "("
 
-    def _reduce(self, operands: list[Expr], operators: list[str], *, until_open: bool) -> None:
+    def _reduce(self, operands: list[Expr], operators: list[str]) -> None:
+        """Apply pending operators down to (and including) the innermost open marker."""
         while operators:
             op = operators.pop()
             if op == "(":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 from scim_core.errors import InvalidPath, InvalidValue, Mutability, NoTarget
@@ -209,7 +210,8 @@ class AttributeEditor:
             if op == "add":
                 return
             if sub_key is None:
-                elements = [e for i, e in enumerate(elements) if i not in hits]
+                gone = set(hits)
+                elements = [e for i, e in enumerate(elements) if i not in gone]
             else:
                 for i in hits:
                     pop_ci(elements[i], sub_key)
@@ -270,18 +272,21 @@ class AttributeEditor:
             self.apply(op, inner, item)
 
 
+def _fingerprint(element: Any) -> str:
+    return json.dumps(_without_primary(element), sort_keys=True)
+
+
 def _add_elements(elements: list[Any], new: list[Any]) -> list[int]:
     """Append each new element unless an equal one exists (``primary`` aside, which is then
     taken from the new element); the indices of the elements written."""
+    seen = {_fingerprint(e): i for i, e in enumerate(elements)}
     touched: list[int] = []
     for element in new:
-        plain = _without_primary(element)
-        at = next((i for i, e in enumerate(elements) if _without_primary(e) == plain), None)
+        at = seen.get(fingerprint := _fingerprint(element))
         if at is None:
             elements.append(element)
-            touched.append(len(elements) - 1)
-            continue
-        if isinstance(element, dict) and "primary" in element:
+            at = seen[fingerprint] = len(elements) - 1
+        elif isinstance(element, dict) and "primary" in element:
             elements[at] = {**elements[at], "primary": element["primary"]}
         touched.append(at)
     return touched
@@ -297,8 +302,11 @@ def _set_unknown(op: str, parent: dict[str, Any], key: str, value: Any) -> None:
         return
     if op == "add" and isinstance(existing, list):
         merged = list(existing)
-        merged.extend(v for v in (value if isinstance(value, list) else [value])
-                      if v not in merged)
+        seen = {json.dumps(v, sort_keys=True) for v in merged}
+        for item in value if isinstance(value, list) else [value]:
+            if (fingerprint := json.dumps(item, sort_keys=True)) not in seen:
+                seen.add(fingerprint)
+                merged.append(item)
         parent[key] = merged
     elif isinstance(existing, dict) and isinstance(value, dict):
         combined = dict(existing)
@@ -308,12 +316,15 @@ def _set_unknown(op: str, parent: dict[str, Any], key: str, value: Any) -> None:
         parent[key] = value
 
 
+def _immutable_subs(attr: Attribute) -> list[str]:
+    if attr.multi_valued:
+        return []  # elements have no identity to compare; not checked
+    return [sub.name for sub in attr.sub_attributes if sub.mutability == "immutable"]
+
+
 def _is_guarded(t: Target) -> bool:
     attr = t.attribute
-    if attr is None:
-        return False
-    return attr.mutability == "immutable" or (
-        t.sub is not None and t.sub.mutability == "immutable" and not attr.multi_valued)
+    return attr is not None and (attr.mutability == "immutable" or bool(_immutable_subs(attr)))
 
 
 def _check_immutable(t: Target, before: Any, after: Any) -> None:
@@ -323,8 +334,9 @@ def _check_immutable(t: Target, before: Any, after: Any) -> None:
     if attr.mutability == "immutable":
         changed = before != after
     else:
-        was = get_ci(before, t.sub_name or "") if isinstance(before, dict) else None
-        now = get_ci(after, t.sub_name or "") if isinstance(after, dict) else None
-        changed = was is not None and was != now
+        old = before if isinstance(before, dict) else {}
+        new = after if isinstance(after, dict) else {}
+        changed = any(get_ci(old, name) is not None and get_ci(old, name) != get_ci(new, name)
+                      for name in _immutable_subs(attr))
     if changed:
         raise Mutability(f"'{t.text}' is immutable and already has a value.")

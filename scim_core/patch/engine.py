@@ -10,6 +10,7 @@ from typing import Any
 from scim_core.errors import InvalidValue, Mutability, NoTarget, ScimError
 from scim_core.patch.attributes import AttributeEditor
 from scim_core.patch.envelope import Operation, read_operations
+from scim_core.patch.jsonvalues import without_nulls
 from scim_core.patch.members import MemberEdits, apply_member_op
 from scim_core.patch.paths import Target, resolve_target
 from scim_core.schema import Registry, ResourceType
@@ -46,7 +47,18 @@ def apply_patch(registry: Registry, rt: ResourceType, document: Mapping[str, Any
                 raise  # e.g. a storage fault while loading members: not the client's error
             raise type(exc)(f"{operation.label()}: {exc.detail}") from None
     patcher.check_required()
-    return PatchResult(patcher.editor.doc, patcher.members.change())
+    return PatchResult(_tidy(patcher.editor.doc), patcher.members.change())
+
+
+def _tidy(document: dict[str, Any]) -> dict[str, Any]:
+    """No nulls anywhere, and no empty values at the top or directly in an extension."""
+    tidy: dict[str, Any] = {}
+    for key, value in without_nulls(document).items():
+        if key.lower().startswith("urn:") and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if v not in ([], {})} or None
+        if value not in (None, [], {}):
+            tidy[key] = value
+    return tidy
 
 
 class _Patcher:

@@ -61,3 +61,13 @@ def merge_ci(target: dict[str, Any], new: Mapping[str, Any]) -> None:
     """Shallow-merge ``new`` into ``target`` key by key, ignoring key case."""
     for key, value in new.items():
         set_ci(target, key, value)
+
+
+def without_nulls(value: Any) -> Any:
+    """``value`` with every null object member and list item left out (RFC 7643 §2.5: null
+    means unassigned, and SCIM responses must not carry nulls)."""
+    if isinstance(value, dict):
+        return {k: without_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [without_nulls(v) for v in value if v is not None]
+    return value

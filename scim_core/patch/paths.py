@@ -9,7 +9,7 @@ from scim_core.errors import InvalidFilter, InvalidPath
 from scim_core.filter.ast import And, Compare, Expr
 from scim_core.filter.evaluate import element_matches
 from scim_core.filter.parser import parse_path
-from scim_core.schema import Attribute, AttrPath, Registry, ResourceType
+from scim_core.schema import Attribute, Registry, ResourceType
 from scim_core.schema.model import COMPLEX
 
 
@@ -59,44 +59,14 @@ def resolve_target(registry: Registry, rt: ResourceType, text: str) -> Target:
 
 
 def _plain(registry: Registry, rt: ResourceType, text: str) -> Target:
-    unknown_root = _unknown_extension(registry, rt, text)
-    if unknown_root is not None:
-        return Target(text, unknown_root, "", None)
     try:
         path = registry.resolve(rt, _legacy_unknown_urn(registry, rt, text))
     except ValueError as exc:
         raise InvalidPath(f"'{text}' is not a valid attribute path: {exc}") from None
     if path.sub_name is not None and "." in path.sub_name:
         raise InvalidPath(f"'{text}': sub-attributes nest only one level.")
-    if path.container is None and path.attribute is None:
-        path = _bare_extension_attribute(registry, rt, path)
     return Target(text, path.container, path.name, path.attribute, None, path.sub_name,
                   path.sub)
-
-
-def _bare_extension_attribute(registry: Registry, rt: ResourceType, path: AttrPath) -> AttrPath:
-    """A name no core schema defines but exactly one extension does (``manager`` in the
-    2018 Entra shapes) means that extension's attribute."""
-    found = [(schema.id, attr) for schema in registry.extension_schemas(rt)
-             if (attr := schema.attribute(path.name)) is not None]
-    if len(found) != 1:
-        return path
-    urn, attr = found[0]
-    sub = attr.sub(path.sub_name) if path.sub_name else None
-    return AttrPath(urn, attr.name, attr, sub.name if sub else path.sub_name, sub)
-
-
-def _unknown_extension(registry: Registry, rt: ResourceType, text: str) -> str | None:
-    """``text`` itself when it names a whole extension no schema defines: a URN ending in
-    the resource type's name, as in ``urn:ietf:params:scim:schemas:extension:X:2.0:User``."""
-    lowered = text.lower()
-    if not lowered.startswith("urn:") or lowered == rt.schema.lower():
-        return None
-    if registry.extension_urn(rt, text) is not None:
-        return None
-    if text.count(":") < 3 or any(c in text for c in "[]\"' "):
-        return None
-    return text if text.rpartition(":")[2].lower() == rt.name.lower() else None
 
 
 def _legacy_unknown_urn(registry: Registry, rt: ResourceType, text: str) -> str:

@@ -119,6 +119,18 @@ class Registry:
                 return urn
         return None
 
+    def is_unknown_extension(self, rt: ResourceType, key: str) -> bool:
+        """``key`` names a whole extension no schema defines: a URN ending in the resource
+        type's name, as in ``urn:ietf:params:scim:schemas:extension:Custom:2.0:User``."""
+        lowered = key.lower()
+        if not lowered.startswith("urn:") or lowered == rt.schema.lower():
+            return False
+        if self.extension_urn(rt, key) is not None or key.count(":") < 3:
+            return False
+        if any(c in key for c in "[]\"' "):
+            return False
+        return key.rpartition(":")[2].lower() == rt.name.lower()
+
     def top_attribute(self, rt: ResourceType, name: str) -> Attribute | None:
         """A core or common attribute of ``rt`` by name, ignoring case."""
         return self.core_schema(rt).attribute(name) or self._common.get(name.lower())
@@ -130,7 +142,8 @@ class Registry:
 
         URN prefixes are matched longest-first, because URNs contain dots and colons
         (``…:2.0:User``). Unknown URNs split at their last colon, so a custom extension's
-        attributes are kept under their URN. Raises ``ValueError`` for an empty path.
+        attributes are kept under their URN. An unqualified name that only one extension
+        defines resolves to it. Raises ``ValueError`` for an empty path.
         """
         path = path.strip()
         if not path:
@@ -138,7 +151,15 @@ class Registry:
         if path.lower().startswith("urn:"):
             return self._resolve_urn(rt, path)
         name, _, sub_name = path.partition(".")
-        return self._attr_path(None, self.top_attribute(rt, name), name, sub_name or None)
+        attribute = self.top_attribute(rt, name)
+        if attribute is None:
+            # An unqualified name that no core schema defines but exactly one extension
+            # does (Entra's 2018 ``manager`` shapes) means that extension's attribute.
+            found = [(s.id, a) for s in self.extension_schemas(rt)
+                     if (a := s.attribute(name)) is not None]
+            if len(found) == 1:
+                return self._attr_path(found[0][0], found[0][1], name, sub_name or None)
+        return self._attr_path(None, attribute, name, sub_name or None)
 
     def _resolve_urn(self, rt: ResourceType, path: str) -> AttrPath:
         lowered = path.lower()
@@ -157,6 +178,8 @@ class Registry:
                 )
                 container = None if urn == rt.schema else urn
                 return self._attr_path(container, attribute, name, sub_name or None)
+        if self.is_unknown_extension(rt, path):
+            return AttrPath(path, "", None)
         urn, sep, rest = path.rpartition(":")
         if not sep or not rest or urn.count(":") < 2:
             raise ValueError(f"'{path}' is not a valid attribute path")

@@ -1,0 +1,100 @@
+"""Azurite's table service for a benchmark run: a free loopback port, a temp location."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from types import TracebackType
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+ACCOUNT = "devstoreaccount1"
+# Azurite's well-known development key (public, documented by Microsoft).
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def installed() -> bool:
+    return AZURITE_TABLE.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+class Azurite:
+    """``with Azurite() as azurite: azurite.connection_string``; stopped by its PID.
+
+    ``in_memory`` keeps the tables in memory only (``--inMemoryPersistence``), so Azurite
+    does not write its whole database to disk every few seconds while being measured.
+    """
+
+    def __init__(self, *, in_memory: bool = True, timeout: float = 30.0) -> None:
+        self.in_memory = in_memory
+        self.timeout = timeout
+        self.port = 0
+        self.location = ""
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def connection_string(self) -> str:
+        return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT};AccountKey={KEY};"
+                f"TableEndpoint=http://127.0.0.1:{self.port}/{ACCOUNT};")
+
+    def start(self) -> Azurite:
+        if not installed():
+            raise RuntimeError(f"{AZURITE_TABLE} is missing; run `npm ci` (or `make setup`).")
+        self.location = tempfile.mkdtemp(prefix="bench-azurite-")
+        for _ in range(3):
+            self.port = _free_port()
+            argv = [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort",
+                    str(self.port), "--location", self.location, "--silent",
+                    "--skipApiVersionCheck", "--disableTelemetry"]
+            if self.in_memory:
+                argv.append("--inMemoryPersistence")
+            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                                            stderr=subprocess.DEVNULL,
+                                            stdin=subprocess.DEVNULL)
+            deadline = time.monotonic() + self.timeout
+            while time.monotonic() < deadline and self.process.poll() is None:
+                if _listening(self.port):
+                    return self
+                time.sleep(0.1)
+            self._stop_process()
+        self.stop()
+        raise RuntimeError("Azurite did not start on a loopback port.")
+
+    def _stop_process(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+    def stop(self) -> None:
+        self._stop_process()
+        if self.location:
+            shutil.rmtree(self.location, ignore_errors=True)
+            self.location = ""
+
+    def __enter__(self) -> Azurite:
+        return self.start()
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.stop()

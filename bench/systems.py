@@ -1,0 +1,137 @@
+"""The systems under test: this project in process or behind the dev host, on either store."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+from bench.http_load import HttpCaller
+from bench.runner import Caller
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuvwxyz"
+OURS = "scim-functions"
+PEER = "scim2-server"
+IN_PROCESS = "in-process"
+HTTP = "http"
+
+
+@dataclass
+class Target:
+    """One system on one store over one transport; ``make_caller`` gives a client."""
+
+    system: str
+    store: str
+    transport: str
+    make_caller: Callable[[], Caller]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    seed_users: Callable[[str, int, int], list[tuple[str, str]]] | None = None
+    """A faster way to create users ``first..last-1`` for set-up (default: POSTs)."""
+    seed_group: Callable[[str, int, Sequence[str]], str] | None = None
+    """A faster way to create a group with members for set-up (default: POST + PATCHes)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.system} {self.store} {self.transport}"
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
+
+
+def ours_in_process(store: str = "memory", *, connection: str = "", table: str = "") -> Target:
+    """``ScimApi.handle`` called directly: no HTTP, no Functions types."""
+    from scim_core import Request, Settings, build_api
+    from scim_core.auth import StaticTokenSource
+
+    settings = Settings(store=store, tables_connection=connection,
+                        table_name=table or "scim", bearer_token=TOKEN)
+    api = build_api(settings, tokens=StaticTokenSource(TOKEN))
+    base = "http://127.0.0.1/scim/v2"
+    plain = {"Authorization": f"Bearer {TOKEN}"}
+    with_body = {**plain, "Content-Type": "application/scim+json"}
+
+    def call(method: str, path: str, query: Mapping[str, str] | None = None,
+             body: bytes | None = None) -> tuple[int, bytes]:
+        response = api.handle(Request(method, path, base, query or {},
+                                      plain if body is None else with_body, body or b""))
+        return response.status, response.body
+
+    return Target(OURS, store, IN_PROCESS, lambda: call)
+
+
+class ServerProcess:
+    """A server in a child process that prints ``http://127.0.0.1:<port>`` once listening.
+
+    Stopped by its own PID (terminate, then kill). Its stderr goes to a temp file, shown
+    if it fails to start.
+    """
+
+    def __init__(self, argv: list[str], env: Mapping[str, str], *, timeout: float = 60.0
+                 ) -> None:
+        self._log: IO[bytes] = tempfile.TemporaryFile()
+        self.process = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=subprocess.PIPE,
+                                        stderr=self._log, stdin=subprocess.DEVNULL)
+        self.port = self._await_port(timeout)
+
+    def _await_port(self, timeout: float) -> int:
+        lines: queue.Queue[bytes] = queue.Queue()
+        assert self.process.stdout is not None
+        stdout = self.process.stdout
+        threading.Thread(target=lambda: [lines.put(line) for line in stdout],
+                         daemon=True).start()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            found = re.search(rb"http://127\.0\.0\.1:(\d+)", line)
+            if found:
+                return int(found.group(1))
+        self.stop()
+        self._log.seek(0)
+        raise RuntimeError(f"{' '.join(self.process.args)} did not start: "  # type: ignore[arg-type]
+                           f"{self._log.read()[-2000:].decode(errors='replace')}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self._log.close()
+
+
+def child_env(extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment for a child server: ours, with every SCIM_ setting made explicit."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_")}
+    env.update({"SCIM_KEYVAULT_URL": "", "SCIM_BASE_URL": "", "PYTHONPATH": str(ROOT),
+                "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def ours_http(store: str = "memory", *, connection: str = "", table: str = "") -> Target:
+    """The dev host (``python -m devhost``) in a child process, serving function_app."""
+    server = ServerProcess(
+        [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", "0"],
+        child_env({"SCIM_STORE": store, "SCIM_TABLES_CONNECTION": connection,
+                   "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN}))
+    target = Target(OURS, store, HTTP, lambda: HttpCaller(server.port, "/scim/v2", TOKEN))
+    target.closers.append(server.stop)
+    return target

@@ -1,0 +1,108 @@
+"""Helpers shared by the reliability suites: SCIM error checks, store snapshots, store
+invariants through the public Store protocol, and figures for docs/reliability.md.
+
+Figures: every suite counts what it tried (inputs, requests, invariants, faults) in
+``FIGURES``; with ``SCIM_FIGURES_DIR`` set, ``write_figures`` leaves them as JSON files there,
+which is how the numbers in docs/reliability.md were collected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from scim_core.resources import fold
+from scim_core.store import GROUP, USER, Store
+from tests.support import ERROR_SCHEMA, Result
+
+FIGURES: Counter[str] = Counter()
+
+
+def count(name: str, amount: int = 1) -> None:
+    FIGURES[name] += amount
+
+
+def write_figures(suite: str, extra: dict[str, Any] | None = None) -> None:
+    """Write the counters whose names start with ``suite`` (and ``extra``) when asked to."""
+    target = os.environ.get("SCIM_FIGURES_DIR")
+    if not target:
+        return
+    figures: dict[str, Any] = {k: v for k, v in sorted(FIGURES.items()) if k.startswith(suite)}
+    figures.update(extra or {})
+    path = Path(target)
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{suite}.json").write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+
+
+def assert_scim_error(result: Result, *, allowed: tuple[int, ...] | None = None) -> None:
+    """Any answer but a 5xx; an error answer (>= 400) carries a SCIM Error body whose
+    ``status`` is the HTTP status as a string."""
+    assert result.status < 500, (result.status, result.body[:500])
+    if allowed is not None:
+        assert result.status in allowed, (result.status, result.body[:500])
+    if result.status < 400:
+        return
+    content_type = result.header("Content-Type") or ""
+    assert content_type.startswith("application/scim+json"), (result.status, content_type)
+    body = result.json
+    assert isinstance(body, dict), result.body[:500]
+    assert body.get("schemas") == [ERROR_SCHEMA], body
+    assert body.get("status") == str(result.status), body
+
+
+def snapshot(client: Any) -> dict[str, list[Any]]:
+    """Every user and group (with members and meta.version) as the API shows them, sorted
+    by id, so that two snapshots are equal exactly when nothing was stored or changed."""
+    found: dict[str, list[Any]] = {}
+    for endpoint in ("/Users", "/Groups"):
+        result = client.get(endpoint, params={"count": "1000"})
+        assert result.status == 200, (endpoint, result.status, result.body[:300])
+        resources = result.json["Resources"]
+        assert result.json["totalResults"] == len(resources), "snapshot needs one page"
+        found[endpoint] = sorted(resources, key=lambda r: r["id"])
+    return found
+
+
+def check_store_invariants(store: Store, tenant: str = "default") -> int:
+    """Check, through the public Store protocol only, what must hold after any workload;
+    returns how many individual checks were made.
+
+    - userNames (users) and displayNames (groups) are unique once case-folded;
+    - each such name finds exactly its resource by an index lookup;
+    - every member of a group is an existing user, and the user lists that group
+      (``groups_of``), and ``is_member`` agrees; every group a user lists has it as member.
+    """
+    from scim_core.store import IndexKey
+
+    checks = 0
+    users = {r.id: r for r in store.scan(tenant, USER)}
+    groups = {r.id: r for r in store.scan(tenant, GROUP)}
+    for kind, records, attr in ((USER, users, "userName"), (GROUP, groups, "displayName")):
+        names: dict[str, str] = {}
+        for record in records.values():
+            name = record.document.get(attr)
+            assert isinstance(name, str), (kind, record.id, record.document)
+            key = fold(name)
+            assert key not in names, f"{kind} {attr} {name!r} held by {names[key]} and {record.id}"
+            names[key] = record.id
+            found = [r.id for r in store.lookup(tenant, kind, IndexKey(attr, key, True))]
+            assert found == [record.id], (kind, name, found, record.id)
+            checks += 2
+    memberships: set[tuple[str, str]] = set()
+    for group_id in groups:
+        for member in store.members(tenant, group_id):
+            assert member.value in users, f"group {group_id} holds missing user {member.value}"
+            assert store.is_member(tenant, group_id, member.value)
+            memberships.add((group_id, member.value))
+            checks += 2
+    for user_id in users:
+        for group_id in store.groups_of(tenant, user_id):
+            assert group_id in groups, f"user {user_id} lists missing group {group_id}"
+            assert (group_id, user_id) in memberships, (group_id, user_id)
+            checks += 2
+    listed = {(g, u) for u in users for g in store.groups_of(tenant, u)}
+    assert listed == memberships, memberships ^ listed
+    return checks + 1
