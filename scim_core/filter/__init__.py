@@ -11,12 +11,12 @@ from scim_core.filter.ast import (
     Value,
     ValuePath,
 )
+from scim_core.filter.compare import sort_key
 from scim_core.filter.evaluate import (
     check_filter,
     element_matches,
     matches,
     referenced_paths,
-    sort_key,
     values_at,
 )
 from scim_core.filter.parser import parse_filter, parse_path

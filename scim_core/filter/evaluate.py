@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from scim_core.errors import InvalidFilter
 from scim_core.filter.ast import And, Compare, Expr, Not, Or, Value, ValuePath
+from scim_core.filter.compare import compare, equal, instant, text, type_problem
 from scim_core.schema import Attribute, AttrPath, Registry, ResourceType
-from scim_core.schema.model import BINARY, BOOLEAN, COMPLEX, DATETIME, DECIMAL, INTEGER
-from scim_core.validation import parse_datetime
-
-_ORDERING = frozenset({"gt", "ge", "lt", "le"})
-_SUBSTRING = frozenset({"co", "sw", "ew"})
-_OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
-    "gt": operator.gt, "ge": operator.ge, "lt": operator.lt, "le": operator.le,
-    "co": lambda left, right: right in left, "sw": str.startswith, "ew": str.endswith,
-}
-
+from scim_core.schema.model import COMPLEX, DATETIME
 
 # -- public entry points -------------------------------------------------------------------
 
@@ -88,24 +78,8 @@ def values_at(resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
     values = [v for v in _candidates(raw, resolved.sub_name) if _present(v)]
     definition = _definition(resolved)
     if definition is not None and definition.type == DATETIME:
-        values = [_instant(v) or v for v in values]
+        values = [instant(v) or v for v in values]
     return values
-
-
-def sort_key(value: Any) -> tuple[Any, ...]:
-    """An ordering key that never raises: absent values last, then Booleans, numbers,
-    instants and case-insensitive strings, each group in natural order."""
-    if value is None:
-        return (1,)
-    if isinstance(value, bool):
-        return (0, 0, value)
-    if isinstance(value, int | float):
-        return (0, 1, value)
-    if isinstance(value, datetime):
-        return (0, 2, _instant(value))
-    if isinstance(value, str):
-        return (0, 3, value.casefold(), value)
-    return (0, 4, repr(value))
 
 
 # -- tree walking (iterative over and/or chains, so long chains cannot exhaust the stack) ---
@@ -234,14 +208,14 @@ def _check_resource_term(term: Compare | ValuePath, registry: Registry,
         return
     # A complex attribute without a ``value`` sub-attribute (``name``) cannot be compared.
     whole = attribute if path.sub_name is None else None
-    _check_compare(term.op, term.value, _definition(path) or whole, where)
+    _checkcompare(term.op, term.value, _definition(path) or whole, where)
 
 
 def _check_element_term(term: Compare | ValuePath, attribute: Attribute | None) -> None:
     if isinstance(term, ValuePath):
         raise InvalidFilter("Value filters cannot be nested.")
     definition = _element_definition(term.path, attribute)
-    _check_compare(term.op, term.value, definition, term.path[:100])
+    _checkcompare(term.op, term.value, definition, term.path[:100])
 
 
 def _element_definition(name: str, attribute: Attribute | None) -> Attribute | None:
@@ -252,34 +226,10 @@ def _element_definition(name: str, attribute: Attribute | None) -> Attribute | N
     return attribute.sub(name)
 
 
-def _check_compare(op: str, literal: Value, definition: Attribute | None, where: str) -> None:
-    problem = _type_problem(op, literal, definition.type if definition is not None else None)
+def _checkcompare(op: str, literal: Value, definition: Attribute | None, where: str) -> None:
+    problem = type_problem(op, literal, definition.type if definition is not None else None)
     if problem is not None:
         raise InvalidFilter(f"'{where} {op}': {problem}.")
-
-
-def _type_problem(op: str, literal: Value, kind: str | None) -> str | None:
-    """Why ``op literal`` cannot apply to an attribute of schema type ``kind``, or None."""
-    equality = op in ("eq", "ne")
-    if op == "pr" or (literal is None and equality):
-        return None
-    if literal is None or (isinstance(literal, bool) and not equality):
-        return "null, true and false can only be used with eq or ne"
-    if kind == BOOLEAN:
-        if not equality:
-            return "a Boolean attribute allows only eq, ne or pr"
-        return None if _as_bool(literal) is not None else "compare a Boolean with true or false"
-    if kind in (INTEGER, DECIMAL, DATETIME) and op in _SUBSTRING:
-        return "co, sw and ew apply to strings only"
-    if kind in (INTEGER, DECIMAL) and not _is_number(literal):
-        return "compare a number with a number"
-    if kind == DATETIME and _instant(literal) is None:
-        return 'compare a dateTime with a dateTime such as "2026-01-31T12:00:00Z"'
-    if kind == BINARY and op in _ORDERING:
-        return "a binary attribute cannot be ordered"
-    if kind == COMPLEX:
-        return "compare one of the complex attribute's sub-attributes"
-    return None
 
 
 # -- evaluation ------------------------------------------------------------------------------
@@ -295,14 +245,14 @@ def _resource_test(term: Compare | ValuePath, resource: Mapping[str, Any], regis
         inner = term.filter
         if (is_member is not None and isinstance(inner, Compare) and path.sub_name is None
                 and _asks_member(path, inner.op, inner.value, inner.path)):
-            return bool(is_member(_text(inner.value)))
+            return bool(is_member(text(inner.value)))
         raw = _lookup(container, path.name)
         elements = _candidates(raw, path.sub_name) if path.sub_name else (
             raw if isinstance(raw, list) else [raw])
         return any(_element_evaluate(inner, element, path.leaf)
                    for element in elements if element is not None)
     if is_member is not None and _asks_member(path, term.op, term.value, path.sub_name):
-        return bool(is_member(_text(term.value)))
+        return bool(is_member(text(term.value)))
     raw = _lookup(container, path.name)
     if term.op == "pr":
         return _present(raw if path.sub_name is None else _candidates(raw, path.sub_name))
@@ -339,79 +289,7 @@ def _holds(op: str, literal: Value, candidates: list[Any], definition: Attribute
     if literal is None:
         return not present if op == "eq" else bool(present)
     if op == "ne":
-        return not present or any(not _equal(literal, value, definition) for value in present)
-    return any(_compare(op, literal, value, definition) for value in present)
+        return not present or any(not equal(literal, value, definition) for value in present)
+    return any(compare(op, literal, value, definition) for value in present)
 
 
-def _compare(op: str, literal: Value, actual: Any, definition: Attribute | None) -> bool:
-    if op == "eq":
-        return _equal(literal, actual, definition)
-    pair = _comparable(literal, actual, definition)
-    if pair is None:
-        return False
-    left, right = pair
-    if op in _SUBSTRING:
-        return isinstance(left, str) and isinstance(right, str) and _OPERATORS[op](left, right)
-    if isinstance(left, bool) or isinstance(right, bool):
-        return False
-    try:
-        return bool(_OPERATORS[op](left, right))
-    except TypeError:
-        return False
-
-
-def _equal(literal: Value, actual: Any, definition: Attribute | None) -> bool:
-    pair = _comparable(literal, actual, definition)
-    return pair is not None and pair[0] == pair[1]
-
-
-def _comparable(literal: Value, actual: Any,
-                definition: Attribute | None) -> tuple[Any, Any] | None:
-    """``(actual, literal)`` converted to one comparable type, or None when they cannot be.
-
-    The schema type decides when known; otherwise the literal's and the value's JSON types.
-    """
-    kind = definition.type if definition is not None else None
-    if kind == BOOLEAN or (kind is None and isinstance(literal, bool)):
-        left_bool, right_bool = _as_bool(actual), _as_bool(literal)
-        return None if left_bool is None or right_bool is None else (left_bool, right_bool)
-    if kind in (INTEGER, DECIMAL) or (kind is None and _is_number(literal) and _is_number(actual)):
-        return (actual, literal) if _is_number(actual) and _is_number(literal) else None
-    if kind == DATETIME:
-        left_time, right_time = _instant(actual), _instant(literal)
-        return None if left_time is None or right_time is None else (left_time, right_time)
-    if isinstance(actual, str) or (kind is None and isinstance(actual, bool | int | float)):
-        left, right = _text(actual), _text(literal)
-        if definition is None or not definition.case_exact:
-            return left.casefold(), right.casefold()
-        return left, right
-    return None
-
-
-def _as_bool(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
-        return value.strip().lower() == "true"
-    return None
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _instant(value: Any) -> datetime | None:
-    """An aware datetime (naive ones taken as UTC) from a datetime or dateTime string."""
-    parsed = value if isinstance(value, datetime) else (
-        parse_datetime(value) if isinstance(value, str) else None)
-    if parsed is None or parsed.tzinfo is not None:
-        return parsed
-    return parsed.replace(tzinfo=UTC)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value) if isinstance(value, float) else str(value)
