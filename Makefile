@@ -42,8 +42,12 @@ infra-check: .venv-infra/.installed
 pytest: setup
 	$(PY) -m pytest
 
+$(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
 ## bench: benchmarks (not part of test); prints a table and writes bench/results/latest.json
-bench: setup
+bench: setup $(VENV)/.bench-installed
 	$(PY) -m bench
 
 clean:

@@ -59,11 +59,12 @@ class Azurite:
         for _ in range(3):
             self.port = _free_port()
             argv = [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort",
-                    str(self.port), "--location", self.location, "--silent",
-                    "--skipApiVersionCheck", "--disableTelemetry"]
-            if self.in_memory:
-                argv.append("--inMemoryPersistence")
-            self.process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL,
+                    str(self.port), "--silent", "--skipApiVersionCheck", "--disableTelemetry"]
+            # Azurite refuses --location together with --inMemoryPersistence; it then runs
+            # in the temp directory, so nothing it might write lands in the repository.
+            argv += ["--inMemoryPersistence"] if self.in_memory else ["--location",
+                                                                      self.location]
+            self.process = subprocess.Popen(argv, cwd=self.location, stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL,
                                             stdin=subprocess.DEVNULL)
             deadline = time.monotonic() + self.timeout

@@ -79,7 +79,7 @@ class ServerProcess:
 
     def __init__(self, argv: list[str], env: Mapping[str, str], *, timeout: float = 60.0
                  ) -> None:
-        self._log: IO[bytes] = tempfile.TemporaryFile()
+        self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=subprocess.PIPE,
                                         stderr=self._log, stdin=subprocess.DEVNULL)
         self.port = self._await_port(timeout)
@@ -88,8 +88,12 @@ class ServerProcess:
         lines: queue.Queue[bytes] = queue.Queue()
         assert self.process.stdout is not None
         stdout = self.process.stdout
-        threading.Thread(target=lambda: [lines.put(line) for line in stdout],
-                         daemon=True).start()
+
+        def pump() -> None:
+            for line in stdout:
+                lines.put(line)
+
+        threading.Thread(target=pump, daemon=True).start()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

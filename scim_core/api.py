@@ -264,7 +264,7 @@ class ScimApi:
             return raw
         if isinstance(raw, str):
             text = raw.strip()
-            if text.lstrip("-").isdigit() and len(text) < 12:
+            if _INTEGER.fullmatch(text):  # ASCII only: "¹" and "--5" pass str.isdigit()
                 return int(text)
         raise InvalidValue(f"'{name}' must be an integer.")
 
@@ -312,6 +312,7 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_INTEGER = re.compile(r"-?[0-9]{1,11}")
 # NUL and lone surrogates can only enter a JSON text as \u escapes; look closer only then.
 _SUSPECT_ESCAPE = re.compile(r"\\u(?:0000|[dD][89a-fA-F])")
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")

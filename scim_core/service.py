@@ -7,9 +7,10 @@ an optimistic-concurrency race, so concurrent PATCHes never lose an update.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,6 +21,7 @@ from scim_core.resources import index_keys
 from scim_core.schema import Registry, ResourceType
 from scim_core.store import (
     GROUP,
+    USER,
     DuplicateKey,
     Member,
     MemberChange,
@@ -99,7 +101,9 @@ class ResourceService:
                                        new_members or ())
         except DuplicateKey as exc:
             raise self._uniqueness(exc) from exc
-        return Loaded(stored, list(new_members or ()) if members and rt.name == GROUP else None)
+        stored, vanished = self._drop_vanished_members(tenant, stored, new_members or ())
+        kept = [m for m in new_members or () if m.value not in vanished]
+        return Loaded(stored, kept if members and rt.name == GROUP else None)
 
     def replace(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
                 if_match: str | None = None, members: bool = True) -> Loaded:
@@ -154,7 +158,7 @@ class ResourceService:
                 return current
             meta = Meta(current.meta.created, self._clock(), new_version())
             try:
-                return self.store.update(
+                stored = self.store.update(
                     tenant, rt.name, resource_id, meta=meta,
                     expected_etag=current.etag if document is not None else None,
                     document=document,
@@ -165,7 +169,27 @@ class ResourceService:
                 raise self._uniqueness(exc) from exc
             except VersionMismatch:
                 continue
+            return self._drop_vanished_members(tenant, stored, change.add if change else ())[0]
         raise Conflict("The resource is being changed concurrently; retry the request.")
+
+    def _drop_vanished_members(self, tenant: str, record: Record, added: Sequence[Member]
+                               ) -> tuple[Record, set[str]]:
+        """Take out added members whose user was deleted while the write was under way.
+
+        Members are checked before the write, so a user deleted in between would leave a
+        membership row behind (its delete cleaned up before the row existed). Checking again
+        after the write closes the gap: a user deleted after this check finds the row and
+        removes it itself. Returns the group's latest record and the ids taken out.
+        """
+        ids = {m.value for m in added}
+        vanished = ids - self.store.existing(tenant, USER, ids) if ids else set()
+        if not vanished:
+            return record, vanished
+        meta = Meta(record.meta.created, self._clock(), new_version())
+        with contextlib.suppress(NotFound):  # the group went too, with its member rows
+            record = self.store.update(tenant, GROUP, record.id, meta=meta, expected_etag=None,
+                                       members=MemberChange(remove=tuple(sorted(vanished))))
+        return record, vanished
 
     def _members_from_body(self, tenant: str, rt: ResourceType, body: Any
                            ) -> list[Member] | None:

@@ -1,0 +1,260 @@
+"""Benchmark results: the rows each suite adds, the targets, the printed table and the JSON."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench.coldstart import ColdStart
+from bench.runner import Stat
+from bench.systems import OURS, PEER
+
+
+@dataclass(frozen=True)
+class Row:
+    """One workload on one system (suites 1 and 2)."""
+
+    suite: str
+    workload: str
+    system: str
+    store: str
+    transport: str
+    clients: int
+    stat: Stat
+
+
+@dataclass(frozen=True)
+class Growth:
+    """The same workload on a small and a large data set (suite 3)."""
+
+    workload: str
+    system: str
+    store: str
+    small: str
+    large: str
+    small_stat: Stat
+    large_stat: Stat
+
+    @property
+    def ratio(self) -> float:
+        return self.large_stat.p50_us / self.small_stat.p50_us if self.small_stat.p50_us else 0.0
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """Entra's initial cycle pushed at one system (suite 4)."""
+
+    system: str
+    store: str
+    transport: str
+    clients: int
+    shape: str
+    stat: Stat
+    phases: dict[str, Stat]
+
+
+@dataclass(frozen=True)
+class Cold:
+    store: str
+    result: ColdStart
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    goal: str
+    measured: str
+    passed: bool | None
+    """None: not measured in this run."""
+
+
+@dataclass
+class Results:
+    meta: dict[str, Any] = field(default_factory=dict)
+    rows: list[Row] = field(default_factory=list)
+    growth: list[Growth] = field(default_factory=list)
+    cycles: list[Cycle] = field(default_factory=list)
+    cold: list[Cold] = field(default_factory=list)
+
+    def row(self, suite: str, workload: str, system: str, store: str = "memory"
+            ) -> Row | None:
+        return next((r for r in self.rows if (r.suite, r.workload, r.system, r.store)
+                     == (suite, workload, system, store)), None)
+
+    def peer_ratio(self, row: Row) -> float | None:
+        if row.system != OURS:
+            return None
+        peer = self.row(row.suite, row.workload, PEER)
+        return row.stat.rps / peer.stat.rps if peer and peer.stat.rps else None
+
+
+# -- targets ------------------------------------------------------------------------------------
+
+
+def targets(results: Results) -> list[Target]:
+    found: list[Target] = []
+    for workload in ("create user", "userName eq"):
+        ours, peer = results.row("inprocess", workload, OURS), results.row("inprocess",
+                                                                            workload, PEER)
+        ratio = ours.stat.rps / peer.stat.rps if ours and peer and peer.stat.rps else None
+        found.append(Target(f"in-process {workload} req/s vs scim2-server", ">= 3.0x",
+                            "-" if ratio is None else f"{ratio:.1f}x",
+                            None if ratio is None else ratio >= 3.0))
+    for workload in ("userName eq", "member add"):
+        for store in ("memory", "tables"):
+            growth = next((g for g in results.growth if (g.workload, g.system, g.store)
+                           == (workload, OURS, store)), None)
+            found.append(Target(f"{workload} growth, large ÷ small ({store})", "<= 1.5x",
+                                "-" if growth is None else
+                                f"{growth.ratio:.2f}x ({growth.small} -> {growth.large})",
+                                None if growth is None else growth.ratio <= 1.5))
+    cycle = next((c for c in results.cycles if (c.system, c.store, c.transport)
+                  == (OURS, "tables", "http")), None)
+    found.append(Target(f"HTTP req/s, Table Storage on Azurite, {cycle.clients if cycle else 4} "
+                        "clients (Entra cycle mix)", ">= 250/s",
+                        "-" if cycle is None else f"{cycle.stat.rps:.0f}/s",
+                        None if cycle is None else cycle.stat.rps >= 250))
+    cold = next((c for c in results.cold if c.store == "memory"), None)
+    found.append(Target("cold start: import function_app + first request (memory)", "< 1000 ms",
+                        "-" if cold is None else f"{cold.result.wall_ms:.0f} ms",
+                        None if cold is None else cold.result.wall_ms < 1000))
+    return found
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) if i < 3 else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+                                 ) + " |"
+
+    return [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
+            *(line(r) for r in rows)]
+
+
+def _n(value: float) -> str:
+    return f"{value:,.0f}" if value >= 100 else f"{value:,.1f}"
+
+
+def _us(value: float) -> str:
+    return f"{value / 1000:,.1f} ms" if value >= 10_000 else f"{value:,.0f} µs"
+
+
+def _ratio(value: float | None) -> str:
+    return "" if value is None else f"{value:.1f}x"
+
+
+def _errors(stat: Stat) -> str:
+    return f"  ERRORS: {stat.errors} ({stat.first_error})" if stat.errors else ""
+
+
+def render(results: Results) -> str:
+    m = results.meta
+    out = [f"# SCIM benchmark ({m.get('mode', '?')} run, {m.get('finished', '')})", "",
+           f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model', '?')}), {m.get('memory_gib')} GiB, "
+           f"Python {m.get('python')}; scim2-server {m.get('peer_version', 'not installed')}; "
+           f"load average {m.get('load_before')} before, {m.get('load_after')} after.", ""]
+    errors: list[str] = []
+    for suite, title in (("inprocess", "1. In process (no HTTP), memory store"),
+                         ("http", "2. HTTP (dev host / WSGI server in a child process), "
+                                  "keep-alive clients")):
+        rows = [r for r in results.rows if r.suite == suite]
+        if not rows:
+            continue
+        rounds = max(r.stat.rounds for r in rows)
+        out += [f"## {title}: median of {rounds} rounds", ""]
+        table = []
+        for r in rows:
+            cells = [r.workload, r.system, r.store if suite == "http" else r.transport]
+            if suite == "http":
+                cells.append(str(r.clients))
+            cells += [_n(r.stat.rps), _us(r.stat.p50_us), _us(r.stat.p95_us),
+                      _us(r.stat.p99_us), f"{r.stat.requests:,}",
+                      _ratio(results.peer_ratio(r))]
+            table.append(cells)
+            if r.stat.errors:
+                errors.append(f"{suite} {r.workload} {r.system} {r.store}:{_errors(r.stat)}")
+        headers = ["workload", "system", "store" if suite == "http" else "transport"]
+        headers += ["clients"] if suite == "http" else []
+        headers += ["req/s", "p50", "p95", "p99", "requests", "vs peer"]
+        out += [*_table(headers, table), ""]
+    if results.growth:
+        out += ["## 3. Growth: p50 latency on the large data set ÷ on the small one", ""]
+        table = [[g.workload, g.system, g.store, f"{g.small} -> {g.large}",
+                  _us(g.small_stat.p50_us), _us(g.large_stat.p50_us), f"{g.ratio:.2f}x",
+                  f"{g.small_stat.requests + g.large_stat.requests:,}"]
+                 for g in results.growth]
+        out += [*_table(["workload", "system", "store", "sizes", "p50 small", "p50 large",
+                         "growth", "requests"], table), ""]
+        errors += [f"growth {g.workload} {g.system} {g.store}:{_errors(s)}"
+                   for g in results.growth for s in (g.small_stat, g.large_stat) if s.errors]
+    if results.cycles:
+        shape = results.cycles[0].shape
+        out += [f"## 4. Entra initial cycle: {shape}", ""]
+        table = []
+        for c in results.cycles:
+            peer = next((p for p in results.cycles if p.system == PEER
+                         and p.transport == c.transport), None)
+            ratio = c.stat.rps / peer.stat.rps if c.system == OURS and peer else None
+            table.append([c.system, c.store, c.transport, str(c.clients),
+                          f"{c.stat.wall_s:,.1f} s", f"{c.stat.requests:,}", _n(c.stat.rps),
+                          _us(c.stat.p50_us), _us(c.stat.p99_us), _ratio(ratio)])
+            if c.stat.errors:
+                errors.append(f"cycle {c.system} {c.store} {c.transport}:{_errors(c.stat)}")
+        out += [*_table(["system", "store", "transport", "clients", "total", "requests",
+                         "req/s", "p50", "p99", "vs peer"], table), ""]
+    if results.cold:
+        runs = results.cold[0].result.runs
+        out += [f"## 5. Cold start: fresh interpreter, import function_app, first request "
+                f"(median of {runs})", ""]
+        table = [[c.store, f"{c.result.wall_ms:,.0f} ms", f"{c.result.best_ms:,.0f} ms",
+                  f"{c.result.import_ms:,.0f} ms", f"{c.result.first_request_ms:,.0f} ms",
+                  str(c.result.status)] for c in results.cold]
+        out += [*_table(["store", "wall", "best", "import", "first request", "status"], table),
+                ""]
+    out += ["## Targets", ""]
+    table = [[t.name, t.goal, t.measured,
+              "-" if t.passed is None else ("PASS" if t.passed else "MISS")]
+             for t in targets(results)]
+    out += [*_table(["target", "goal", "measured", "result"], table), ""]
+    if errors:
+        out += ["## Errors (these figures are not valid)", "", *errors, ""]
+    return "\n".join(out)
+
+
+def as_json(results: Results) -> dict[str, Any]:
+    def stat(s: Stat) -> dict[str, object]:
+        return s.as_dict()
+
+    def row(r: Row) -> dict[str, Any]:
+        return {"suite": r.suite, "workload": r.workload, "system": r.system,
+                "store": r.store, "transport": r.transport, "clients": r.clients,
+                "vs_peer": results.peer_ratio(r), **stat(r.stat)}
+
+    return {
+        "meta": results.meta,
+        "rows": [row(r) for r in results.rows],
+        "growth": [{"workload": g.workload, "system": g.system, "store": g.store,
+                    "small": g.small, "large": g.large, "ratio": round(g.ratio, 3),
+                    "small_stat": stat(g.small_stat), "large_stat": stat(g.large_stat)}
+                   for g in results.growth],
+        "cycles": [{"system": c.system, "store": c.store, "transport": c.transport,
+                    "clients": c.clients, "shape": c.shape, **stat(c.stat),
+                    "phases": {k: stat(v) for k, v in c.phases.items()}}
+                   for c in results.cycles],
+        "cold_start": [{"store": c.store, **c.result.as_dict()} for c in results.cold],
+        "targets": [t.__dict__ for t in targets(results)],
+    }
+
+
+def write_json(results: Results, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(as_json(results), indent=2, ensure_ascii=False) + "\n",
+                    encoding="utf-8")

@@ -1,0 +1,386 @@
+"""The five suites: in process, HTTP, growth, Entra's initial cycle and cold start."""
+
+from __future__ import annotations
+
+import random
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import islice
+
+from bench import coldstart, peer, workloads
+from bench.azurite import Azurite
+from bench.azurite import installed as azurite_installed
+from bench.http_load import run_concurrent
+from bench.report import Cold, Cycle, Growth, Results, Row
+from bench.runner import Job, Sample, Stat, run_serial, summarise
+from bench.systems import OURS, Target, ours_http, ours_in_process
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work each suite does. ``FULL`` is ``make bench``; ``QUICK`` and ``TINY``
+    (the smoke test) run the same code on less data."""
+
+    rounds: int = 5
+    ops: int = 500
+    budget_s: float = 1.0
+    base_users: int = 500
+    http_rounds: int = 3
+    http_ops: int = 3000
+    http_budget_s: float = 2.0
+    clients: int = 4
+    small_users: int = 500
+    large_users: int = 20_000
+    large_members: int = 20_000
+    spare_users: int = 64
+    growth_rounds: int = 5
+    growth_ops: int = 300
+    growth_budget_s: float = 0.6
+    growth_min_ops: int = 1
+    cycle_users: int = 2_000
+    cycle_groups: int = 20
+    cycle_memberships: int = 10_000
+    members_per_patch: int = 10
+    cold_runs: int = 5
+
+
+FULL = Scale()
+QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, http_budget_s=1.0,
+              large_users=5_000, large_members=5_000, growth_rounds=3, growth_ops=100,
+              growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
+              cold_runs=3)
+TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
+             http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
+             spare_users=4, growth_rounds=1, growth_ops=5, growth_budget_s=0.2,
+             cycle_users=10, cycle_groups=2, cycle_memberships=12, members_per_patch=3,
+             cold_runs=1)
+
+WORKLOADS = ("create user", "userName eq", "get user", "patch user", "member add")
+
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def tables_available() -> bool:
+    try:
+        from scim_core.store.tables import table_store  # noqa: F401
+    except ImportError:
+        return False
+    return azurite_installed()
+
+
+@dataclass
+class Environment:
+    """What the suites share: Azurite and the HTTP servers, started on first use."""
+
+    scale: Scale
+    with_peer: bool = True
+    with_tables: bool = True
+    _azurite: Azurite | None = None
+    _servers: dict[str, Target] = field(default_factory=dict)
+
+    @property
+    def connection(self) -> str:
+        if self._azurite is None:
+            log("starting Azurite (table service, in memory, temp location)")
+            self._azurite = Azurite().start()
+        return self._azurite.connection_string
+
+    def http(self, system: str, store: str = "memory") -> Target:
+        key = f"{system}/{store}"
+        if key not in self._servers:
+            log(f"starting the {system} HTTP server ({store})")
+            if system == OURS:
+                self._servers[key] = ours_http(store, connection=self.connection if
+                                               store == "tables" else "",
+                                               table=table_name("http"))
+            else:
+                self._servers[key] = peer.http()
+        return self._servers[key]
+
+    def close(self) -> None:
+        for target in self._servers.values():
+            target.close()
+        self._servers.clear()
+        if self._azurite is not None:
+            self._azurite.stop()
+            self._azurite = None
+
+
+def table_name(purpose: str) -> str:
+    return f"bench{purpose}{uuid.uuid4().hex[:10]}"
+
+
+# -- set-up --------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """A system with users (and a group) in it, ready to be measured."""
+
+    target: Target
+    ids: list[str]
+    names: list[str]
+    group_id: str = ""
+    spare_ids: list[str] = field(default_factory=list)
+
+
+def _close(caller: object) -> None:
+    close = getattr(caller, "close", None)
+    if callable(close):
+        close()
+
+
+def seed_users(target: Target, tag: str, first: int, last: int, *, workers: int = 1
+               ) -> list[tuple[str, str]]:
+    if target.seed_users is not None:
+        return target.seed_users(tag, first, last)
+    bounds = [first + (last - first) * k // workers for k in range(workers + 1)]
+    parts: list[list[tuple[str, str]]] = [[] for _ in range(workers)]
+    failures: list[BaseException] = []
+
+    def work(k: int) -> None:
+        caller = target.make_caller()
+        try:
+            parts[k] = workloads.seed_users(caller, tag, bounds[k], bounds[k + 1])
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            _close(caller)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return [pair for part in parts for pair in part]
+
+
+def seed_group(target: Target, tag: str, n: int, members: Sequence[str] = ()) -> str:
+    if target.seed_group is not None:
+        return target.seed_group(tag, n, members)
+    caller = target.make_caller()
+    try:
+        return workloads.seed_group(caller, tag, n, members)
+    finally:
+        _close(caller)
+
+
+def world(target: Target, tag: str, users: int, *, members: int = 0, spare: int = 0,
+          workers: int = 1) -> World:
+    made = seed_users(target, tag, 0, users + spare, workers=workers)
+    ids = [i for i, _ in made[:users]]
+    group = seed_group(target, tag, 0, ids[:members]) if members else ""
+    return World(target, ids, [n for _, n in made[:users]], group,
+                 [i for i, _ in made[users:]])
+
+
+def _shuffled(values: Sequence[str], seed: int) -> list[str]:
+    copy = list(values)
+    random.Random(seed).shuffle(copy)
+    return copy
+
+
+def _jobs(workload: str, w: World, r: int) -> Iterator[Job]:
+    if workload == "create user":
+        return workloads.create_jobs(f"create{r}")
+    if workload == "userName eq":
+        return workloads.lookup_jobs(_shuffled(w.names, r))
+    if workload == "get user":
+        return workloads.get_jobs(_shuffled(w.ids, r))
+    if workload == "patch user":
+        return workloads.patch_jobs(_shuffled(w.ids, r), f"r{r}")
+    group = seed_group(w.target, f"add{r}", r)
+    return workloads.member_add_jobs(group, _shuffled(w.ids, r))
+
+
+def _alternate(items: Sequence[World], r: int) -> list[World]:
+    """Round r runs the systems in turn from a different start, spreading the noise."""
+    return [items[(r + k) % len(items)] for k in range(len(items))]
+
+
+# -- suite 1: in process -------------------------------------------------------------------------
+
+
+def inprocess(env: Environment, results: Results) -> None:
+    s = env.scale
+    targets = [ours_in_process("memory")] + ([peer.in_process()] if env.with_peer else [])
+    worlds = [world(t, "base", s.base_users) for t in targets]
+    for w in worlds:  # warm-up: imports, caches, first-call costs
+        for workload in WORKLOADS:
+            run_serial(w.target.make_caller(), islice(_jobs(workload, w, -1), 20))
+    samples: dict[tuple[str, str], list[Sample]] = {}
+    for r in range(s.rounds):
+        log(f"in process: round {r + 1}/{s.rounds}")
+        for workload in WORKLOADS:
+            for w in _alternate(worlds, r):
+                sample = run_serial(w.target.make_caller(), islice(_jobs(workload, w, r), s.ops),
+                                    budget_s=s.budget_s)
+                samples.setdefault((workload, w.target.system), []).append(sample)
+    for workload in WORKLOADS:
+        for t in targets:
+            results.rows.append(Row("inprocess", workload, t.system, "memory", t.transport, 1,
+                                    summarise(samples[(workload, t.system)], by_wall=False)))
+
+
+# -- suite 2: HTTP -------------------------------------------------------------------------------
+
+
+def _http_targets(env: Environment) -> list[Target]:
+    targets = [env.http(OURS, "memory")]
+    if env.with_tables:
+        targets.append(env.http(OURS, "tables"))
+    if env.with_peer:
+        targets.append(env.http("peer"))
+    return targets
+
+
+def http(env: Environment, results: Results) -> None:
+    s = env.scale
+    worlds = [world(t, "base", s.base_users, workers=s.clients) for t in _http_targets(env)]
+    for w in worlds:
+        for workload in WORKLOADS:
+            run_concurrent(w.target.make_caller, islice(_jobs(workload, w, -1), 20),
+                           clients=s.clients)
+    samples: dict[tuple[str, str, str], list[Sample]] = {}
+    for r in range(s.http_rounds):
+        log(f"HTTP: round {r + 1}/{s.http_rounds}")
+        for workload in WORKLOADS:
+            for w in _alternate(worlds, r):
+                sample = run_concurrent(w.target.make_caller,
+                                        islice(_jobs(workload, w, r), s.http_ops),
+                                        clients=s.clients, budget_s=s.http_budget_s)
+                samples.setdefault((workload, w.target.system, w.target.store), []).append(sample)
+    for workload in WORKLOADS:
+        for w in worlds:
+            t = w.target
+            results.rows.append(Row("http", workload, t.system, t.store, t.transport, s.clients,
+                                    summarise(samples[(workload, t.system, t.store)],
+                                              by_wall=True)))
+
+
+# -- suite 3: growth -----------------------------------------------------------------------------
+
+
+GROWTH = ("userName eq", "member add", "get group, members excluded")
+
+
+def _growth_jobs(workload: str, w: World, r: int) -> Iterator[Job]:
+    if workload == "userName eq":
+        return workloads.lookup_jobs(_shuffled(w.names, r))
+    if workload == "member add":
+        return workloads.member_add_remove_jobs(w.group_id, _shuffled(w.spare_ids, r))
+    return workloads.group_get_jobs(w.group_id)
+
+
+def growth(env: Environment, results: Results) -> None:
+    s = env.scale
+    systems: list[tuple[str, Callable[[], Target]]] = [(OURS, lambda: ours_in_process())]
+    if env.with_peer:
+        systems.append(("peer", peer.in_process))
+    if env.with_tables:
+        systems.append(("tables", lambda: ours_in_process(
+            "tables", connection=env.connection, table=table_name("growth"))))
+    for label, make in systems:
+        log(f"growth: seeding {label} ({s.small_users:,} and {s.large_users:,} users)")
+        workers = s.clients if label == "tables" else 1
+        small = world(make(), "small", s.small_users, spare=s.spare_users, workers=workers)
+        small.group_id = seed_group(small.target, "small", 0)
+        large = world(make(), "large", s.large_users, members=s.large_members,
+                      spare=s.spare_users, workers=workers)
+        samples: dict[tuple[str, int], list[Sample]] = {}
+        for w in (small, large):
+            for workload in GROWTH:
+                run_serial(w.target.make_caller(), islice(_growth_jobs(workload, w, -1), 10),
+                           budget_s=s.growth_budget_s, min_jobs=1)
+        for r in range(s.growth_rounds):
+            log(f"growth: {label} round {r + 1}/{s.growth_rounds}")
+            for workload in GROWTH:
+                for w in _alternate([small, large], r):
+                    key = (workload, 0 if w is small else 1)
+                    samples.setdefault(key, []).append(run_serial(
+                        w.target.make_caller(), islice(_growth_jobs(workload, w, r), s.growth_ops),
+                        budget_s=s.growth_budget_s, min_jobs=s.growth_min_ops))
+        for workload in GROWTH:
+            sizes = ((f"{s.small_users:,} users", f"{s.large_users:,} users")
+                     if workload == "userName eq"
+                     else ("0 members", f"{s.large_members:,} members"))
+            results.growth.append(Growth(
+                workload, large.target.system, large.target.store, *sizes,
+                summarise(samples[(workload, 0)], by_wall=False),
+                summarise(samples[(workload, 1)], by_wall=False)))
+        small.target.close()
+        large.target.close()
+
+
+# -- suite 4: Entra's initial cycle --------------------------------------------------------------
+
+
+def _run(target: Target, jobs: Iterator[Job], clients: int) -> Sample:
+    if target.transport == "http":
+        return run_concurrent(target.make_caller, jobs, clients=clients)
+    return run_serial(target.make_caller(), jobs)
+
+
+def entra_cycle(target: Target, tag: str, s: Scale) -> tuple[Stat, dict[str, Stat]]:
+    """Users (match, create), then groups (match, create), then member PATCHes."""
+    clients = s.clients if target.transport == "http" else 1
+    user_ids: dict[int, str] = {}
+    group_ids: dict[int, str] = {}
+    plan = workloads.membership_plan(s.cycle_users, s.cycle_groups, s.cycle_memberships)
+    phases = {
+        "users": _run(target, workloads.cycle_user_jobs(tag, s.cycle_users, user_ids), clients),
+        "groups": _run(target, workloads.cycle_group_jobs(tag, s.cycle_groups, group_ids),
+                       clients),
+    }
+    phases["members"] = _run(target, workloads.cycle_member_jobs(
+        group_ids, user_ids, plan, s.members_per_patch), clients)
+    total = phases["users"].merge(phases["groups"]).merge(phases["members"])
+    return (summarise([total], by_wall=True),
+            {k: summarise([v], by_wall=True) for k, v in phases.items()})
+
+
+def cycle(env: Environment, results: Results) -> None:
+    s = env.scale
+    targets = [ours_in_process("memory")]
+    if env.with_peer:
+        targets.append(peer.in_process())
+    targets += _http_targets(env)
+    patches = sum(-(-len(m) // s.members_per_patch)
+                  for m in workloads.membership_plan(s.cycle_users, s.cycle_groups,
+                                                     s.cycle_memberships))
+    shape = (f"{s.cycle_users:,} users, {s.cycle_groups} groups, {s.cycle_memberships:,} "
+             f"memberships ({s.members_per_patch} per PATCH) = "
+             f"{2 * (s.cycle_users + s.cycle_groups) + patches:,} requests")
+    for k, target in enumerate(targets):
+        log(f"Entra cycle: {target.label}")
+        stat, phases = entra_cycle(target, f"cycle{k}", s)
+        clients = s.clients if target.transport == "http" else 1
+        results.cycles.append(Cycle(target.system, target.store, target.transport, clients,
+                                    shape, stat, phases))
+
+
+# -- suite 5: cold start -------------------------------------------------------------------------
+
+
+def cold(env: Environment, results: Results) -> None:
+    s = env.scale
+    log("cold start: memory store")
+    results.cold.append(Cold("memory", coldstart.measure({"SCIM_STORE": "memory"},
+                                                         runs=s.cold_runs)))
+    if env.with_tables:
+        log("cold start: Table Storage store")
+        results.cold.append(Cold("tables", coldstart.measure(
+            {"SCIM_STORE": "tables", "SCIM_TABLES_CONNECTION": env.connection,
+             "SCIM_TABLE_NAME": table_name("cold")}, runs=s.cold_runs)))
+
+
+SUITES: dict[str, Callable[[Environment, Results], None]] = {
+    "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
+}

@@ -1,0 +1,93 @@
+"""Builds the ``TableClient`` from settings, with retries and timeouts sized for SCIM requests.
+
+Entra gives a provisioning call a bounded time and retries failures itself (escrow), so a
+request must fail fast rather than wait long inside one call. The defaults retry a dropped
+connection twice and a 5xx/429 once with short backoff, time out a connect after 3 s and a
+read after 10 s, and give up on the whole call after 20 s. A Retry-After longer than
+``MAX_IN_REQUEST_WAIT`` is not slept out inside the request: the transport shortens the
+wait, and if the retry fails too the store answers 503 with storage's Retry-After, so the
+client waits instead of the request.
+
+The client is a ``TableClient`` built directly, not through ``TableServiceClient``:
+``get_table_client`` wraps the transport in one whose ``sleep`` is plain ``time.sleep``,
+which would bypass the bounded wait.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from azure.core.pipeline.policies import RetryMode
+from azure.core.pipeline.transport import RequestsTransport
+from azure.data.tables import TableClient
+
+from scim_core.config import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+MAX_IN_REQUEST_WAIT = 2.0
+
+PRODUCTION_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 3,
+    "retry_connect": 2,
+    "retry_read": 1,
+    "retry_status": 1,
+    "retry_backoff_factor": 0.4,
+    "retry_backoff_max": 2,
+    "retry_mode": RetryMode.Exponential,
+    "timeout": 20,
+    "connection_timeout": 3,
+    "read_timeout": 10,
+}
+"""Keyword options for the Tables client; ``client_kwargs`` given to the factory win."""
+
+_TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
+
+
+class BoundedWaitTransport(RequestsTransport):  # type: ignore[misc]  # untyped under mypy
+    """The requests transport, but no retry wait inside a request is longer than
+    ``max_wait`` seconds, whatever Retry-After storage sent."""
+
+    def __init__(self, *, max_wait: float = MAX_IN_REQUEST_WAIT, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_wait = max_wait
+
+    def sleep(self, duration: float) -> None:
+        super().sleep(min(duration, self.max_wait))
+
+
+def _is_development_storage(connection: str) -> bool:
+    return connection.strip().rstrip(";").replace(" ", "").lower() == "usedevelopmentstorage=true"
+
+
+def table_client(settings: Settings, *, credential: TokenCredential | None = None,
+                 **client_kwargs: Any) -> TableClient:
+    """A client for ``settings.table_name``: from the connection string when one is set
+    (Azurite's, or ``UseDevelopmentStorage=true``, which the SDK expands to Azurite's
+    well-known account on 127.0.0.1:10002), else from the endpoint with ``credential`` or,
+    when none is given, the function app's managed identity."""
+    if not _TABLE_NAME.fullmatch(settings.table_name):
+        raise SettingsError("SCIM_TABLE_NAME must be 3-63 letters or digits, starting with a "
+                            f"letter, not {settings.table_name!r}")
+    options = {**PRODUCTION_CLIENT_OPTIONS, **client_kwargs}
+    if "transport" not in options:
+        options["transport"] = BoundedWaitTransport(
+            connection_timeout=options.pop("connection_timeout"),
+            read_timeout=options.pop("read_timeout"),
+        )
+    if settings.tables_connection:
+        connection = settings.tables_connection
+        if _is_development_storage(connection):
+            connection = "UseDevelopmentStorage=true"
+        return TableClient.from_connection_string(connection, settings.table_name, **options)
+    if settings.tables_endpoint:
+        if credential is None:
+            from scim_core.auth.credentials import production_credential
+
+            credential = production_credential()
+        return TableClient(settings.tables_endpoint, settings.table_name, credential=credential,
+                           **options)
+    raise SettingsError("Set SCIM_TABLES_CONNECTION or SCIM_TABLES_ENDPOINT to use the tables "
+                        "store.")

@@ -1,0 +1,111 @@
+"""The one place where Azure Table Storage failures become SCIM errors.
+
+The store catches the failures it expects as answers (a missing entity, a taken unique
+key, a moved etag) next to the call that expects them; everything else that escapes an
+``azure-data-tables`` call passes through ``translating_storage_errors`` and becomes
+``ServiceUnavailable`` (503 + Retry-After), or ``PayloadTooLarge`` for a request the
+service refused as too large. No Azure exception leaves the store.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import http.client
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from scim_core.errors import PayloadTooLarge, ServiceUnavailable
+
+_LOG = logging.getLogger(__name__)
+
+DEFAULT_RETRY_AFTER = 5
+"""Seconds a client is asked to wait when storage gave no Retry-After of its own."""
+
+ACCESS_DENIED_RETRY_AFTER = 60
+MAX_RETRY_AFTER = 3600
+_TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+_UNAVAILABLE = "Storage is unavailable; retry later."
+
+
+def _parse_seconds(raw: str) -> float | None:
+    raw = raw.strip()
+    try:
+        return float(raw)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+def retry_after_seconds(error: HttpResponseError) -> int:
+    """Whole seconds from the response's Retry-After (or the millisecond variants storage
+    and Cosmos DB send); ``DEFAULT_RETRY_AFTER`` when there is none."""
+    headers = getattr(error.response, "headers", None) or {}
+    seconds: float | None = None
+    for name, scale in (("retry-after-ms", 1000.0), ("x-ms-retry-after-ms", 1000.0),
+                        ("Retry-After", 1.0)):
+        raw = headers.get(name)
+        if raw:
+            parsed = _parse_seconds(raw)
+            if parsed is not None:
+                seconds = parsed / scale
+                break
+    if seconds is None:
+        return DEFAULT_RETRY_AFTER
+    return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
+
+
+def unavailable(error: BaseException) -> ServiceUnavailable | PayloadTooLarge:
+    """The SCIM error for a storage failure the store did not expect."""
+    if isinstance(error, ClientAuthenticationError):
+        _LOG.error("storage refused the credentials: %s", error)
+        return ServiceUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
+    if isinstance(error, HttpResponseError) and error.status_code is not None:
+        status = error.status_code
+        if status == 413:
+            return PayloadTooLarge("The change is too large for one storage transaction.")
+        if status in _TRANSIENT_STATUSES:
+            _LOG.warning("storage is throttling or failing (%s %s)", status,
+                         getattr(error, "error_code", None))
+            return ServiceUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
+        if status in (401, 403):
+            _LOG.error("storage denied access (%s): check the identity's role on the table: %s",
+                       status, error)
+            return ServiceUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
+        _LOG.error("unexpected storage answer %s: %s", status, error)
+        return ServiceUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
+    if isinstance(error, (ServiceRequestError, ServiceResponseError)):
+        _LOG.warning("storage cannot be reached: %s", error)
+    else:
+        _LOG.error("storage call failed: %r", error)
+    return ServiceUnavailable(_UNAVAILABLE, retry_after=DEFAULT_RETRY_AFTER)
+
+
+@contextmanager
+def translating_storage_errors() -> Iterator[None]:
+    """Turn any storage failure raised inside the block into a SCIM error.
+
+    Connection failures and timeouts (``ServiceRequestError``/``ServiceResponseError``),
+    throttling and server faults (408/429/5xx), refused credentials and any other storage
+    answer the store did not handle become ``ServiceUnavailable``; a 413 becomes
+    ``PayloadTooLarge``. ``OSError`` and ``http.client.HTTPException`` are included: a
+    connection dropped while a batch response is being parsed surfaces as those.
+    """
+    try:
+        yield
+    except (AzureError, OSError, http.client.HTTPException) as error:
+        raise unavailable(error) from error

@@ -1,0 +1,406 @@
+"""The Store protocol on Azure Table Storage: one partition per tenant, one batch per change.
+
+Keys: ``table_keys``; document rows: ``table_entities``; batches: ``table_batches``; the
+readers' view and the guarantees in full: ``docs/table-layout.md``. In short: a create,
+and an update's document, index swap and meta, are one atomic batch, as are the first
+membership pairs; further pairs follow in batches of 50 and are idempotent. A member-only
+update needs the group to exist but not an unchanged etag, so member edits never contend.
+A delete removes whole membership pairs first and the document, its index rows and the
+last pairs in one final batch under If-Match, so an interrupted delete leaves the resource
+whole; a deleted user's memberships added while its delete ran are swept afterwards.
+Reads are point reads (``get``, ``is_member``, unique ``lookup``: index row then document)
+or one RowKey range (``members``, ``groups_of``, non-unique ``lookup``); ``existing`` runs
+point reads on a small thread pool (an OR of RowKeys is a partition scan on Azure).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Any
+
+from azure.core.credentials import TokenCredential
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+
+from scim_core.config import Settings
+from scim_core.errors import InvalidCursor, NotFound, ServiceUnavailable
+from scim_core.store import table_keys as keys
+from scim_core.store.base import (
+    GROUP,
+    USER,
+    DuplicateKey,
+    IndexKey,
+    Member,
+    MemberChange,
+    Meta,
+    Record,
+    VersionMismatch,
+)
+from scim_core.store.cursor import decode_cursor, encode_cursor
+from scim_core.store.table_batches import (
+    MAX_BATCH,
+    Pair,
+    Step,
+    add_pairs,
+    chunked,
+    document_steps,
+    if_match,
+    index_steps,
+    pack,
+    remove_pair,
+    row,
+    submit,
+    table_missing,
+)
+from scim_core.store.table_client import table_client
+from scim_core.store.table_entities import (
+    document_entity,
+    meta_properties,
+    record_from_entity,
+    stored_document,
+    stored_index_rows,
+)
+from scim_core.store.table_faults import translating_storage_errors
+
+__all__ = ["TableStore", "table_store"]
+
+PAGE_LIMIT = 1000
+_ATTEMPTS = 5
+_BUSY = "The resource is changing too fast; retry later."
+
+
+def _etag(entity: TableEntity) -> str:
+    return str(entity.metadata["etag"])
+
+
+class TableStore:
+    """Users, groups and memberships of every tenant in one Azure table."""
+
+    def __init__(self, table_client: TableClient, *, read_workers: int = 8) -> None:
+        self._table = table_client
+        self._read_workers = read_workers
+        self._lock = threading.Lock()
+        self._table_ready = False
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+        self._table.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _ready(self) -> None:
+        """Create the table on first use, once per store (the process keeps one store)."""
+        if self._table_ready:
+            return
+        with self._lock:
+            if not self._table_ready:
+                with contextlib.suppress(ResourceExistsError):
+                    self._table.create_table()
+                self._table_ready = True
+
+    def _read(self, partition: str, row_key: str,
+              select: list[str] | None = None) -> TableEntity | None:
+        try:
+            if select is None:
+                return self._table.get_entity(partition, row_key)
+            return self._table.get_entity(partition, row_key, select=select)
+        except ResourceNotFoundError as error:
+            if table_missing(error):
+                self._table_ready = False
+                raise
+            return None
+
+    def _read_many(self, partition: str, rows: Sequence[str],
+                   select: list[str] | None = None) -> list[TableEntity | None]:
+        if len(rows) <= 1:
+            return [self._read(partition, row_key, select) for row_key in rows]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._read_workers,
+                                                thread_name_prefix="table-store-read")
+        return list(self._pool.map(lambda row_key: self._read(partition, row_key, select), rows))
+
+    def _range(self, partition: str, low: str, high: str, *, after: str | None = None,
+               select: list[str] | None = None,
+               per_page: int = PAGE_LIMIT) -> Iterable[TableEntity]:
+        bound = "RowKey gt @low" if after is not None else "RowKey ge @low"
+        return self._table.query_entities(
+            f"PartitionKey eq @partition and {bound} and RowKey lt @high",
+            parameters={"partition": partition, "low": after if after is not None else low,
+                        "high": high},
+            select=select,
+            results_per_page=per_page,
+        )
+
+    def _submit(self, steps: Sequence[Step]) -> list[Mapping[str, Any]]:
+        return submit(self._table, steps)
+
+    def _submit_all(self, batches: Sequence[Sequence[Step]]) -> None:
+        for batch in batches:
+            submit(self._table, batch)
+
+    # -- rows ------------------------------------------------------------------------------
+
+    def _member_ids(self, partition: str, group_id: str) -> list[str]:
+        low, high = keys.members_range(group_id)
+        return [entity["userId"]
+                for entity in self._range(partition, low, high, select=["userId"])]
+
+    def _group_ids(self, partition: str, user_id: str) -> list[str]:
+        low, high = keys.member_of_range(user_id)
+        return [entity["groupId"]
+                for entity in self._range(partition, low, high, select=["groupId"])]
+
+    def _membership_pairs(self, partition: str, group_id: str,
+                          change: MemberChange) -> list[Pair]:
+        """Clear, remove, then add: a user both removed and added stays a member."""
+        added = {member.value for member in change.add}
+        removed = set(change.remove)
+        if change.remove_all:
+            removed.update(self._member_ids(partition, group_id))
+        pairs = [remove_pair(partition, group_id, user_id)
+                 for user_id in sorted(removed - added)]
+        return pairs + add_pairs(partition, group_id, change.add)
+
+    def _duplicate(self, partition: str, steps: Sequence[Step], index: int,
+                   resource_id: str) -> DuplicateKey:
+        """The unique key a failed batch collided on: the failed operation's, or, when
+        storage did not say which operation failed, the first claimed row owned by
+        another resource."""
+        claimed = steps[index].claims if 0 <= index < len(steps) else None
+        if claimed is not None:
+            return DuplicateKey(claimed)
+        for step in steps:
+            if step.claims is not None:
+                owner = self._read(partition, step.entity["RowKey"], select=["id"])
+                if owner is not None and owner["id"] != resource_id:
+                    return DuplicateKey(step.claims)
+        return DuplicateKey(IndexKey("id", resource_id, True))
+
+    def _documents(self, partition: str, kind: str, ids: Sequence[str]) -> list[Record]:
+        found = self._read_many(partition, [keys.document_key(kind, i) for i in ids])
+        return [record_from_entity(kind, entity, _etag(entity))
+                for entity in found if entity is not None]
+
+    # -- Store protocol --------------------------------------------------------------------
+
+    def create(self, tenant: str, record: Record, indexes: Sequence[IndexKey],
+               members: Sequence[Member] = ()) -> Record:
+        partition = keys.partition_key(tenant)
+        indexed = index_steps(partition, record.kind, record.id, indexes)
+        entity = document_entity(
+            partition, keys.document_key(record.kind, record.id), kind=record.kind,
+            resource_id=record.id, document=record.document, meta=record.meta,
+            index_rows=list(indexed))
+        head = [Step("create", entity), *indexed.values()]
+        pairs = add_pairs(partition, record.id, members) if record.kind == GROUP else []
+        first, *later = pack(head, pairs)
+        with translating_storage_errors():
+            self._ready()
+            try:
+                results = self._submit(first)
+            except TableTransactionError as error:
+                if error.status_code == 409:
+                    raise self._duplicate(partition, first, error.index, record.id) from None
+                raise
+            self._submit_all(later)
+        return Record(record.kind, record.id, stored_document(entity), record.meta,
+                      str(results[0]["etag"]))
+
+    def get(self, tenant: str, kind: str, resource_id: str) -> Record | None:
+        with translating_storage_errors():
+            self._ready()
+            entity = self._read(keys.partition_key(tenant), keys.document_key(kind, resource_id))
+        return None if entity is None else record_from_entity(kind, entity, _etag(entity))
+
+    def _write_first(self, partition: str, kind: str, resource_id: str,
+                     first: Sequence[Step], *, conditional: bool) -> str | None:
+        """Submit an update's first batch; its new etag, or None when a read-then-write
+        without the caller's etag lost a race and should be tried again."""
+        try:
+            return str(self._submit(first)[0]["etag"])
+        except TableTransactionError as error:
+            if error.status_code == 404 and error.index == 0:
+                raise NotFound(f"{kind} {resource_id} not found") from None
+            if error.status_code == 412:
+                if conditional:
+                    raise VersionMismatch() from None
+                return None
+            if error.status_code == 409:
+                raise self._duplicate(partition, first, error.index, resource_id) from None
+            raise
+
+    def update(self, tenant: str, kind: str, resource_id: str, *, meta: Meta,
+               expected_etag: str | None, document: Mapping[str, Any] | None = None,
+               indexes: Sequence[IndexKey] | None = None,
+               members: MemberChange | None = None) -> Record:
+        partition = keys.partition_key(tenant)
+        document_row = keys.document_key(kind, resource_id)
+        change = members if members and kind == GROUP else None
+        with translating_storage_errors():
+            self._ready()
+            if document is None:
+                # Meta and members only: the group must exist (If-Match: * unless the caller
+                # gave an etag), but concurrent member edits do not contend for its etag.
+                condition = if_match(expected_etag) if expected_etag is not None else {}
+                merge = Step("update", row(partition, document_row, **meta_properties(meta)),
+                             {"mode": UpdateMode.MERGE, **condition})
+                pairs = self._membership_pairs(partition, resource_id, change) if change else []
+                first, *later = pack([merge], pairs)
+                self._write_first(partition, kind, resource_id, first,
+                                  conditional=expected_etag is not None)
+                self._submit_all(later)
+                current = self._read(partition, document_row)
+                if current is None:
+                    raise NotFound(f"{kind} {resource_id} not found")
+                return record_from_entity(kind, current, _etag(current))
+            for _ in range(_ATTEMPTS):
+                current = self._read(partition, document_row)
+                if current is None:
+                    raise NotFound(f"{kind} {resource_id} not found")
+                # The index swap is computed from this read, so the write is conditional on
+                # it even when the caller gave no etag; a lost race reads again.
+                etag = expected_etag if expected_etag is not None else _etag(current)
+                head, stored = document_steps(partition, kind, resource_id, current, etag,
+                                              meta=meta, document=document, indexes=indexes)
+                pairs = self._membership_pairs(partition, resource_id, change) if change else []
+                first, *later = pack(head, pairs)
+                written = self._write_first(partition, kind, resource_id, first,
+                                            conditional=expected_etag is not None)
+                if written is not None:
+                    self._submit_all(later)
+                    return Record(kind, resource_id, stored, meta, written)
+        raise ServiceUnavailable(_BUSY, retry_after=1)
+
+    def delete(self, tenant: str, kind: str, resource_id: str) -> None:
+        partition = keys.partition_key(tenant)
+        document_row = keys.document_key(kind, resource_id)
+        with translating_storage_errors():
+            self._ready()
+            for _ in range(_ATTEMPTS):
+                current = self._read(partition, document_row, select=["indexRows"])
+                if current is None:
+                    raise NotFound(f"{kind} {resource_id} not found")
+                final = [Step("delete", row(partition, document_row), if_match(_etag(current)))]
+                final += [Step("delete", row(partition, index_row), optional=True)
+                          for index_row in stored_index_rows(current)]
+                pairs = self._relations(partition, kind, resource_id)
+                # the last pairs ride with the document; earlier ones go first, whole pairs
+                lead = len(pairs) - min(len(pairs), (MAX_BATCH - len(final)) // 2)
+                self._submit_all(chunked(pairs[:lead]))
+                try:
+                    self._submit(pack(final, pairs[lead:])[0])
+                except TableTransactionError as error:
+                    if error.status_code == 404 and error.index == 0:
+                        raise NotFound(f"{kind} {resource_id} not found") from None
+                    if error.status_code == 412:
+                        continue
+                    raise
+                if kind == USER:
+                    self._sweep_memberships(partition, resource_id)
+                return
+        raise ServiceUnavailable(_BUSY, retry_after=1)
+
+    def _sweep_memberships(self, partition: str, user_id: str) -> None:
+        """Remove memberships of a just-deleted user that were added after its delete
+        listed them. A member add does not touch the user row, so the delete's If-Match
+        cannot see it; an add committed after this sweep finds the user gone when the
+        service checks again after its write."""
+        for _ in range(_ATTEMPTS):
+            late = self._relations(partition, USER, user_id)
+            if not late:
+                return
+            self._submit_all(chunked(late))
+
+    def _relations(self, partition: str, kind: str, resource_id: str) -> list[Pair]:
+        """Removals of every membership of a group or a user."""
+        if kind == GROUP:
+            return [remove_pair(partition, resource_id, user_id)
+                    for user_id in self._member_ids(partition, resource_id)]
+        return [remove_pair(partition, group_id, resource_id)
+                for group_id in self._group_ids(partition, resource_id)]
+
+    def lookup(self, tenant: str, kind: str, key: IndexKey) -> list[Record]:
+        partition = keys.partition_key(tenant)
+        with translating_storage_errors():
+            self._ready()
+            if key.unique:
+                found = self._read(partition, keys.unique_index_key(kind, key.name, key.value),
+                                   select=["id", "value"])
+                matches = [found] if found is not None else []
+            else:
+                low, high = keys.index_range(kind, key.name, key.value)
+                matches = list(self._range(partition, low, high, select=["id", "value"]))
+            # a hashed key component could collide; the stored value cannot
+            ids = sorted({entity["id"] for entity in matches if entity.get("value") == key.value})
+            return self._documents(partition, kind, ids)
+
+    def scan(self, tenant: str, kind: str) -> Iterator[Record]:
+        low, high = keys.documents_range(kind)
+        with translating_storage_errors():
+            self._ready()
+            for entity in self._range(keys.partition_key(tenant), low, high):
+                yield record_from_entity(kind, entity, _etag(entity))
+
+    def page(self, tenant: str, kind: str, *, cursor: str | None,
+             size: int) -> tuple[list[Record], str | None]:
+        low, high = keys.documents_range(kind)
+        after = None
+        if cursor:
+            after = decode_cursor(cursor)
+            if not (after.startswith(low) and after < high):
+                raise InvalidCursor("The cursor is not valid.")
+        if size <= 0:
+            return [], None
+        partition = keys.partition_key(tenant)
+        with translating_storage_errors():
+            self._ready()
+            rows = list(islice(self._range(partition, low, high, after=after,
+                                           per_page=min(size + 1, PAGE_LIMIT)), size + 1))
+        records = [record_from_entity(kind, entity, _etag(entity)) for entity in rows[:size]]
+        more = len(rows) > size
+        return records, (encode_cursor(rows[size - 1]["RowKey"]) if more else None)
+
+    def members(self, tenant: str, group_id: str) -> Iterator[Member]:
+        low, high = keys.members_range(group_id)
+        with translating_storage_errors():
+            self._ready()
+            for entity in self._range(keys.partition_key(tenant), low, high,
+                                      select=["userId", "display"]):
+                yield Member(entity["userId"], entity.get("display"))
+
+    def is_member(self, tenant: str, group_id: str, user_id: str) -> bool:
+        with translating_storage_errors():
+            self._ready()
+            found = self._read(keys.partition_key(tenant), keys.member_key(group_id, user_id),
+                               select=["userId"])
+        return found is not None
+
+    def groups_of(self, tenant: str, user_id: str) -> list[str]:
+        with translating_storage_errors():
+            self._ready()
+            return sorted(self._group_ids(keys.partition_key(tenant), user_id))
+
+    def existing(self, tenant: str, kind: str, ids: Collection[str]) -> set[str]:
+        wanted = sorted(set(ids))
+        partition = keys.partition_key(tenant)
+        with translating_storage_errors():
+            self._ready()
+            found = self._read_many(partition, [keys.document_key(kind, i) for i in wanted],
+                                    select=["id"])
+        return {resource_id for resource_id, entity in zip(wanted, found, strict=True)
+                if entity is not None}
+
+
+def table_store(settings: Settings, *, credential: TokenCredential | None = None,
+                **client_kwargs: Any) -> TableStore:
+    """The store for ``settings``; the process should build it once (it creates the table
+    on first use). ``client_kwargs`` override ``table_client.PRODUCTION_CLIENT_OPTIONS``."""
+    return TableStore(table_client(settings, credential=credential, **client_kwargs))
+

@@ -1,0 +1,346 @@
+"""Pytest fixtures: Azurite's table service on a free port, table stores and a fault proxy."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import pytest
+from azure.data.tables import TableClient
+
+from scim_core.store.tables import TableStore
+
+__all__ = [
+    "ACCOUNT_KEY",
+    "ACCOUNT_NAME",
+    "FAST_CLIENT_OPTIONS",
+    "Azurite",
+    "Fault",
+    "FaultProxy",
+    "RecordingTableClient",
+    "RequestLog",
+    "TableHarness",
+    "azurite",
+    "fault_proxy",
+    "table_harness",
+    "table_store",
+    "unique_table_name",
+]
+
+ROOT = Path(__file__).resolve().parent.parent
+AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+
+ACCOUNT_NAME = "devstoreaccount1"
+ACCOUNT_KEY = (  # Azurite's well-known development key; public, documented by Microsoft
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+FAST_CLIENT_OPTIONS: dict[str, Any] = {
+    "retry_total": 0,
+    "connection_timeout": 2,
+    "read_timeout": 5,
+    "timeout": 10,
+}
+"""Client options for tests: no retries and short timeouts, so a fault shows at once."""
+
+
+def connection_string(port: int) -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT_NAME}")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+class Azurite:
+    """One Azurite table service process; ``stop()``/``start()`` keep the port and data."""
+
+    def __init__(self, location: Path, port: int) -> None:
+        self.location = location
+        self.port = port
+        self.connection_string = connection_string(port)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._log = location / "azurite.log"
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        if self.running:
+            return
+        command = [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port),
+                   "--location", str(self.location), "--silent", "--skipApiVersionCheck",
+                   "--loose", "--disableTelemetry"]
+        with self._log.open("ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=self.location)
+        deadline = time.monotonic() + timeout
+        while not _answers(self.port):
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                tail = self._log.read_text(errors="replace")[-2000:]
+                raise RuntimeError(f"Azurite did not start on port {self.port}:\n{tail}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGINT, on which Azurite saves its data and exits (on SIGTERM it would exit at
+        once and lose up to five seconds of writes), then wait for the port to close."""
+        process, self._process = self._process, None
+        if process is None:
+            return
+        if process.poll() is None:
+            os.kill(process.pid, signal.SIGINT)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait(timeout=5)
+        deadline = time.monotonic() + 5
+        while _answers(self.port) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's table service for the whole session, on a free 127.0.0.1 port."""
+    if not AZURITE_TABLE.exists():
+        pytest.skip(f"Azurite is not installed ({AZURITE_TABLE} is missing): run `npm ci`")
+    server = Azurite(tmp_path_factory.mktemp("azurite"), free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+class RequestLog:
+    """A ``raw_response_hook``: records the method and the decoded path and query (after
+    the account) of every response the client received."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.entries: list[tuple[str, str]] = []
+
+    def __call__(self, response: Any) -> None:
+        request = response.http_request
+        target = unquote(request.url.split(f"/{ACCOUNT_NAME}/", 1)[-1])
+        with self._lock:
+            self.entries.append((request.method, target))
+
+    def point_reads(self) -> int:
+        """GETs of one entity by PartitionKey and RowKey."""
+        with self._lock:
+            return sum(1 for method, target in self.entries
+                       if method == "GET" and "(PartitionKey=" in target)
+
+    def clear(self) -> None:
+        with self._lock:
+            self.entries.clear()
+
+    @property
+    def count(self) -> int:
+        with self._lock:
+            return len(self.entries)
+
+
+class RecordingTableClient(TableClient):
+    """The real client; it also records how many operations each transaction carried."""
+
+    batch_sizes: list[int]
+
+    def submit_transaction(self, operations: Iterable[Any],
+                           **kwargs: Any) -> list[Mapping[str, Any]]:
+        listed = list(operations)
+        self.batch_sizes.append(len(listed))
+        result: list[Mapping[str, Any]] = super().submit_transaction(listed, **kwargs)
+        return result
+
+
+@dataclass
+class TableHarness:
+    store: TableStore
+    client: RecordingTableClient
+    requests: RequestLog
+    azurite: Azurite
+    extra: list[TableStore] = field(default_factory=list)
+
+    def another_store(self, **options: Any) -> TableStore:
+        """A second store on the same table (its own client), e.g. with other options."""
+        client = TableClient.from_connection_string(
+            options.pop("connection_string", self.azurite.connection_string),
+            table_name=self.client.table_name, **{**FAST_CLIENT_OPTIONS, **options})
+        store = TableStore(client)
+        self.extra.append(store)
+        return store
+
+
+def unique_table_name() -> str:
+    return "t" + uuid.uuid4().hex
+
+
+@pytest.fixture
+def table_harness(azurite: Azurite) -> Iterator[TableHarness]:
+    """A fresh table (deleted afterwards) with a recording client and a request log."""
+    log = RequestLog()
+    client = RecordingTableClient.from_connection_string(
+        azurite.connection_string, table_name=unique_table_name(), raw_response_hook=log,
+        **FAST_CLIENT_OPTIONS)
+    assert isinstance(client, RecordingTableClient)
+    client.batch_sizes = []
+    harness = TableHarness(TableStore(client), client, log, azurite)
+    try:
+        yield harness
+    finally:
+        if not azurite.running:
+            azurite.start()
+        for extra in harness.extra:
+            extra.close()
+        try:
+            client.delete_table()
+        finally:
+            harness.store.close()
+
+
+@pytest.fixture
+def table_store(table_harness: TableHarness) -> TableStore:
+    """A TableStore on a fresh, uniquely named table with fast-failing client options."""
+    return table_harness.store
+
+
+# -- fault injection -----------------------------------------------------------------------
+
+_HOP_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "proxy-connection",
+                          "te", "upgrade", "trailer", "content-length"})
+
+
+@dataclass(frozen=True)
+class Fault:
+    """A storage error answer: status, storage error code and extra headers."""
+
+    status: int
+    code: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def busy(cls, retry_after: str | None = "7") -> Fault:
+        return cls(503, "ServerBusy", {"Retry-After": retry_after} if retry_after else {})
+
+    def body(self) -> bytes:
+        error = {"code": self.code, "message": {"lang": "en-US", "value": f"{self.code} (test)"}}
+        return json.dumps({"odata.error": error}).encode()
+
+
+Rule = Callable[[str, str, int], Fault | None]
+"""Decides a request's fate from its method, decoded target and 0-based number."""
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of Azurite: forwards every request unchanged, unless
+    ``rule`` answers it with a ``Fault`` instead. Shared-key signatures do not cover the
+    host, so a client pointed at the proxy talks to Azurite as usual."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.rule: Rule = lambda method, target, number: None
+        self.requests: list[tuple[str, str, int]] = []
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def setup(self) -> None:
+                super().setup()
+                # headers and body go out in two writes: without this, Nagle's algorithm
+                # and delayed ACKs stall every response by 40 ms
+                self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+            def relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = proxy.answer(self.command, self.path, body,
+                                                        list(self.headers.items()))
+                self.send_response(status)
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_MERGE = relay
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.port: int = self._server.server_address[1]
+        self.connection_string = connection_string(self.port)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def answer(self, method: str, path: str, body: bytes,
+               headers: list[tuple[str, str]]) -> tuple[int, list[tuple[str, str]], bytes]:
+        target = unquote(path.split(f"/{ACCOUNT_NAME}/", 1)[-1])
+        with self._lock:
+            number = len(self.requests)
+            fault = self.rule(method, target, number)
+            self.requests.append((method, target, fault.status if fault else 0))
+        if fault is not None:
+            extra = [("Content-Type", "application/json;odata=minimalmetadata"),
+                     ("x-ms-error-code", fault.code), *fault.headers.items()]
+            return fault.status, extra, fault.body()
+        upstream = http.client.HTTPConnection("127.0.0.1", self.upstream_port, timeout=60)
+        try:
+            upstream.request(method, path, body=body,
+                             headers={k: v for k, v in headers if k.lower() not in _HOP_HEADERS})
+            response = upstream.getresponse()
+            payload = response.read()
+            kept = [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_HEADERS]
+            return response.status, kept, payload
+        finally:
+            upstream.close()
+
+    def faults(self) -> int:
+        with self._lock:
+            return sum(1 for *_, status in self.requests if status)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@pytest.fixture
+def fault_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
+    """A fault-injecting proxy in front of the session's Azurite."""
+    proxy = FaultProxy(azurite.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

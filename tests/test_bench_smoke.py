@@ -1,0 +1,151 @@
+"""Smoke tests for the benchmark code at a tiny size: every suite runs; no timing is asserted."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import peer, workloads
+from bench.__main__ import main
+from bench.report import Results, as_json, render, targets
+from bench.runner import Sample, percentile, run_serial, summarise
+from bench.suites import TINY, Environment, cold, cycle, growth, http, inprocess, tables_available
+from bench.systems import OURS, PEER, ours_in_process
+
+needs_peer = pytest.mark.skipif(not peer.available(),
+                                reason="scim2-server not installed (requirements-bench.txt)")
+needs_tables = pytest.mark.skipif(not tables_available(),
+                                  reason="scim_core.store.tables or Azurite not available")
+
+
+@pytest.fixture
+def env() -> Iterator[Environment]:
+    """A tiny-scale environment on the memory store, with the peer when it is installed."""
+    environment = Environment(TINY, with_peer=peer.available(), with_tables=False)
+    yield environment
+    environment.close()
+
+
+def _no_errors(results: Results) -> None:
+    stats = [r.stat for r in results.rows] + [c.stat for c in results.cycles]
+    stats += [s for g in results.growth for s in (g.small_stat, g.large_stat)]
+    assert stats
+    assert [s.first_error for s in stats if s.errors] == []
+    assert all(s.requests > 0 for s in stats)
+
+
+def test_percentiles_and_summary() -> None:
+    """Nearest-rank percentiles and the median-of-rounds rate come out as defined."""
+    assert percentile([10, 20, 30, 40], 0.5) == 20
+    assert percentile([10, 20, 30, 40], 0.99) == 40
+    assert percentile([], 0.5) == 0
+    stat = summarise([Sample([1000, 3000], wall_ns=8000), Sample([2000], wall_ns=4000)],
+                     by_wall=True)
+    assert (stat.requests, stat.rounds, stat.rps) == (3, 2, 250_000.0)
+
+
+def test_workloads_send_what_entra_sends() -> None:
+    """Seeded users are found by the userName filter, and a member add shows in the group."""
+    call = ours_in_process().make_caller()
+    (user_id, name), = workloads.seed_users(call, "smoke", 0, 1)
+    assert workloads.total_results(*call("GET", "/Users", workloads.user_query(name), None),
+                                   what="lookup") == 1
+    group_id = workloads.seed_group(call, "smoke", 0, [user_id])
+    status, body = call("GET", f"/Groups/{group_id}", None, None)
+    assert status == 200
+    assert [m["value"] for m in json.loads(body)["members"]] == [user_id]
+    assert run_serial(call, workloads.cycle_user_jobs("fresh", 2, {})).errors == 0
+
+
+@needs_peer
+def test_peer_answers_the_same_requests() -> None:
+    """scim2-server accepts the same bodies and filters, in process and over HTTP."""
+    for target in (peer.in_process(), peer.http()):
+        try:
+            call = target.make_caller()
+            (user_id, name), = workloads.seed_users(call, "smoke", 0, 1)
+            found = call("GET", "/Users", workloads.user_query(name.upper()), None)
+            assert workloads.total_results(*found, what="lookup") == 1
+            group_id = workloads.seed_group(call, "smoke", 0, [user_id])
+            status, body = call("GET", f"/Groups/{group_id}", None, None)
+            assert status == 200
+            assert [m["value"] for m in json.loads(body)["members"]] == [user_id]
+        finally:
+            target.close()
+
+
+def test_inprocess_suite(env: Environment) -> None:
+    """Every in-process workload runs on each system without an unexpected status."""
+    results = Results()
+    inprocess(env, results)
+    _no_errors(results)
+    assert {r.workload for r in results.rows} == {"create user", "userName eq", "get user",
+                                                  "patch user", "member add"}
+    assert {r.system for r in results.rows} == ({OURS, PEER} if env.with_peer else {OURS})
+
+
+def test_http_suite(env: Environment) -> None:
+    """The HTTP workloads run with concurrent keep-alive clients against the child servers."""
+    results = Results()
+    http(env, results)
+    _no_errors(results)
+    assert {r.clients for r in results.rows} == {TINY.clients}
+
+
+def test_growth_suite(env: Environment) -> None:
+    """Growth compares a small and a large data set for lookups, member adds and group reads."""
+    results = Results()
+    growth(env, results)
+    _no_errors(results)
+    assert {g.workload for g in results.growth} == {"userName eq", "member add",
+                                                    "get group, members excluded"}
+    assert all(g.ratio > 0 for g in results.growth)
+
+
+def test_cycle_suite(env: Environment) -> None:
+    """Entra's initial cycle pushes users, groups and member PATCHes in process and over HTTP."""
+    results = Results()
+    cycle(env, results)
+    _no_errors(results)
+    expected = 2 * (TINY.cycle_users + TINY.cycle_groups) + 4  # 2 groups x 6 members / 3
+    assert {c.stat.requests for c in results.cycles} == {expected}
+    assert set(results.cycles[0].phases) == {"users", "groups", "members"}
+
+
+def test_cold_start(env: Environment) -> None:
+    """A fresh process imports function_app and answers Entra's first query with 200."""
+    results = Results()
+    cold(env, results)
+    assert [(c.store, c.result.status) for c in results.cold] == [("memory", 200)]
+    assert results.cold[0].result.wall_ms > 0
+
+
+@needs_tables
+def test_table_storage_suites() -> None:
+    """HTTP, growth, cycle and cold start run on the Table Storage store on Azurite."""
+    environment = Environment(TINY, with_peer=False, with_tables=True)
+    results = Results()
+    try:
+        for suite in (http, growth, cycle, cold):
+            suite(environment, results)
+    finally:
+        environment.close()
+    _no_errors(results)
+    assert "tables" in {r.store for r in results.rows}
+    assert "tables" in {g.store for g in results.growth}
+    assert [c.store for c in results.cold] == ["memory", "tables"]
+
+
+def test_report_and_cli(tmp_path: Path) -> None:
+    """``python -m bench --only ...`` prints the table with targets and writes the JSON."""
+    out = tmp_path / "latest.json"
+    assert main(["--only", "coldstart", "--no-peer", "--no-tables", "--out", str(out)]) == 0
+    document = json.loads(out.read_text())
+    assert document["cold_start"][0]["status"] == 200
+    assert {t["name"] for t in document["targets"]} == {t.name for t in targets(Results())}
+    results = Results(meta={"mode": "test"})
+    assert "## Targets" in render(results)
+    assert as_json(results)["rows"] == []

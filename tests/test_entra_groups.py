@@ -1,0 +1,300 @@
+"""Entra group lifecycle (entra-scim-behaviour.md §4.1–4.8), through function_app.py on both
+stores."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.support import (
+    BASE,
+    GROUP_SCHEMA,
+    LIST_RESPONSE,
+    FunctionClient,
+    assert_scim_error,
+)
+
+ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
+ADSCIM_PRE_2018 = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/Group"
+
+
+def users(client: FunctionClient, count: int) -> list[str]:
+    return [client.create_user(f"member{i}@contoso.example", displayName=f"Member {i}")["id"]
+            for i in range(count)]
+
+
+def get(client: FunctionClient, group_id: str, **params: str) -> dict[str, Any]:
+    result = client.get(f"/Groups/{group_id}", params=params or None)
+    assert result.status == 200, result.body
+    return dict(result.json)
+
+
+def member_ids(client: FunctionClient, group_id: str) -> list[str]:
+    return sorted(m["value"] for m in get(client, group_id).get("members", []))
+
+
+def patch_204(client: FunctionClient, group_id: str, *ops: dict[str, Any]) -> None:
+    result = client.patch_ops(f"/Groups/{group_id}", *ops)
+    assert result.status == 204, result.body
+    assert result.body == b""
+
+
+def search(client: FunctionClient, filter_text: str, **params: str) -> dict[str, Any]:
+    result = client.get("/Groups", params={"filter": filter_text, **params})
+    assert result.status == 200, result.body
+    assert result.json["schemas"] == [LIST_RESPONSE]
+    return dict(result.json)
+
+
+# -- §4.1 match -----------------------------------------------------------------------------
+
+
+def test_group_probe_answers_empty_list_response(client: FunctionClient) -> None:
+    """The Test Connection group probe (random GUID displayName) gets an empty ListResponse."""
+    client.create_group("Facilities Team")
+    result = client.get("/Groups", params={"excludedAttributes": "members",
+                                           "filter": f'displayName eq "{uuid.uuid4()}"'})
+    assert result.status == 200
+    assert result.json == {"schemas": [LIST_RESPONSE], "totalResults": 0, "startIndex": 1,
+                           "itemsPerPage": 0, "Resources": []}
+
+
+@pytest.mark.parametrize("name", ["Facilities Team", "facilities team", "FACILITIES TEAM"])
+def test_match_by_display_name_is_case_insensitive_and_excludes_members(
+        client: FunctionClient, name: str) -> None:
+    """displayName eq matches in any case, and excludedAttributes=members drops the key."""
+    member = users(client, 1)
+    group = client.create_group("Facilities Team", externalId="0d4c1e9a",
+                                members=[{"value": member[0]}])
+    client.create_group("Other Team")
+    listing = search(client, f'displayName eq "{name}"', excludedAttributes="members")
+    assert listing["totalResults"] == 1 and listing["itemsPerPage"] == 1
+    found = listing["Resources"][0]
+    assert found["id"] == group["id"]
+    assert "members" not in found
+    assert found["schemas"] == [GROUP_SCHEMA]
+    assert found["displayName"] == "Facilities Team" and found["externalId"] == "0d4c1e9a"
+    assert found["meta"]["resourceType"] == "Group"
+    assert found["meta"]["location"] == f"{BASE}/Groups/{group['id']}"
+
+
+# -- §4.2 create ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("schemas", [[GROUP_SCHEMA, ADSCIM], [ADSCIM_PRE_2018]],
+                         ids=["core+adscim", "pre-2018-adscim-only"])
+def test_create_group_with_microsoft_schema_uri(client: FunctionClient,
+                                                schemas: list[str]) -> None:
+    """Entra's group POST (with the ADSCIM URI) gets 201, Location, ETag and no members."""
+    result = client.post("/Groups", {"schemas": schemas, "externalId": "0d4c1e9a-33b8",
+                                     "displayName": "Facilities Team",
+                                     "meta": {"resourceType": "Group"}})
+    assert result.status == 201, result.body
+    group = result.json
+    assert result.header("Location") == f"{BASE}/Groups/{group['id']}"
+    assert result.header("ETag") == group["meta"]["version"]
+    assert group["schemas"] == [GROUP_SCHEMA]
+    assert group["displayName"] == "Facilities Team"
+    assert group["externalId"] == "0d4c1e9a-33b8"
+    assert group.get("members", []) == []
+    assert group["meta"]["resourceType"] == "Group"
+    assert get(client, group["id"]) == group
+
+
+def test_create_group_with_members_in_post(client: FunctionClient) -> None:
+    """Groups created with members in the POST (Postman suite) hold exactly those members."""
+    a, b = users(client, 2)
+    result = client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "With Members",
+                                     "members": [{"value": a}, {"value": b, "display": "B"}]})
+    assert result.status == 201, result.body
+    expected = sorted([
+        {"value": a, "$ref": f"{BASE}/Users/{a}", "type": "User"},
+        {"value": b, "$ref": f"{BASE}/Users/{b}", "type": "User", "display": "B"}],
+        key=lambda m: m["value"])
+    assert sorted(result.json["members"], key=lambda m: m["value"]) == expected
+    stored = get(client, result.json["id"])["members"]
+    assert sorted(stored, key=lambda m: m["value"]) == expected
+
+
+@pytest.mark.parametrize("name", ["Facilities Team", "facilities TEAM"])
+def test_duplicate_display_name_is_409(client: FunctionClient, name: str) -> None:
+    """A second group with the same displayName in any case is 409 uniqueness, nothing made."""
+    first = client.create_group("Facilities Team")
+    assert_scim_error(client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": name}),
+                      409, "uniqueness")
+    listing = client.get("/Groups").json
+    assert [g["id"] for g in listing["Resources"]] == [first["id"]]
+
+
+# -- §4.3 read ------------------------------------------------------------------------------
+
+
+def test_get_group_with_and_without_members(client: FunctionClient) -> None:
+    """GET returns members as value/$ref/display, and no members key when they're excluded."""
+    (a,) = users(client, 1)
+    group = client.create_group("Readers", members=[{"value": a, "display": "Member 0"}])
+    full = get(client, group["id"])
+    assert full["members"] == [{"value": a, "$ref": f"{BASE}/Users/{a}", "type": "User",
+                                "display": "Member 0"}]
+    trimmed = get(client, group["id"], excludedAttributes="members")
+    assert "members" not in trimmed
+    assert {k: v for k, v in full.items() if k != "members"} == trimmed
+
+
+def test_get_unknown_group_is_404(client: FunctionClient) -> None:
+    """GET /Groups/{unknown id}, with or without excludedAttributes, is 404."""
+    assert_scim_error(client.get(f"/Groups/{uuid.uuid4()}"), 404)
+    assert_scim_error(client.get(f"/Groups/{uuid.uuid4()}",
+                                 params={"excludedAttributes": "members"}), 404)
+
+
+# -- §4.4 add members -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("op", ["Add", "add"])
+def test_add_several_members_in_one_operation(client: FunctionClient, op: str) -> None:
+    """Add members with $ref null and display: 204, all added; re-adding is a 204 no-op."""
+    a, b, c = users(client, 3)
+    group = client.create_group("Team")
+    value = [{"$ref": None, "value": a}, {"value": b, "display": "Member 1"}, {"value": c}]
+    patch_204(client, group["id"], {"op": op, "path": "members", "value": value})
+    assert member_ids(client, group["id"]) == sorted([a, b, c])
+    before = get(client, group["id"])
+    patch_204(client, group["id"], {"op": op, "path": "members", "value": value[:2]})
+    after = get(client, group["id"])
+    assert after["members"] == before["members"]
+    assert len(after["members"]) == 3
+
+
+def test_unknown_member_id_is_400_and_changes_nothing(client: FunctionClient) -> None:
+    """Adding an id that is no user is 400 invalidValue naming it; the group is unchanged."""
+    a, b = users(client, 2)
+    group = client.create_group("Team", members=[{"value": a}])
+    before = get(client, group["id"])
+    ghost = str(uuid.uuid4())
+    result = client.patch_ops(f"/Groups/{group['id']}",
+                              {"op": "Add", "path": "members",
+                               "value": [{"value": b}, {"value": ghost}]})
+    error = assert_scim_error(result, 400, "invalidValue")
+    assert ghost in error["detail"]
+    assert get(client, group["id"]) == before
+
+
+# -- §4.5 remove members --------------------------------------------------------------------
+
+
+def test_legacy_remove_with_value_list_removes_only_those(client: FunctionClient) -> None:
+    """Legacy Remove + path members + value list removes exactly the listed members."""
+    a, b, c = users(client, 3)
+    group = client.create_group("Team", members=[{"value": a}, {"value": b}, {"value": c}])
+    patch_204(client, group["id"], {"op": "Remove", "path": "members", "value": [{"value": a}]})
+    assert member_ids(client, group["id"]) == sorted([b, c])
+    patch_204(client, group["id"], {"op": "Remove", "path": "members",
+                                    "value": [{"value": b}, {"value": c}]})
+    assert member_ids(client, group["id"]) == []
+
+
+def test_flagged_remove_by_value_filter(client: FunctionClient) -> None:
+    """Flagged remove members[value eq "id"] removes only that member."""
+    a, b = users(client, 2)
+    group = client.create_group("Team", members=[{"value": a}, {"value": b}])
+    patch_204(client, group["id"], {"op": "remove", "path": f'members[value eq "{a}"]'})
+    assert member_ids(client, group["id"]) == [b]
+
+
+def test_remove_without_value_removes_all_members(client: FunctionClient) -> None:
+    """Remove path members without a value (Postman "remove all users") empties the group."""
+    a, b = users(client, 2)
+    group = client.create_group("Team", members=[{"value": a}, {"value": b}])
+    patch_204(client, group["id"], {"op": "Remove", "path": "members"})
+    assert member_ids(client, group["id"]) == []
+    assert get(client, group["id"])["displayName"] == "Team"
+
+
+@pytest.mark.parametrize("shape", ["legacy", "flagged"])
+def test_removing_a_non_member_is_a_no_op(client: FunctionClient, shape: str) -> None:
+    """Removing a user who is not a member answers 204 and changes nothing."""
+    a, b = users(client, 2)
+    group = client.create_group("Team", members=[{"value": a}])
+    op = ({"op": "Remove", "path": "members", "value": [{"value": b}]} if shape == "legacy"
+          else {"op": "remove", "path": f'members[value eq "{b}"]'})
+    patch_204(client, group["id"], op)
+    assert member_ids(client, group["id"]) == [a]
+
+
+# -- §4.6 rename ----------------------------------------------------------------------------
+
+
+def test_rename_legacy_and_pathless(client: FunctionClient) -> None:
+    """Replace displayName (legacy) and path-less displayName/externalId objects: 204, applied."""
+    group = client.create_group("Facilities Team")
+    patch_204(client, group["id"],
+              {"op": "Replace", "path": "displayName", "value": "Facilities & Estates"})
+    assert get(client, group["id"])["displayName"] == "Facilities & Estates"
+    patch_204(client, group["id"],
+              {"op": "replace", "value": {"displayName": "Estates"}},
+              {"op": "replace", "value": {"externalId": "0d4c1e9a-33b8"}})
+    renamed = get(client, group["id"])
+    assert renamed["displayName"] == "Estates" and renamed["externalId"] == "0d4c1e9a-33b8"
+    assert search(client, 'displayName eq "estates"')["totalResults"] == 1
+    assert search(client, 'displayName eq "Facilities Team"')["totalResults"] == 0
+
+
+@pytest.mark.parametrize("shape", ["legacy", "pathless"])
+def test_rename_onto_existing_name_is_409(client: FunctionClient, shape: str) -> None:
+    """Renaming onto another group's displayName (any case) is 409 uniqueness; unchanged."""
+    client.create_group("Facilities Team")
+    group = client.create_group("Estates")
+    op = ({"op": "Replace", "path": "displayName", "value": "FACILITIES team"}
+          if shape == "legacy" else {"op": "replace", "value": {"displayName": "facilities team"}})
+    before = get(client, group["id"])
+    assert_scim_error(client.patch_ops(f"/Groups/{group['id']}", op), 409, "uniqueness")
+    assert get(client, group["id"]) == before
+
+
+# -- §4.7 membership checks -----------------------------------------------------------------
+
+
+MEMBERSHIP_FILTERS = {
+    "value-path": 'id eq "{g}" and members[value eq "{u}"]',
+    "members-eq": 'id eq "{g}" and members eq "{u}"',
+    "members.value-eq": 'id eq "{g}" and members.value eq "{u}"',
+}
+
+
+@pytest.mark.parametrize("form", sorted(MEMBERSHIP_FILTERS))
+@pytest.mark.parametrize("projection", [{"excludedAttributes": "members"},
+                                        {"attributes": "id"}], ids=["excluded", "attributes"])
+def test_membership_check(client: FunctionClient, form: str,
+                          projection: dict[str, str]) -> None:
+    """Membership checks answer 1 (members left out) for a member and 0 for a non-member."""
+    member, outsider = users(client, 2)
+    group = client.create_group("Team", members=[{"value": member}])
+    other = client.create_group("Other", members=[{"value": outsider}])
+    template = MEMBERSHIP_FILTERS[form]
+    hit = search(client, template.format(g=group["id"], u=member), **projection)
+    assert hit["totalResults"] == 1
+    assert [g["id"] for g in hit["Resources"]] == [group["id"]]
+    assert "members" not in hit["Resources"][0]
+    miss = search(client, template.format(g=group["id"], u=outsider), **projection)
+    assert miss["totalResults"] == 0 and miss["Resources"] == []
+    assert search(client, template.format(g=other["id"], u=outsider), **projection
+                  )["totalResults"] == 1
+
+
+# -- §4.8 delete ----------------------------------------------------------------------------
+
+
+def test_delete_group_is_204_then_404(client: FunctionClient) -> None:
+    """DELETE a group: 204 without a body, then GET and DELETE are 404; members stay users."""
+    (a,) = users(client, 1)
+    group = client.create_group("Team", members=[{"value": a}])
+    result = client.delete(f"/Groups/{group['id']}")
+    assert result.status == 204 and result.body == b""
+    assert_scim_error(client.get(f"/Groups/{group['id']}"), 404)
+    assert_scim_error(client.delete(f"/Groups/{group['id']}"), 404)
+    assert search(client, 'displayName eq "Team"')["totalResults"] == 0
+    assert client.get(f"/Users/{a}").status == 200
+    assert client.get("/Groups", params={"filter": f'members eq "{a}"'}).json["totalResults"] == 0

@@ -1,0 +1,480 @@
+"""One behavioural contract, run against the in-memory store and the Table Storage store."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import pytest
+
+from scim_core.errors import InvalidCursor, NotFound
+from scim_core.store import (
+    GROUP,
+    USER,
+    DuplicateKey,
+    IndexKey,
+    Member,
+    MemberChange,
+    MemoryStore,
+    Meta,
+    Record,
+    Store,
+    VersionMismatch,
+)
+from scim_core.store.cursor import encode_cursor
+
+pytest_plugins = ["tests.azurite"]
+pytestmark = pytest.mark.timeout(300)
+
+T = "default"
+R = TypeVar("R")
+
+
+@pytest.fixture(params=["memory", "tables"])
+def store(request: pytest.FixtureRequest) -> Store:
+    """Each store in turn."""
+    if request.param == "memory":
+        return MemoryStore()
+    table_store: Store = request.getfixturevalue("table_store")
+    return table_store
+
+
+def meta(version: str = "1") -> Meta:
+    return Meta("2024-01-01T00:00:00Z", f"2024-01-0{min(int(version), 9)}T00:00:00Z", version)
+
+
+def user_keys(user_name: str, external_id: str | None = None) -> list[IndexKey]:
+    keys = [IndexKey("userName", user_name.casefold(), True)]
+    if external_id is not None:
+        keys.append(IndexKey("externalId", external_id, False))
+    return keys
+
+
+def add_user(store: Store, resource_id: str, user_name: str, external_id: str | None = None,
+             *, tenant: str = T) -> Record:
+    document: dict[str, Any] = {"userName": user_name}
+    if external_id is not None:
+        document["externalId"] = external_id
+    return store.create(tenant, Record(USER, resource_id, document, meta()),
+                        user_keys(user_name, external_id))
+
+
+def add_group(store: Store, resource_id: str, name: str, members: Sequence[str] = (),
+              *, tenant: str = T) -> Record:
+    return store.create(tenant, Record(GROUP, resource_id, {"displayName": name}, meta()),
+                        [IndexKey("displayName", name.casefold(), True)],
+                        [Member(m) for m in members])
+
+
+def ids(records: Sequence[Record]) -> list[str]:
+    return [r.id for r in records]
+
+
+def member_ids(store: Store, group_id: str, tenant: str = T) -> list[str]:
+    return [m.value for m in store.members(tenant, group_id)]
+
+
+def change(store: Store, group_id: str, members: MemberChange) -> Record:
+    return store.update(T, GROUP, group_id, meta=meta("2"), expected_etag=None,
+                        members=members)
+
+
+# -- create, get, update, delete -----------------------------------------------------------
+
+def test_create_then_get_returns_the_document_meta_and_an_etag(store: Store) -> None:
+    """A created resource reads back with its document, meta and a non-empty etag."""
+    created = add_user(store, "u1", "alice", "ext-1")
+    got = store.get(T, USER, "u1")
+    assert got is not None
+    assert got.document == {"userName": "alice", "externalId": "ext-1"}
+    assert got.meta == meta() and created.meta == meta()
+    assert got.etag and got.etag == created.etag
+    assert created.document == got.document
+
+
+def test_get_of_an_unknown_id_or_other_kind_is_none(store: Store) -> None:
+    """get() answers None for an unknown id and for an id of the other kind."""
+    add_user(store, "u1", "alice")
+    assert store.get(T, USER, "nobody") is None
+    assert store.get(T, GROUP, "u1") is None
+
+
+def test_stored_documents_do_not_alias_the_callers_dicts(store: Store) -> None:
+    """Changing a dict after create, or a returned document, never changes stored state."""
+    document: dict[str, Any] = {"userName": "alice", "emails": [{"value": "a@x"}]}
+    created = store.create(T, Record(USER, "u1", document, meta()), user_keys("alice"))
+    document["emails"][0]["value"] = "changed"
+    created.document["userName"] = "changed"
+    got = store.get(T, USER, "u1")
+    assert got is not None and got.document == {"userName": "alice", "emails": [{"value": "a@x"}]}
+
+
+def test_update_replaces_document_and_meta_and_moves_the_etag(store: Store) -> None:
+    """update() with a document replaces it and the meta, and gives a new etag."""
+    created = add_user(store, "u1", "alice")
+    updated = store.update(T, USER, "u1", meta=meta("2"), expected_etag=created.etag,
+                           document={"userName": "alice", "title": "Dr"},
+                           indexes=user_keys("alice"))
+    assert updated.etag != created.etag
+    assert updated.meta == meta("2")
+    assert store.get(T, USER, "u1") == updated
+    got = store.get(T, USER, "u1")
+    assert got is not None and got.document == {"userName": "alice", "title": "Dr"}
+
+
+def test_update_and_delete_of_a_missing_resource_raise_not_found(store: Store) -> None:
+    """update() and delete() of an unknown id raise NotFound."""
+    with pytest.raises(NotFound):
+        store.update(T, USER, "nobody", meta=meta("2"), expected_etag=None,
+                     document={"userName": "x"}, indexes=user_keys("x"))
+    with pytest.raises(NotFound):
+        store.update(T, GROUP, "nobody", meta=meta("2"), expected_etag=None,
+                     members=MemberChange(add=(Member("u1"),)))
+    with pytest.raises(NotFound):
+        store.delete(T, USER, "nobody")
+    assert member_ids(store, "nobody") == []
+    assert store.groups_of(T, "u1") == []
+
+
+def test_delete_removes_the_resource_and_frees_its_unique_values(store: Store) -> None:
+    """After delete() the resource is gone and its userName can be taken again."""
+    add_user(store, "u1", "alice", "ext-1")
+    store.delete(T, USER, "u1")
+    assert store.get(T, USER, "u1") is None
+    assert store.lookup(T, USER, IndexKey("userName", "alice", True)) == []
+    assert store.lookup(T, USER, IndexKey("externalId", "ext-1", False)) == []
+    add_user(store, "u2", "alice")
+    assert ids(store.lookup(T, USER, IndexKey("userName", "alice", True))) == ["u2"]
+    with pytest.raises(NotFound):
+        store.delete(T, USER, "u1")
+
+
+# -- indexes -------------------------------------------------------------------------------
+
+def test_a_taken_unique_value_fails_the_create_and_writes_nothing(store: Store) -> None:
+    """A create whose userName is taken raises DuplicateKey and leaves no trace."""
+    add_user(store, "u1", "alice")
+    with pytest.raises(DuplicateKey) as raised:
+        add_user(store, "u2", "ALICE", "ext-2")
+    assert raised.value.key == IndexKey("userName", "alice", True)
+    assert store.get(T, USER, "u2") is None
+    assert store.lookup(T, USER, IndexKey("externalId", "ext-2", False)) == []
+    assert ids(store.lookup(T, USER, IndexKey("userName", "alice", True))) == ["u1"]
+    assert ids(list(store.scan(T, USER))) == ["u1"]
+
+
+def test_duplicate_key_names_the_value_that_collided(store: Store) -> None:
+    """With several unique keys, DuplicateKey carries the one that is taken."""
+    first = [IndexKey("userName", "alice", True), IndexKey("employeeNumber", "7", True)]
+    store.create(T, Record(USER, "u1", {"userName": "alice"}, meta()), first)
+    second = [IndexKey("userName", "bob", True), IndexKey("employeeNumber", "7", True)]
+    with pytest.raises(DuplicateKey) as raised:
+        store.create(T, Record(USER, "u2", {"userName": "bob"}, meta()), second)
+    assert raised.value.key == IndexKey("employeeNumber", "7", True)
+    assert store.lookup(T, USER, IndexKey("userName", "bob", True)) == []
+
+
+def test_unique_values_are_per_kind(store: Store) -> None:
+    """A user and a group may share an index name and value."""
+    store.create(T, Record(USER, "u1", {}, meta()), [IndexKey("displayName", "x", True)])
+    add_group(store, "g1", "x")
+    assert ids(store.lookup(T, USER, IndexKey("displayName", "x", True))) == ["u1"]
+    assert ids(store.lookup(T, GROUP, IndexKey("displayName", "x", True))) == ["g1"]
+
+
+def test_rename_swaps_the_unique_index(store: Store) -> None:
+    """After a rename the old userName is free and the new one is taken."""
+    created = add_user(store, "u1", "alice")
+    store.update(T, USER, "u1", meta=meta("2"), expected_etag=created.etag,
+                 document={"userName": "alicia"}, indexes=user_keys("alicia"))
+    assert store.lookup(T, USER, IndexKey("userName", "alice", True)) == []
+    assert ids(store.lookup(T, USER, IndexKey("userName", "alicia", True))) == ["u1"]
+    add_user(store, "u2", "alice")
+    with pytest.raises(DuplicateKey):
+        add_user(store, "u3", "alicia")
+
+
+def test_rename_onto_a_taken_value_changes_nothing(store: Store) -> None:
+    """An update taking another resource's unique value raises DuplicateKey, writes nothing."""
+    add_user(store, "u1", "alice")
+    bob = add_user(store, "u2", "bob", "ext-b")
+    with pytest.raises(DuplicateKey):
+        store.update(T, USER, "u2", meta=meta("2"), expected_etag=bob.etag,
+                     document={"userName": "alice"}, indexes=user_keys("alice", "ext-new"))
+    assert store.get(T, USER, "u2") == bob
+    got = store.get(T, USER, "u2")
+    assert got is not None and got.document == bob.document and got.etag == bob.etag
+    assert ids(store.lookup(T, USER, IndexKey("userName", "bob", True))) == ["u2"]
+    assert ids(store.lookup(T, USER, IndexKey("externalId", "ext-b", False))) == ["u2"]
+    assert store.lookup(T, USER, IndexKey("externalId", "ext-new", False)) == []
+
+
+def test_non_unique_lookup_finds_every_holder_in_id_order(store: Store) -> None:
+    """A non-unique value held by several resources finds all of them, ordered by id."""
+    add_user(store, "u3", "carol", "shared")
+    add_user(store, "u1", "alice", "shared")
+    add_user(store, "u2", "bob", "other")
+    found = store.lookup(T, USER, IndexKey("externalId", "shared", False))
+    assert ids(found) == ["u1", "u3"]
+    assert found[0].document["userName"] == "alice"
+    assert store.lookup(T, USER, IndexKey("externalId", "shar", False)) == []
+
+
+def test_update_without_indexes_keeps_the_stored_ones(store: Store) -> None:
+    """update() with a document but indexes=None keeps the existing index rows."""
+    add_user(store, "u1", "alice", "ext-1")
+    store.update(T, USER, "u1", meta=meta("2"), expected_etag=None, document={"x": 1})
+    assert ids(store.lookup(T, USER, IndexKey("userName", "alice", True))) == ["u1"]
+    assert ids(store.lookup(T, USER, IndexKey("externalId", "ext-1", False))) == ["u1"]
+
+
+# -- versions ------------------------------------------------------------------------------
+
+def test_a_stale_etag_raises_version_mismatch_and_writes_nothing(store: Store) -> None:
+    """update() with an etag that moved on raises VersionMismatch and changes nothing."""
+    created = add_user(store, "u1", "alice")
+    second = store.update(T, USER, "u1", meta=meta("2"), expected_etag=created.etag,
+                          document={"userName": "alice", "n": 2}, indexes=user_keys("alice"))
+    with pytest.raises(VersionMismatch):
+        store.update(T, USER, "u1", meta=meta("3"), expected_etag=created.etag,
+                     document={"userName": "zed"}, indexes=user_keys("zed"))
+    with pytest.raises(VersionMismatch):
+        store.update(T, USER, "u1", meta=meta("3"), expected_etag=created.etag)
+    got = store.get(T, USER, "u1")
+    assert got is not None and got.document == second.document and got.etag == second.etag
+    assert store.lookup(T, USER, IndexKey("userName", "zed", True)) == []
+
+
+def test_meta_only_update_keeps_the_document_and_indexes(store: Store) -> None:
+    """document=None writes the meta only: document and lookups are unchanged."""
+    created = add_user(store, "u1", "alice", "ext-1")
+    updated = store.update(T, USER, "u1", meta=meta("5"), expected_etag=None)
+    assert updated.document == created.document and updated.meta == meta("5")
+    assert updated.etag != created.etag
+    assert store.get(T, USER, "u1") == updated
+    assert ids(store.lookup(T, USER, IndexKey("externalId", "ext-1", False))) == ["u1"]
+    again = store.update(T, USER, "u1", meta=meta("6"), expected_etag=updated.etag,
+                         indexes=user_keys("ignored"))
+    assert again.meta == meta("6")
+    assert ids(store.lookup(T, USER, IndexKey("userName", "alice", True))) == ["u1"]
+
+
+# -- membership ----------------------------------------------------------------------------
+
+def test_members_given_at_create_are_readable_both_ways(store: Store) -> None:
+    """A group created with members lists them by id; each user lists the group."""
+    add_group(store, "g1", "staff", ["u2", "u1"])
+    assert member_ids(store, "g1") == ["u1", "u2"]
+    assert store.is_member(T, "g1", "u1") and not store.is_member(T, "g1", "u3")
+    assert store.groups_of(T, "u1") == ["g1"]
+    assert store.groups_of(T, "u3") == []
+
+
+def test_member_changes_apply_clear_then_remove_then_add(store: Store) -> None:
+    """remove_all, remove and add apply in that order; an add wins over a remove."""
+    add_group(store, "g1", "staff", ["u1", "u2", "u3"])
+    change(store, "g1", MemberChange(remove=("u1", "nobody")))
+    assert member_ids(store, "g1") == ["u2", "u3"]
+    change(store, "g1", MemberChange(remove=("u2",), add=(Member("u2"), Member("u4"))))
+    assert member_ids(store, "g1") == ["u2", "u3", "u4"]
+    change(store, "g1", MemberChange(remove_all=True, add=(Member("u3"), Member("u5"))))
+    assert member_ids(store, "g1") == ["u3", "u5"]
+    assert store.groups_of(T, "u2") == [] and store.groups_of(T, "u5") == ["g1"]
+    change(store, "g1", MemberChange(remove_all=True))
+    assert member_ids(store, "g1") == []
+    assert store.groups_of(T, "u3") == []
+
+
+def test_member_display_is_kept_and_replaced_on_re_add(store: Store) -> None:
+    """A member's display is stored with it, and a re-add replaces it."""
+    add_group(store, "g1", "staff")
+    change(store, "g1", MemberChange(add=(Member("u1", "Alice"),)))
+    assert list(store.members(T, "g1")) == [Member("u1", "Alice")]
+    change(store, "g1", MemberChange(add=(Member("u1"),)))
+    assert list(store.members(T, "g1")) == [Member("u1", None)]
+
+
+def test_member_change_bumps_the_group_meta_and_keeps_its_document(store: Store) -> None:
+    """A member-only update writes meta, moves the etag and returns the stored document."""
+    created = add_group(store, "g1", "staff")
+    updated = store.update(T, GROUP, "g1", meta=meta("2"), expected_etag=created.etag,
+                           members=MemberChange(add=(Member("u1"),)))
+    assert updated.document == {"displayName": "staff"} and updated.meta == meta("2")
+    assert updated.etag != created.etag
+    with pytest.raises(VersionMismatch):
+        store.update(T, GROUP, "g1", meta=meta("3"), expected_etag=created.etag,
+                     members=MemberChange(add=(Member("u2"),)))
+    assert member_ids(store, "g1") == ["u1"]
+
+
+def test_deleting_a_user_removes_its_memberships_both_ways(store: Store) -> None:
+    """A deleted user leaves no member row in any group and no reverse rows."""
+    add_user(store, "u1", "alice")
+    add_user(store, "u2", "bob")
+    add_group(store, "g1", "one", ["u1", "u2"])
+    add_group(store, "g2", "two", ["u1"])
+    store.delete(T, USER, "u1")
+    assert member_ids(store, "g1") == ["u2"] and member_ids(store, "g2") == []
+    assert not store.is_member(T, "g1", "u1")
+    assert store.groups_of(T, "u1") == []
+    assert store.groups_of(T, "u2") == ["g1"]
+
+
+def test_deleting_a_group_removes_its_memberships_both_ways(store: Store) -> None:
+    """A deleted group leaves no member rows and disappears from its users' groups."""
+    add_group(store, "g1", "one", ["u1", "u2"])
+    add_group(store, "g2", "two", ["u1"])
+    store.delete(T, GROUP, "g1")
+    assert store.groups_of(T, "u1") == ["g2"] and store.groups_of(T, "u2") == []
+    assert member_ids(store, "g1") == [] and not store.is_member(T, "g1", "u1")
+    assert store.lookup(T, GROUP, IndexKey("displayName", "one", True)) == []
+    add_group(store, "g3", "one")
+
+
+def test_member_ids_that_are_prefixes_of_each_other_stay_apart(store: Store) -> None:
+    """Groups g and g:1 (and users u, u:1) never see each other's memberships."""
+    add_group(store, "g", "a", ["u"])
+    add_group(store, "g:1", "b", ["u:1"])
+    assert member_ids(store, "g") == ["u"] and member_ids(store, "g:1") == ["u:1"]
+    assert store.groups_of(T, "u") == ["g"] and store.groups_of(T, "u:1") == ["g:1"]
+
+
+# -- reading many --------------------------------------------------------------------------
+
+def test_existing_answers_which_ids_name_resources_of_the_kind(store: Store) -> None:
+    """existing() returns exactly the given ids that are stored resources of that kind."""
+    for n in range(5):
+        add_user(store, f"u{n}", f"user{n}")
+    add_group(store, "g1", "staff")
+    asked = ["u0", "u3", "nope", "g1", "u4", "u3"]
+    assert store.existing(T, USER, asked) == {"u0", "u3", "u4"}
+    assert store.existing(T, GROUP, asked) == {"g1"}
+    assert store.existing(T, USER, []) == set()
+
+
+def test_scan_returns_every_resource_of_a_kind_in_id_order(store: Store) -> None:
+    """scan() yields all resources of one kind, ordered by id, and nothing else."""
+    for n in (5, 2, 9, 1, 7):
+        add_user(store, f"u{n}", f"user{n}")
+    add_group(store, "g1", "staff", ["u1"])
+    assert ids(list(store.scan(T, USER))) == ["u1", "u2", "u5", "u7", "u9"]
+    assert ids(list(store.scan(T, GROUP))) == ["g1"]
+    assert list(store.scan("other", USER)) == []
+
+
+def test_pages_with_cursors_walk_every_resource_once(store: Store) -> None:
+    """page() walks all resources in id order; the last page has no cursor."""
+    for n in range(7):
+        add_user(store, f"u{n}", f"user{n}")
+    seen: list[str] = []
+    cursor: str | None = None
+    sizes: list[int] = []
+    while True:
+        records, cursor = store.page(T, USER, cursor=cursor, size=3)
+        seen += ids(records)
+        sizes.append(len(records))
+        if cursor is None:
+            break
+    assert seen == [f"u{n}" for n in range(7)] and sizes == [3, 3, 1]
+    first, cursor = store.page(T, USER, cursor=None, size=7)
+    assert len(first) == 7 and cursor is None
+    _, cursor = store.page(T, USER, cursor=None, size=6)
+    assert cursor is not None
+    rest, cursor = store.page(T, USER, cursor=cursor, size=1)
+    assert ids(rest) == ["u6"] and cursor is None
+
+
+def test_a_cursor_the_store_did_not_issue_is_invalid(store: Store) -> None:
+    """page() with a malformed cursor raises InvalidCursor."""
+    add_user(store, "u1", "alice")
+    for bad in ("a", "_w", "x" * 5000):
+        with pytest.raises(InvalidCursor):
+            store.page(T, USER, cursor=bad, size=10)
+
+
+def test_tables_cursor_rejects_positions_it_did_not_issue(table_store: Store) -> None:
+    """A well-formed cursor that names no position of this kind is refused (tables)."""
+    add_user(table_store, "u1", "alice")
+    _, cursor = table_store.page(T, USER, cursor=None, size=0)
+    assert cursor is None
+    for position in ("u1", "group:u1", "user;"):
+        with pytest.raises(InvalidCursor):
+            table_store.page(T, USER, cursor=encode_cursor(position), size=10)
+
+
+# -- tenants and concurrency --------------------------------------------------------------
+
+def test_tenants_are_isolated(store: Store) -> None:
+    """Two tenants may hold the same id and userName without seeing each other."""
+    add_user(store, "u1", "alice", tenant="a")
+    add_user(store, "u1", "alice", tenant="b")
+    add_group(store, "g1", "staff", ["u1"], tenant="a")
+    assert ids(store.lookup("a", USER, IndexKey("userName", "alice", True))) == ["u1"]
+    store.delete("a", USER, "u1")
+    assert store.get("a", USER, "u1") is None
+    assert store.get("b", USER, "u1") is not None
+    assert ids(store.lookup("b", USER, IndexKey("userName", "alice", True))) == ["u1"]
+    assert store.groups_of("b", "u1") == [] and member_ids(store, "g1", "b") == []
+    assert ids(list(store.scan("b", USER))) == ["u1"]
+    assert store.existing("b", GROUP, ["g1"]) == set()
+
+
+def run_together(count: int, work: Callable[[int], R]) -> list[R | BaseException]:
+    barrier = threading.Barrier(count)
+    results: list[R | BaseException] = [RuntimeError("not run")] * count
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            results[n] = work(n)
+        except BaseException as error:
+            results[n] = error
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_concurrent_creates_of_one_user_name_let_exactly_one_win(store: Store) -> None:
+    """Racing creates of the same userName: one succeeds, the others get DuplicateKey."""
+    for round_ in range(4):
+
+        def create(n: int, r: int = round_) -> Record:
+            return add_user(store, f"u{r}-{n}", f"name{r}")
+
+        outcomes = run_together(4, create)
+        winners = [o for o in outcomes if isinstance(o, Record)]
+        assert len(winners) == 1, outcomes
+        assert all(isinstance(o, DuplicateKey) for o in outcomes if o not in winners)
+        found = store.lookup(T, USER, IndexKey("userName", f"name{round_}", True))
+        assert ids(found) == [winners[0].id]
+    assert len(list(store.scan(T, USER))) == 4
+
+
+def test_read_modify_write_with_etags_loses_no_update(store: Store) -> None:
+    """Threads incrementing a counter with expected_etag and retry never lose an increment."""
+    store.create(T, Record(USER, "u1", {"count": 0}, meta()), [])
+    rounds = 5
+
+    def increment(_: int) -> int:
+        retries = 0
+        for _done in range(rounds):
+            while True:
+                current = store.get(T, USER, "u1")
+                assert current is not None
+                try:
+                    store.update(T, USER, "u1", meta=meta("2"), expected_etag=current.etag,
+                                 document={"count": current.document["count"] + 1})
+                    break
+                except VersionMismatch:
+                    retries += 1
+        return retries
+
+    outcomes = run_together(4, increment)
+    assert all(isinstance(o, int) for o in outcomes), outcomes
+    final = store.get(T, USER, "u1")
+    assert final is not None and final.document["count"] == 4 * rounds

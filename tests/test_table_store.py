@@ -1,0 +1,578 @@
+"""The Table Storage store on Azurite: keys, sizes, scale, request counts and faults."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scim_core.config import Settings, SettingsError
+from scim_core.errors import PayloadTooLarge, ServiceUnavailable
+from scim_core.store import (
+    GROUP,
+    USER,
+    IndexKey,
+    Member,
+    MemberChange,
+    Meta,
+    Record,
+    Store,
+)
+from scim_core.store import table_keys as keys
+from scim_core.store.table_client import table_client
+from scim_core.store.table_entities import (
+    MAX_STRING_UNITS,
+    document_entity,
+    index_entity,
+    split_chunks,
+)
+from scim_core.store.tables import MAX_BATCH, TableStore, table_store
+from tests.azurite import (
+    FAST_CLIENT_OPTIONS,
+    Azurite,
+    Fault,
+    FaultProxy,
+    RequestLog,
+    TableHarness,
+    unique_table_name,
+)
+from tests.kvfake import FakeCredential, forbid_ambient_credentials
+
+pytest_plugins = ["tests.azurite"]
+pytestmark = pytest.mark.timeout(300)
+
+T = "default"
+META = Meta("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", "1")
+FORBIDDEN = set("/\\#?") | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
+BIG_GROUP = int(os.environ.get("SCIM_BIG_GROUP_MEMBERS", "3000"))
+
+HOSTILE = [
+    "'", '"', "''", "' or 1 eq 1", "x' or RowKey ne 'x", "') or true or ('", "/", "\\", "#",
+    "?", "%", "%2F", "%h", "a:b", "a;b", "user:x", "@low", " ", "a b", "\x00", "\x01\x1f",
+    "\x7f\x85\x9f", "é漢😀", "\ud800", "\u2028\ufeff", "a\u2029b", "x" * 1000, "ü" * 600,
+    "😀" * 300, "x" * 999 + "y", "",
+]
+
+
+def units(text: str) -> int:
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def user(resource_id: str, user_name: str, external_id: str | None = None) -> Record:
+    document: dict[str, Any] = {"userName": user_name}
+    if external_id is not None:
+        document["externalId"] = external_id
+    return Record(USER, resource_id, document, META)
+
+
+def user_keys(user_name: str, external_id: str | None = None) -> list[IndexKey]:
+    found = [IndexKey("userName", user_name, True)]
+    if external_id is not None:
+        found.append(IndexKey("externalId", external_id, False))
+    return found
+
+
+def add_user(store: Store, resource_id: str, user_name: str, external_id: str | None = None,
+             tenant: str = T) -> Record:
+    return store.create(tenant, user(resource_id, user_name, external_id),
+                        user_keys(user_name, external_id))
+
+
+def add_group(store: Store, resource_id: str, name: str, members: list[str] | None = None,
+              tenant: str = T) -> Record:
+    return store.create(tenant, Record(GROUP, resource_id, {"displayName": name}, META),
+                        [IndexKey("displayName", name, True)],
+                        [Member(m) for m in members or []])
+
+
+def rows(harness: TableHarness) -> list[str]:
+    return [entity["RowKey"] for entity in harness.client.list_entities(select=["RowKey"])]
+
+
+def counted(log: RequestLog, call: Callable[[], Any]) -> int:
+    log.clear()
+    call()
+    return log.count
+
+
+def consistent(store: Store, group_id: str, users: list[str]) -> list[str]:
+    """The members of a group, after checking every user's reverse rows agree with them."""
+    members = [m.value for m in store.members(T, group_id)]
+    for user_id in users:
+        assert (group_id in store.groups_of(T, user_id)) == (user_id in members), user_id
+    return members
+
+
+# -- keys ----------------------------------------------------------------------------------
+
+@given(st.text())
+def test_encoded_components_are_valid_key_text_and_decode_back(value: str) -> None:
+    """Any string encodes to key text without forbidden characters or ':' within budget."""
+    encoded = keys.encode_component(value)
+    assert not FORBIDDEN & set(encoded) and ":" not in encoded and "'" not in encoded
+    assert units(encoded) <= keys.COMPONENT_BUDGET
+    if not keys.is_hashed(encoded):
+        assert keys.decode_component(encoded) == value
+
+
+@given(st.text(), st.text())
+def test_distinct_values_never_share_an_encoding(first: str, second: str) -> None:
+    """Two different strings never encode to the same component."""
+    if first != second:
+        assert keys.encode_component(first) != keys.encode_component(second)
+
+
+def test_long_values_are_hashed_with_a_readable_prefix() -> None:
+    """A value beyond the budget becomes a readable prefix, %h and its SHA-256."""
+    value = "ab/" * 200
+    encoded = keys.encode_component(value)
+    assert encoded.startswith("ab%2Fab") and keys.HASH_MARK in encoded
+    assert encoded.endswith(keys.digest(value)) and keys.decode_component(encoded) is None
+    assert keys.encode_component(value + "x") != encoded
+    assert units(keys.index_key(USER, "x" * 500, "y" * 500, "z" * 500)) <= 512
+
+
+def test_chunks_respect_the_string_limit_and_surrogate_pairs() -> None:
+    """Document chunks hold at most the given UTF-16 units and never split a pair."""
+    text = "a" + "😀" * 40_000
+    chunks = split_chunks(text, 32_001)
+    assert "".join(chunks) == text and all(units(c) <= 32_001 for c in chunks)
+    assert all(not ("\ud800" <= c[-1] <= "\udbff") for c in chunks)
+
+
+# -- hostile values ------------------------------------------------------------------------
+
+def test_hostile_values_round_trip_everywhere(table_store: TableStore,
+                                              table_harness: TableHarness) -> None:
+    """Quotes, separators, forbidden and control characters, long and empty values work as
+    ids, unique and non-unique values, member ids and displays, and tenants."""
+    for value in HOSTILE:
+        created = add_user(table_store, value, value, value)
+        assert table_store.get(T, USER, value) == created
+    add_group(table_store, "g", "group", [])
+    table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
+                       members=MemberChange(add=tuple(Member(v, v) for v in HOSTILE)))
+    for value in HOSTILE:
+        got = table_store.get(T, USER, value)
+        assert got is not None and got.document == {"userName": value, "externalId": value}
+        unique = table_store.lookup(T, USER, IndexKey("userName", value, True))
+        other = table_store.lookup(T, USER, IndexKey("externalId", value, False))
+        assert [r.id for r in unique] == [value] == [r.id for r in other]
+        assert table_store.is_member(T, "g", value)
+        assert table_store.groups_of(T, value) == ["g"]
+    assert {m.value: m.display for m in table_store.members(T, "g")} == {v: v for v in HOSTILE}
+    assert {r.id for r in table_store.scan(T, USER)} == set(HOSTILE)
+    assert table_store.existing(T, USER, HOSTILE) == set(HOSTILE)
+    for value in HOSTILE:
+        table_store.delete(T, USER, value)
+    table_store.delete(T, GROUP, "g")
+    assert rows(table_harness) == []
+
+
+def test_no_value_changes_the_meaning_of_a_lookup(table_store: TableStore) -> None:
+    """Injection-shaped and prefix-sharing values find only their own exact holder."""
+    for n, value in enumerate(["a", "a:b", "a%3Ab", "a;", "ab", "a'", "A"]):
+        add_user(table_store, f"u{n}", f"name{n}", value)
+    for probe in ["' or 1 eq 1", "a' or RowKey ne '", "*", "%", "", "a:", "a%", "a%3A"]:
+        assert table_store.lookup(T, USER, IndexKey("externalId", probe, False)) == []
+        assert table_store.lookup(T, USER, IndexKey("userName", probe, True)) == []
+    for n, value in enumerate(["a", "a:b", "a%3Ab", "a;", "ab", "a'", "A"]):
+        found = table_store.lookup(T, USER, IndexKey("externalId", value, False))
+        assert [r.id for r in found] == [f"u{n}"]
+
+
+def test_hostile_tenants_are_isolated_partitions(table_store: TableStore) -> None:
+    """Tenants named with quotes, slashes, separators or 600 characters stay apart."""
+    tenants = ["'", "a/b", "t:1", "t", "%", "😀", "x" * 600, "x" * 600 + "y"]
+    for n, tenant in enumerate(tenants):
+        add_user(table_store, "u", "same", f"ext{n}", tenant=tenant)
+    for n, tenant in enumerate(tenants):
+        found = table_store.lookup(tenant, USER, IndexKey("userName", "same", True))
+        assert [r.document["externalId"] for r in found] == [f"ext{n}"]
+        assert [r.id for r in table_store.scan(tenant, USER)] == ["u"]
+
+
+# -- sizes ---------------------------------------------------------------------------------
+
+def test_large_documents_are_split_across_properties_and_round_trip(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """Documents far beyond one 64 KiB property are chunked and read back exactly."""
+    documents: dict[str, dict[str, Any]] = {
+        "ascii": {"blob": "x" * 480_000, "n": 1},
+        "wide": {"blob": "漢字😀" * 90_000, "odd": "\ud800\x00\u2028"},
+    }
+    for resource_id, document in documents.items():
+        table_store.create(T, Record(USER, resource_id, document, META), [])
+        got = table_store.get(T, USER, resource_id)
+        assert got is not None and got.document == document
+        raw = table_harness.client.get_entity(keys.partition_key(T),
+                                              keys.document_key(USER, resource_id))
+        chunks = [raw[f"doc_{i}"] for i in range(raw["docChunks"])]
+        assert len(chunks) > 10 and all(units(c) <= MAX_STRING_UNITS for c in chunks)
+
+
+def test_an_oversized_document_is_refused_before_anything_is_written(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """A document beyond the 1 MiB entity limit raises PayloadTooLarge and writes nothing."""
+    huge = {"blob": "x" * 530_000}
+    assert table_store.get(T, USER, "u1") is None
+    with pytest.raises(PayloadTooLarge):
+        table_store.create(T, Record(USER, "u1", huge, META), user_keys("alice"))
+    assert table_store.get(T, USER, "u1") is None
+    assert rows(table_harness) == []
+    created = add_user(table_store, "u1", "alice")
+    with pytest.raises(PayloadTooLarge):
+        table_store.update(T, USER, "u1", meta=META, expected_etag=None, document=huge,
+                           indexes=user_keys("bob"))
+    assert table_store.get(T, USER, "u1") == created
+    assert table_store.lookup(T, USER, IndexKey("userName", "bob", True)) == []
+    with pytest.raises(PayloadTooLarge):
+        table_store.create(T, user("u2", "x"), [IndexKey(f"k{n}", "v", True) for n in range(50)])
+    assert table_store.get(T, USER, "u2") is None
+
+
+# -- membership at scale -------------------------------------------------------------------
+
+def test_member_lists_over_100_go_in_batches_of_at_most_100(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """Creating, changing and deleting a 250-member group never sends a batch over 100."""
+    members = [f"u{n:04d}" for n in range(250)]
+    add_group(table_store, "g", "big", members)
+    sizes = table_harness.client.batch_sizes
+    assert sizes == [100, 100, 100, 100, 100, 2]
+    assert consistent(table_store, "g", members) == members
+    sizes.clear()
+    newcomers = tuple(Member(f"v{n:04d}") for n in range(120))
+    table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
+                       members=MemberChange(remove_all=True, add=newcomers))
+    assert max(sizes) <= MAX_BATCH and sum(sizes) == 1 + 2 * 250 + 2 * 120
+    assert consistent(table_store, "g", members) == [m.value for m in newcomers]
+    sizes.clear()
+    table_store.delete(T, GROUP, "g")
+    assert max(sizes) <= MAX_BATCH and sum(sizes) == 2 + 2 * 120
+    assert rows(table_harness) == []
+
+
+def test_a_large_group_works_and_member_operations_cost_the_same_as_in_a_small_one(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """A BIG_GROUP-member group lists, checks and changes members with constant requests."""
+    log = table_harness.requests
+    add_group(table_store, "small", "small", ["x1", "x2"])
+    small = {
+        "get": counted(log, lambda: table_store.get(T, GROUP, "small")),
+        "is_member": counted(log, lambda: table_store.is_member(T, "small", "x1")),
+        "add": counted(log, lambda: table_store.update(
+            T, GROUP, "small", meta=META, expected_etag=None,
+            members=MemberChange(add=(Member("x3"),)))),
+        "remove": counted(log, lambda: table_store.update(
+            T, GROUP, "small", meta=META, expected_etag=None,
+            members=MemberChange(remove=("x3",)))),
+    }
+    started = time.monotonic()
+    ids = [f"{n:08d}-member" for n in range(BIG_GROUP)]
+    add_group(table_store, "big", "big", ids[:1000])
+    for start in range(1000, BIG_GROUP, 100):
+        chunk = tuple(Member(i) for i in ids[start:start + 100])
+        table_store.update(T, GROUP, "big", meta=META, expected_etag=None,
+                           members=MemberChange(add=chunk))
+    built = time.monotonic() - started
+    assert max(table_harness.client.batch_sizes) <= MAX_BATCH
+    big = {
+        "get": counted(log, lambda: table_store.get(T, GROUP, "big")),
+        "is_member": counted(log, lambda: table_store.is_member(T, "big", ids[-1])),
+        "add": counted(log, lambda: table_store.update(
+            T, GROUP, "big", meta=META, expected_etag=None,
+            members=MemberChange(add=(Member("newcomer"),)))),
+        "remove": counted(log, lambda: table_store.update(
+            T, GROUP, "big", meta=META, expected_etag=None,
+            members=MemberChange(remove=("newcomer",)))),
+    }
+    assert big == small == {"get": 1, "is_member": 1, "add": 2, "remove": 2}
+    log.clear()
+    listed = [m.value for m in table_store.members(T, "big")]
+    assert listed == ids and BIG_GROUP / 1000 <= log.count <= BIG_GROUP // 1000 + 1
+    assert table_store.is_member(T, "big", ids[0]) and not table_store.is_member(T, "big", "no")
+    assert table_store.groups_of(T, ids[BIG_GROUP // 2]) == ["big"]
+    print(f"\n{BIG_GROUP} members written in {built:.1f}s")
+
+
+# -- request counts (design.md section 4) ---------------------------------------------------
+
+def seed_users(harness: TableHarness, start: int, count: int) -> None:
+    """Users written as the store writes them (document and index rows), 33 per batch."""
+    partition = keys.partition_key(T)
+    operations: list[tuple[str, dict[str, Any]]] = []
+    for n in range(start, start + count):
+        resource_id = f"{n:08d}-user"
+        index = {keys.unique_index_key(USER, "userName", f"user{n}"):
+                 IndexKey("userName", f"user{n}", True),
+                 keys.index_key(USER, "externalId", f"ext{n}", resource_id):
+                 IndexKey("externalId", f"ext{n}", False)}
+        operations.append(("upsert", document_entity(
+            partition, keys.document_key(USER, resource_id), kind=USER, resource_id=resource_id,
+            document={"userName": f"user{n}"}, meta=META, index_rows=list(index))))
+        operations += [("upsert", index_entity(partition, row, key=key, resource_id=resource_id))
+                       for row, key in index.items()]
+    for at in range(0, len(operations), 99):
+        harness.client.submit_transaction(operations[at:at + 99])
+
+
+def test_lookups_cost_the_same_requests_with_50_or_2000_users(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """userName and externalId lookups are point reads: 2 requests at 50 and 2,000 users."""
+    log = table_harness.requests
+    for n in range(50):
+        add_user(table_store, f"{n:08d}-user", f"user{n}", f"ext{n}")
+
+    def costs() -> list[int]:
+        return [counted(log, lambda: table_store.lookup(T, USER, IndexKey("userName", "user7",
+                                                                          True))),
+                counted(log, lambda: table_store.lookup(T, USER, IndexKey("externalId", "ext7",
+                                                                          False))),
+                counted(log, lambda: table_store.lookup(T, USER, IndexKey("userName", "none",
+                                                                          True)))]
+
+    at_50 = costs()
+    seed_users(table_harness, 50, 1950)
+    at_2000 = costs()
+    assert at_50 == at_2000 == [2, 2, 1]
+    found = table_store.lookup(T, USER, IndexKey("externalId", "ext1999", False))
+    assert [r.document["userName"] for r in found] == ["user1999"]
+    log.clear()
+    table_store.lookup(T, USER, IndexKey("userName", "user1500", True))
+    assert log.point_reads() == 2
+
+
+def test_group_get_and_existing_read_single_rows_only(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """get() of a 300-member group is one point read; existing() of 100 ids 100 point reads."""
+    log = table_harness.requests
+    add_group(table_store, "g", "staff", [f"u{n:03d}" for n in range(300)])
+    for n in range(20):
+        add_user(table_store, f"u{n:03d}", f"user{n}")
+    log.clear()
+    group = table_store.get(T, GROUP, "g")
+    assert group is not None and group.document == {"displayName": "staff"}
+    assert log.count == log.point_reads() == 1 and "RowKey='group:g'" in log.entries[0][1]
+    log.clear()
+    asked = [f"u{n:03d}" for n in range(100)]
+    assert table_store.existing(T, USER, asked) == set(asked[:20])
+    assert log.count == log.point_reads() == 100
+
+
+# -- faults --------------------------------------------------------------------------------
+
+def every_call(store: Store) -> dict[str, Callable[[], Any]]:
+    change = MemberChange(add=(Member("u9"),))
+    return {
+        "create": lambda: add_user(store, "u2", "bob"),
+        "get": lambda: store.get(T, USER, "u1"),
+        "update": lambda: store.update(T, USER, "u1", meta=META, expected_etag=None,
+                                       document={"userName": "x"}, indexes=user_keys("x")),
+        "members update": lambda: store.update(T, GROUP, "g1", meta=META,
+                                               expected_etag=None, members=change),
+        "delete": lambda: store.delete(T, USER, "u1"),
+        "lookup": lambda: store.lookup(T, USER, IndexKey("userName", "alice", True)),
+        "scan": lambda: list(store.scan(T, USER)),
+        "page": lambda: store.page(T, USER, cursor=None, size=10),
+        "members": lambda: list(store.members(T, "g1")),
+        "is_member": lambda: store.is_member(T, "g1", "u1"),
+        "groups_of": lambda: store.groups_of(T, "u1"),
+        "existing": lambda: store.existing(T, USER, ["u1", "u2"]),
+    }
+
+
+def test_storage_down_gives_503_for_every_call_and_no_partial_state(
+        table_store: TableStore, table_harness: TableHarness, azurite: Azurite) -> None:
+    """With Azurite stopped every call raises ServiceUnavailable; once it is back the data
+    is intact and nothing attempted meanwhile was written."""
+    alice = add_user(table_store, "u1", "alice", "ext-1")
+    add_group(table_store, "g1", "staff", ["u1"])
+    before = sorted(rows(table_harness))
+    azurite.stop()
+    try:
+        started = time.monotonic()
+        for name, call in every_call(table_store).items():
+            with pytest.raises(ServiceUnavailable) as raised:
+                call()
+            assert raised.value.retry_after >= 1, name
+        assert time.monotonic() - started < 20
+    finally:
+        azurite.start()
+    assert sorted(rows(table_harness)) == before
+    assert table_store.get(T, USER, "u1") == alice
+    assert [m.value for m in table_store.members(T, "g1")] == ["u1"]
+    assert table_store.get(T, USER, "u2") is None
+
+
+@pytest.mark.parametrize(("fault", "retry_after"), [
+    (Fault.busy("7"), 7),
+    (Fault(500, "OperationTimedOut"), 5),
+    (Fault(429, "TooManyRequests", {"x-ms-retry-after-ms": "1500"}), 2),
+])
+def test_throttling_gives_503_with_storages_retry_after(
+        table_harness: TableHarness, fault_proxy: FaultProxy, fault: Fault,
+        retry_after: int) -> None:
+    """Storage throttling or server faults become ServiceUnavailable carrying Retry-After."""
+    add_user(table_harness.store, "u1", "alice")
+    add_group(table_harness.store, "g1", "staff", ["u1"])
+    store = table_harness.another_store(connection_string=fault_proxy.connection_string)
+    store.get(T, USER, "u1")
+    fault_proxy.rule = lambda method, target, number: fault
+    for name, call in every_call(store).items():
+        with pytest.raises(ServiceUnavailable) as raised:
+            call()
+        assert raised.value.retry_after == retry_after, name
+    assert fault_proxy.faults() >= len(every_call(store))
+
+
+def test_production_retries_wait_briefly_then_hand_retry_after_to_the_client(
+        table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
+    """The factory's client retries a throttled read once after at most 2 s, then gives up
+    with storage's Retry-After; a single transient 503 is absorbed."""
+    add_user(table_harness.store, "u1", "alice")
+    settings = Settings(tables_connection=fault_proxy.connection_string,
+                        table_name=table_harness.client.table_name)
+    store = table_store(settings)
+    table_harness.extra.append(store)
+    store.get(T, USER, "u1")
+    fault_proxy.rule = lambda method, target, number: Fault.busy("30")
+    started = time.monotonic()
+    with pytest.raises(ServiceUnavailable) as raised:
+        store.get(T, USER, "u1")
+    assert raised.value.retry_after == 30 and fault_proxy.faults() == 2
+    assert time.monotonic() - started < 5
+    first = len(fault_proxy.requests)
+    fault_proxy.rule = lambda method, target, number: (Fault.busy("1") if number == first
+                                                       else None)
+    assert store.get(T, USER, "u1") is not None
+
+
+def fail_batch(proxy: FaultProxy, which: int) -> None:
+    """Answer the ``which``-th (0-based) batch from now with 503."""
+    seen = [0]
+
+    def rule(method: str, target: str, number: int) -> Fault | None:
+        if target.startswith("$batch"):
+            seen[0] += 1
+            if seen[0] - 1 == which:
+                return Fault.busy("3")
+        return None
+
+    proxy.rule = rule
+
+
+def test_an_interrupted_create_leaves_a_consistent_group_that_a_retry_completes(
+        table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
+    """A create whose second batch fails leaves the group with its first members, both
+    directions agreeing; adding the members again completes it."""
+    store = table_harness.another_store(connection_string=fault_proxy.connection_string)
+    members = [f"u{n:03d}" for n in range(300)]
+    fail_batch(fault_proxy, 1)
+    with pytest.raises(ServiceUnavailable):
+        add_group(store, "g", "staff", members)
+    assert store.get(T, GROUP, "g") is not None
+    assert consistent(store, "g", members) == members[:49]
+    store.update(T, GROUP, "g", meta=META, expected_etag=None,
+                 members=MemberChange(add=tuple(Member(m) for m in members)))
+    assert consistent(store, "g", members) == members
+
+
+def test_an_interrupted_delete_leaves_the_resource_whole_and_a_retry_finishes_it(
+        table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
+    """A group delete failing in its first or final batch leaves the group readable with
+    agreeing membership rows; repeating the delete removes every row."""
+    store = table_harness.another_store(connection_string=fault_proxy.connection_string)
+    members = [f"u{n:03d}" for n in range(300)]
+    add_group(store, "g", "staff", members)
+    fail_batch(fault_proxy, 0)
+    with pytest.raises(ServiceUnavailable):
+        store.delete(T, GROUP, "g")
+    assert consistent(store, "g", members) == members
+    fail_batch(fault_proxy, 6)
+    with pytest.raises(ServiceUnavailable):
+        store.delete(T, GROUP, "g")
+    assert store.get(T, GROUP, "g") is not None
+    assert [r.id for r in store.lookup(T, GROUP, IndexKey("displayName", "staff", True))] == ["g"]
+    assert consistent(store, "g", members) == members[-49:]
+    fault_proxy.rule = lambda method, target, number: None
+    store.delete(T, GROUP, "g")
+    assert rows(table_harness) == []
+
+
+def test_a_table_deleted_underneath_gives_503_and_is_created_again(
+        table_store: TableStore, table_harness: TableHarness) -> None:
+    """If the table vanishes, reads fail with 503 (not 'not found') and the next call
+    creates the table again."""
+    add_user(table_store, "u1", "alice")
+    table_harness.client.delete_table()
+    with pytest.raises(ServiceUnavailable):
+        table_store.get(T, USER, "u1")
+    assert table_store.get(T, USER, "u1") is None
+    add_user(table_store, "u1", "alice")
+
+
+# -- factory -------------------------------------------------------------------------------
+
+def test_the_factory_builds_a_store_that_creates_its_table_once(azurite: Azurite) -> None:
+    """table_store() from a connection string works and creates the table on first use only."""
+    log = RequestLog()
+    settings = Settings(tables_connection=azurite.connection_string,
+                        table_name=unique_table_name())
+    store = table_store(settings, raw_response_hook=log, **FAST_CLIENT_OPTIONS)
+    try:
+        assert log.count == 0
+        add_user(store, "u1", "alice")
+        assert store.get(T, USER, "u1") is not None
+        assert store.get(T, USER, "u2") is None
+        assert [target for method, target in log.entries if method == "POST"
+                and target.startswith("Tables")] == ["Tables"]
+    finally:
+        table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()
+        store.close()
+
+
+def test_the_factory_accepts_use_development_storage_without_calling_out() -> None:
+    """UseDevelopmentStorage=true means Azurite's well-known account on 127.0.0.1:10002."""
+    client = table_client(Settings(tables_connection="UseDevelopmentStorage=true;"))
+    assert client.url.startswith("http://127.0.0.1:10002/devstoreaccount1")
+    assert client.account_name == "devstoreaccount1" and client.table_name == "scim"
+
+
+def test_the_factory_uses_the_given_credential_and_never_builds_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """With an endpoint, an injected credential is used; only without one is the production
+    factory asked (and it is never a real managed identity here)."""
+    forbid_ambient_credentials(monkeypatch)
+    from scim_core.auth import credentials
+
+    asked: list[str | None] = []
+    fake = FakeCredential()
+
+    def production(client_id: str | None = None) -> FakeCredential:
+        asked.append(client_id)
+        return fake
+
+    monkeypatch.setattr(credentials, "production_credential", production)
+    settings = Settings(tables_endpoint="https://acct.table.core.windows.net")
+    given_credential = FakeCredential()
+    client = table_client(settings, credential=given_credential)
+    assert client.credential is given_credential and asked == []
+    assert table_client(settings).credential is fake and asked == [None]
+    assert fake.calls == 0 == given_credential.calls
+
+
+@pytest.mark.parametrize("settings", [
+    Settings(),
+    Settings(tables_connection="UseDevelopmentStorage=true", table_name="no-dashes"),
+    Settings(tables_connection="UseDevelopmentStorage=true", table_name="1abc"),
+])
+def test_the_factory_refuses_unusable_settings(settings: Settings) -> None:
+    """No connection and no endpoint, or an invalid table name, is a settings error."""
+    with pytest.raises(SettingsError):
+        table_store(settings)
