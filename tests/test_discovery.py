@@ -135,9 +135,6 @@ def _all_attributes(schema: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     return found
 
 
-@pytest.mark.xfail(strict=True, reason="schema registry (scim_core/schema/definitions.py): "
-                   "_multi() takes no reference_types, so User photos.value (type reference) "
-                   "has no referenceTypes; RFC 7643 §4.1.2 gives [\"external\"]")
 def test_reference_attributes_declare_reference_types(memory_client: FunctionClient) -> None:
     """Every attribute of type reference lists its referenceTypes (RFC 7643 §7)."""
     missing = [f"{schema['id']}:{name}"

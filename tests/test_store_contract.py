@@ -455,6 +455,19 @@ def test_concurrent_creates_of_one_user_name_let_exactly_one_win(store: Store) -
     assert len(list(store.scan(T, USER))) == 4
 
 
+def test_concurrent_member_adds_to_one_group_all_land(store: Store) -> None:
+    """Threads adding different members to one group at once all succeed; none is lost."""
+    add_group(store, "g1", "staff")
+
+    def add(n: int) -> Record:
+        return change(store, "g1", MemberChange(add=(Member(f"u{n}"),)))
+
+    outcomes = run_together(8, add)
+    assert all(isinstance(o, Record) for o in outcomes), outcomes
+    assert member_ids(store, "g1") == [f"u{n}" for n in range(8)]
+    assert all(store.groups_of(T, f"u{n}") == ["g1"] for n in range(8))
+
+
 def test_read_modify_write_with_etags_loses_no_update(store: Store) -> None:
     """Threads incrementing a counter with expected_etag and retry never lose an increment."""
     store.create(T, Record(USER, "u1", {"count": 0}, meta()), [])

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 from hypothesis import given
 from hypothesis import strategies as st
 
 from scim_core.config import Settings, SettingsError
-from scim_core.errors import PayloadTooLarge, ServiceUnavailable
+from scim_core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from scim_core.store import (
     GROUP,
     USER,
@@ -24,6 +25,7 @@ from scim_core.store import (
     Store,
 )
 from scim_core.store import table_keys as keys
+from scim_core.store.table_batches import MAX_BATCH, Step
 from scim_core.store.table_client import table_client
 from scim_core.store.table_entities import (
     MAX_STRING_UNITS,
@@ -31,7 +33,7 @@ from scim_core.store.table_entities import (
     index_entity,
     split_chunks,
 )
-from scim_core.store.tables import MAX_BATCH, TableStore, table_store
+from scim_core.store.tables import TableStore, table_store
 from tests.azurite import (
     FAST_CLIENT_OPTIONS,
     Azurite,
@@ -244,13 +246,15 @@ def test_member_lists_over_100_go_in_batches_of_at_most_100(
     members = [f"u{n:04d}" for n in range(250)]
     add_group(table_store, "g", "big", members)
     sizes = table_harness.client.batch_sizes
-    assert sizes == [100, 100, 100, 100, 100, 2]
+    # document + index + 49 pairs, then 49 pairs led by the group-exists guard
+    assert sizes == [100, 99, 99, 99, 99, 11]
     assert consistent(table_store, "g", members) == members
     sizes.clear()
     newcomers = tuple(Member(f"v{n:04d}") for n in range(120))
     table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
                        members=MemberChange(remove_all=True, add=newcomers))
-    assert max(sizes) <= MAX_BATCH and sum(sizes) == 1 + 2 * 250 + 2 * 120
+    guards = len(sizes) - 1
+    assert max(sizes) <= MAX_BATCH and sum(sizes) == 1 + 2 * 250 + 2 * 120 + guards
     assert consistent(table_store, "g", members) == [m.value for m in newcomers]
     sizes.clear()
     table_store.delete(T, GROUP, "g")
@@ -363,6 +367,90 @@ def test_group_get_and_existing_read_single_rows_only(
     asked = [f"u{n:03d}" for n in range(100)]
     assert table_store.existing(T, USER, asked) == set(asked[:20])
     assert log.count == log.point_reads() == 100
+
+
+# -- races ---------------------------------------------------------------------------------
+
+class RacingTableStore(TableStore):
+    """A TableStore that runs a competing write at a chosen point of its own work."""
+
+    def __init__(self, harness: TableHarness) -> None:
+        super().__init__(TableClient.from_connection_string(
+            harness.azurite.connection_string, table_name=harness.client.table_name,
+            **FAST_CLIENT_OPTIONS))
+        self.raw = harness.client
+        self.touch_group_on_read = False
+        self.after_listing_groups: Callable[[], object] | None = None
+        self.after_first_batch: Callable[[], object] | None = None
+        harness.extra.append(self)
+
+    def _read(self, partition: str, row_key: str,
+              select: list[str] | None = None) -> TableEntity | None:
+        entity = super()._read(partition, row_key, select)
+        if self.touch_group_on_read and entity is not None and row_key.startswith("group:"):
+            self.raw.update_entity({"PartitionKey": partition, "RowKey": row_key,
+                                    "touched": time.monotonic()}, mode=UpdateMode.MERGE)
+        return entity
+
+    def _group_ids(self, partition: str, user_id: str) -> list[str]:
+        found = super()._group_ids(partition, user_id)
+        hook, self.after_listing_groups = self.after_listing_groups, None
+        if hook is not None:
+            hook()
+        return found
+
+    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
+                      resource_id: str) -> None:
+        hook, self.after_first_batch = self.after_first_batch, None
+        if hook is not None:
+            hook()
+        super()._submit_later(batches, kind, resource_id)
+
+
+def test_member_edits_do_not_contend_with_other_writes_to_the_group(
+        table_harness: TableHarness) -> None:
+    """A member add succeeds while the group row changes each time it is read: a member-only
+    edit needs the group to exist, not an unchanged etag."""
+    store = RacingTableStore(table_harness)
+    add_group(store, "g", "staff")
+    store.touch_group_on_read = True
+    updated = store.update(T, GROUP, "g", meta=META, expected_etag=None,
+                           members=MemberChange(add=(Member("u1"),)))
+    assert updated.document == {"displayName": "staff"}
+    assert store.is_member(T, "g", "u1")
+
+
+def test_a_member_added_while_its_user_is_deleted_is_swept(
+        table_harness: TableHarness) -> None:
+    """A membership written after a user's delete listed its groups is removed by the
+    delete, so no row of the deleted user remains."""
+    store = RacingTableStore(table_harness)
+    add_user(store, "u1", "alice")
+    add_group(store, "g", "staff", ["u1"])
+    add_group(store, "h", "other")
+    store.after_listing_groups = lambda: table_harness.store.update(
+        T, GROUP, "h", meta=META, expected_etag=None, members=MemberChange(add=(Member("u1"),)))
+    store.delete(T, USER, "u1")
+    assert store.after_listing_groups is None
+    assert store.groups_of(T, "u1") == [] and list(store.members(T, "h")) == []
+    assert sorted(rows(table_harness)) == sorted([
+        keys.document_key(GROUP, "g"), keys.document_key(GROUP, "h"),
+        keys.unique_index_key(GROUP, "displayName", "staff"),
+        keys.unique_index_key(GROUP, "displayName", "other")])
+
+
+def test_a_group_deleted_during_a_large_member_change_keeps_no_membership_row(
+        table_harness: TableHarness) -> None:
+    """When a group is deleted between the batches of a 150-member add, the add stops with
+    NotFound and no membership row of the deleted group remains."""
+    store = RacingTableStore(table_harness)
+    add_group(store, "g", "staff")
+    store.after_first_batch = lambda: table_harness.store.delete(T, GROUP, "g")
+    with pytest.raises(NotFound):
+        store.update(T, GROUP, "g", meta=META, expected_etag=None,
+                     members=MemberChange(add=tuple(Member(f"u{n:03d}") for n in range(150))))
+    assert store.after_first_batch is None
+    assert rows(table_harness) == []
 
 
 # -- faults --------------------------------------------------------------------------------

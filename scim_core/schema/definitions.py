@@ -23,10 +23,11 @@ def _s(name: str, description: str = "", **kw: object) -> Attribute:
 
 def _multi(name: str, description: str, *, types: tuple[str, ...], value_type: str = "string",
            extra: tuple[Attribute, ...] = (), returned: str = "default",
-           mutability: str = "readWrite") -> Attribute:
+           mutability: str = "readWrite", reference_types: tuple[str, ...] = ()) -> Attribute:
     """A multi-valued complex attribute with the RFC 7643 §2.4 value/display/type/primary."""
     subs = (
-        _s("value", f"The {name} value.", type=value_type, mutability=mutability),
+        _s("value", f"The {name} value.", type=value_type, mutability=mutability,
+           reference_types=reference_types),
         _s("display", "A human-readable name, primarily for display.", mutability=mutability),
         _s("type", "A label indicating the attribute's function.", canonical_values=types,
            mutability=mutability),
@@ -97,7 +98,7 @@ USER = Schema(
         _multi("ims", "Instant messaging addresses for the user.",
                types=("aim", "gtalk", "icq", "xmpp", "msn", "skype", "qq", "yahoo")),
         _multi("photos", "URLs of photos of the user.", types=("photo", "thumbnail"),
-               value_type=REFERENCE),
+               value_type=REFERENCE, reference_types=("external",)),
         _ADDRESSES,
         _MEMBER_OF,
         _multi("entitlements", "Entitlements of the user.", types=()),

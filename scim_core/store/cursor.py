@@ -19,6 +19,10 @@ def decode_cursor(cursor: str) -> str:
     if len(cursor) > MAX_CURSOR_LENGTH:
         raise InvalidCursor("The cursor is not valid.")
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+        position = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidCursor("The cursor is not valid.") from exc
+    # The decoder skips characters outside the alphabet; only an exact round trip is ours.
+    if encode_cursor(position) != cursor:
+        raise InvalidCursor("The cursor is not valid.")
+    return position

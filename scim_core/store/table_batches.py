@@ -4,12 +4,13 @@ A batch (entity group transaction) is atomic, holds at most 100 operations on on
 partition, and names each entity once. A membership is two rows (``member:`` and
 ``memberOf:``) that always travel in the same batch, so the two directions agree after
 every batch; a change's own operations (its *head*) go first, with as many pairs as fit,
-and the remaining pairs follow in batches of 50.
+and the remaining pairs follow in batches of 49 led by a write of the group row that fails
+if the group is gone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +18,7 @@ from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from scim_core.store import table_keys as keys
-from scim_core.store.base import IndexKey, Member, Meta
+from scim_core.store.base import DuplicateKey, IndexKey, Member, Meta
 from scim_core.store.table_entities import (
     document_entity,
     index_entity,
@@ -65,14 +66,24 @@ def flatten(pairs: Iterable[Pair]) -> list[Step]:
     return [step for pair in pairs for step in pair]
 
 
-def pack(head: list[Step], pairs: Sequence[Pair]) -> list[list[Step]]:
-    """``head`` plus the pairs that fit in the first batch, the rest in later batches;
-    a pair is never split."""
+def pack(head: list[Step], pairs: Sequence[Pair],
+         guard: Step | None = None) -> list[list[Step]]:
+    """``head`` plus the pairs that fit in the first batch, the rest in later batches,
+    each led by ``guard`` when given; a pair is never split."""
     room = max(0, (MAX_BATCH - len(head)) // 2)
+    lead = [guard] if guard is not None else []
+    per_batch = (MAX_BATCH - len(lead)) // 2
     batches = [head + flatten(pairs[:room])]
-    batches += [flatten(pairs[i:i + PAIRS_PER_BATCH])
-                for i in range(room, len(pairs), PAIRS_PER_BATCH)]
+    batches += [lead + flatten(pairs[i:i + per_batch])
+                for i in range(room, len(pairs), per_batch)]
     return batches
+
+
+def existence_guard(partition: str, document_row: str, meta: Mapping[str, str]) -> Step:
+    """Merges the group's meta again, unconditionally but only if the row exists: a later
+    batch of a membership change that carries it cannot land after the group is deleted,
+    so no membership row outlives its group."""
+    return Step("update", row(partition, document_row, **meta), {"mode": UpdateMode.MERGE})
 
 
 def chunked(pairs: Sequence[Pair]) -> list[list[Step]]:
@@ -154,3 +165,17 @@ def add_pairs(partition: str, group_id: str, members: Iterable[Member]) -> list[
     last listing wins)."""
     latest = {member.value: member for member in members}
     return [add_pair(partition, group_id, latest[user_id]) for user_id in sorted(latest)]
+
+
+def duplicate_of(steps: Sequence[Step], index: int, resource_id: str,
+                 owner: Callable[[str], str | None]) -> DuplicateKey:
+    """The unique key a batch failed on with 409: the failed operation's, or, when storage
+    did not say which operation failed, the first claimed row that ``owner`` (a read of the
+    row's id) shows in another resource's hands; else the document's own id."""
+    claimed = steps[index].claims if 0 <= index < len(steps) else None
+    if claimed is not None:
+        return DuplicateKey(claimed)
+    for step in steps:
+        if step.claims is not None and owner(step.entity["RowKey"]) not in (None, resource_id):
+            return DuplicateKey(step.claims)
+    return DuplicateKey(IndexKey("id", resource_id, True))

@@ -3,8 +3,9 @@
 Keys: ``table_keys``; document rows: ``table_entities``; batches: ``table_batches``; the
 readers' view and the guarantees in full: ``docs/table-layout.md``. In short: a create,
 and an update's document, index swap and meta, are one atomic batch, as are the first
-membership pairs; further pairs follow in batches of 50 and are idempotent. A member-only
-update needs the group to exist but not an unchanged etag, so member edits never contend.
+membership pairs; further pairs follow in batches that fail once the group is gone, and
+are idempotent. A member-only update needs the group to exist, not an unchanged etag, so
+member edits never contend.
 A delete removes whole membership pairs first and the document, its index rows and the
 last pairs in one final batch under If-Match, so an interrupted delete leaves the resource
 whole; a deleted user's memberships added while its delete ran are swept afterwards.
@@ -48,6 +49,8 @@ from scim_core.store.table_batches import (
     add_pairs,
     chunked,
     document_steps,
+    duplicate_of,
+    existence_guard,
     if_match,
     index_steps,
     pack,
@@ -107,8 +110,6 @@ class TableStore:
     def _read(self, partition: str, row_key: str,
               select: list[str] | None = None) -> TableEntity | None:
         try:
-            if select is None:
-                return self._table.get_entity(partition, row_key)
             return self._table.get_entity(partition, row_key, select=select)
         except ResourceNotFoundError as error:
             if table_missing(error):
@@ -138,12 +139,19 @@ class TableStore:
             results_per_page=per_page,
         )
 
-    def _submit(self, steps: Sequence[Step]) -> list[Mapping[str, Any]]:
-        return submit(self._table, steps)
-
     def _submit_all(self, batches: Sequence[Sequence[Step]]) -> None:
         for batch in batches:
             submit(self._table, batch)
+
+    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
+                      resource_id: str) -> None:
+        """A change's batches after the first, each led by the existence guard."""
+        try:
+            self._submit_all(batches)
+        except TableTransactionError as error:
+            if error.status_code == 404 and error.index == 0:
+                raise NotFound(f"{kind} {resource_id} was deleted during the change") from None
+            raise
 
     # -- rows ------------------------------------------------------------------------------
 
@@ -170,18 +178,11 @@ class TableStore:
 
     def _duplicate(self, partition: str, steps: Sequence[Step], index: int,
                    resource_id: str) -> DuplicateKey:
-        """The unique key a failed batch collided on: the failed operation's, or, when
-        storage did not say which operation failed, the first claimed row owned by
-        another resource."""
-        claimed = steps[index].claims if 0 <= index < len(steps) else None
-        if claimed is not None:
-            return DuplicateKey(claimed)
-        for step in steps:
-            if step.claims is not None:
-                owner = self._read(partition, step.entity["RowKey"], select=["id"])
-                if owner is not None and owner["id"] != resource_id:
-                    return DuplicateKey(step.claims)
-        return DuplicateKey(IndexKey("id", resource_id, True))
+        def owner(row_key: str) -> str | None:
+            found = self._read(partition, row_key, select=["id"])
+            return None if found is None else str(found["id"])
+
+        return duplicate_of(steps, index, resource_id, owner)
 
     def _documents(self, partition: str, kind: str, ids: Sequence[str]) -> list[Record]:
         found = self._read_many(partition, [keys.document_key(kind, i) for i in ids])
@@ -200,16 +201,17 @@ class TableStore:
             index_rows=list(indexed))
         head = [Step("create", entity), *indexed.values()]
         pairs = add_pairs(partition, record.id, members) if record.kind == GROUP else []
-        first, *later = pack(head, pairs)
+        guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
+        first, *later = pack(head, pairs, guard)
         with translating_storage_errors():
             self._ready()
             try:
-                results = self._submit(first)
+                results = submit(self._table, first)
             except TableTransactionError as error:
                 if error.status_code == 409:
                     raise self._duplicate(partition, first, error.index, record.id) from None
                 raise
-            self._submit_all(later)
+            self._submit_later(later, record.kind, record.id)
         return Record(record.kind, record.id, stored_document(entity), record.meta,
                       str(results[0]["etag"]))
 
@@ -224,7 +226,7 @@ class TableStore:
         """Submit an update's first batch; its new etag, or None when a read-then-write
         without the caller's etag lost a race and should be tried again."""
         try:
-            return str(self._submit(first)[0]["etag"])
+            return str(submit(self._table, first)[0]["etag"])
         except TableTransactionError as error:
             if error.status_code == 404 and error.index == 0:
                 raise NotFound(f"{kind} {resource_id} not found") from None
@@ -243,6 +245,7 @@ class TableStore:
         partition = keys.partition_key(tenant)
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
+        guard = existence_guard(partition, document_row, meta_properties(meta))
         with translating_storage_errors():
             self._ready()
             if document is None:
@@ -252,10 +255,10 @@ class TableStore:
                 merge = Step("update", row(partition, document_row, **meta_properties(meta)),
                              {"mode": UpdateMode.MERGE, **condition})
                 pairs = self._membership_pairs(partition, resource_id, change) if change else []
-                first, *later = pack([merge], pairs)
+                first, *later = pack([merge], pairs, guard)
                 self._write_first(partition, kind, resource_id, first,
                                   conditional=expected_etag is not None)
-                self._submit_all(later)
+                self._submit_later(later, kind, resource_id)
                 current = self._read(partition, document_row)
                 if current is None:
                     raise NotFound(f"{kind} {resource_id} not found")
@@ -270,11 +273,11 @@ class TableStore:
                 head, stored = document_steps(partition, kind, resource_id, current, etag,
                                               meta=meta, document=document, indexes=indexes)
                 pairs = self._membership_pairs(partition, resource_id, change) if change else []
-                first, *later = pack(head, pairs)
+                first, *later = pack(head, pairs, guard)
                 written = self._write_first(partition, kind, resource_id, first,
                                             conditional=expected_etag is not None)
                 if written is not None:
-                    self._submit_all(later)
+                    self._submit_later(later, kind, resource_id)
                     return Record(kind, resource_id, stored, meta, written)
         raise ServiceUnavailable(_BUSY, retry_after=1)
 
@@ -295,7 +298,7 @@ class TableStore:
                 lead = len(pairs) - min(len(pairs), (MAX_BATCH - len(final)) // 2)
                 self._submit_all(chunked(pairs[:lead]))
                 try:
-                    self._submit(pack(final, pairs[lead:])[0])
+                    submit(self._table, pack(final, pairs[lead:])[0])
                 except TableTransactionError as error:
                     if error.status_code == 404 and error.index == 0:
                         raise NotFound(f"{kind} {resource_id} not found") from None
