@@ -41,6 +41,13 @@ class Growth:
     def ratio(self) -> float:
         return self.large_stat.p50_us / self.small_stat.p50_us if self.small_stat.p50_us else 0.0
 
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU time per request in this process, large ÷ small: the part that is ours when
+        the store is a separate server."""
+        small, large = self.small_stat.cpu_rps, self.large_stat.cpu_rps
+        return small / large if large else 0.0
+
 
 @dataclass(frozen=True)
 class Cycle:
@@ -186,13 +193,21 @@ def render(results: Results) -> str:
         headers += ["req/s", "p50", "p95", "p99", "requests", "vs peer"]
         out += [*_table(headers, table), ""]
     if results.growth:
-        out += ["## 3. Growth: p50 latency on the large data set ÷ on the small one", ""]
-        table = [[g.workload, g.system, g.store, f"{g.small} -> {g.large}",
-                  _us(g.small_stat.p50_us), _us(g.large_stat.p50_us), f"{g.ratio:.2f}x",
-                  f"{g.small_stat.requests + g.large_stat.requests:,}"]
-                 for g in results.growth]
+        out += ["## 3. Growth: p50 latency on the large data set ÷ on the small one (in process)",
+                ""]
+        table = []
+        for g in results.growth:
+            calls = ""
+            if g.small_stat.storage_calls_per_request is not None and \
+                    g.large_stat.storage_calls_per_request is not None:
+                calls = (f"{g.small_stat.storage_calls_per_request:.1f} -> "
+                         f"{g.large_stat.storage_calls_per_request:.1f}")
+            table.append([g.workload, g.system, g.store, f"{g.small} -> {g.large}",
+                          _us(g.small_stat.p50_us), _us(g.large_stat.p50_us),
+                          f"{g.ratio:.2f}x", f"{g.cpu_ratio:.2f}x", calls,
+                          f"{g.small_stat.requests + g.large_stat.requests:,}"])
         out += [*_table(["workload", "system", "store", "sizes", "p50 small", "p50 large",
-                         "growth", "requests"], table), ""]
+                         "growth", "CPU growth", "storage calls/req", "requests"], table), ""]
         errors += [f"growth {g.workload} {g.system} {g.store}:{_errors(s)}"
                    for g in results.growth for s in (g.small_stat, g.large_stat) if s.errors]
     if results.cycles:
@@ -243,6 +258,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "rows": [row(r) for r in results.rows],
         "growth": [{"workload": g.workload, "system": g.system, "store": g.store,
                     "small": g.small, "large": g.large, "ratio": round(g.ratio, 3),
+                    "cpu_ratio": round(g.cpu_ratio, 3),
                     "small_stat": stat(g.small_stat), "large_stat": stat(g.large_stat)}
                    for g in results.growth],
         "cycles": [{"system": c.system, "store": c.store, "transport": c.transport,

@@ -23,23 +23,30 @@ def expect(status: int, body: bytes, *allowed: int, what: str = "") -> None:
 
 
 class Timed:
-    """A caller that records the wall time (and thread CPU time) of each request.
+    """A caller that records the wall time and this process's CPU time of each request
+    (the CPU figure is only meaningful when one request runs at a time).
 
     ``raw`` sends a request without recording it (set-up steps inside a job).
     """
 
-    def __init__(self, caller: Caller) -> None:
+    def __init__(self, caller: Caller, *, storage_calls: Callable[[], int] | None = None
+                 ) -> None:
         self.raw = caller
         self.latencies: list[int] = []
         self.cpu_ns = 0
+        self._storage_calls = storage_calls
+        self.storage_calls = 0
 
     def __call__(self, method: str, path: str, query: Mapping[str, str] | None = None,
                  body: bytes | None = None) -> tuple[int, bytes]:
-        cpu = time.thread_time_ns()
+        calls = self._storage_calls() if self._storage_calls else 0
+        cpu = time.process_time_ns()
         start = time.perf_counter_ns()
         result = self.raw(method, path, query, body)
         self.latencies.append(time.perf_counter_ns() - start)
-        self.cpu_ns += time.thread_time_ns() - cpu
+        self.cpu_ns += time.process_time_ns() - cpu
+        if self._storage_calls:
+            self.storage_calls += self._storage_calls() - calls
         return result
 
 
@@ -56,6 +63,7 @@ class Sample:
     cpu_ns: int = 0
     errors: int = 0
     first_error: str | None = None
+    storage_calls: int = 0
 
     @property
     def requests(self) -> int:
@@ -65,14 +73,16 @@ class Sample:
         """Two phases run one after the other, as one sample."""
         return Sample(self.latencies_ns + other.latencies_ns, self.wall_ns + other.wall_ns,
                       self.cpu_ns + other.cpu_ns, self.errors + other.errors,
-                      self.first_error or other.first_error)
+                      self.first_error or other.first_error,
+                      self.storage_calls + other.storage_calls)
 
 
 def run_serial(caller: Caller, jobs: Iterable[Job], *, budget_s: float | None = None,
-               min_jobs: int = 5) -> Sample:
+               min_jobs: int = 5, storage_calls: Callable[[], int] | None = None) -> Sample:
     """Jobs one after another on one caller, stopping early once ``budget_s`` has passed
-    (after at least ``min_jobs`` jobs)."""
-    timed = Timed(caller)
+    (after at least ``min_jobs`` jobs). ``storage_calls`` (a counter) makes the sample
+    count the storage requests made by the timed requests."""
+    timed = Timed(caller, storage_calls=storage_calls)
     sample = Sample()
     deadline = None if budget_s is None else time.perf_counter_ns() + int(budget_s * 1e9)
     start = time.perf_counter_ns()
@@ -87,6 +97,7 @@ def run_serial(caller: Caller, jobs: Iterable[Job], *, budget_s: float | None = 
     sample.wall_ns = time.perf_counter_ns() - start
     sample.latencies_ns = timed.latencies
     sample.cpu_ns = timed.cpu_ns
+    sample.storage_calls = timed.storage_calls
     return sample
 
 
@@ -118,13 +129,14 @@ class Stat:
     wall_s: float
     errors: int = 0
     first_error: str | None = None
+    storage_calls_per_request: float | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {k: (round(v, 3) if isinstance(v, float) else v)
                 for k, v in self.__dict__.items()}
 
 
-def summarise(samples: Sequence[Sample], *, by_wall: bool) -> Stat:
+def summarise(samples: Sequence[Sample], *, by_wall: bool, counted: bool = False) -> Stat:
     rates: list[float] = []
     cpu_rates: list[float] = []
     for s in samples:
@@ -144,6 +156,8 @@ def summarise(samples: Sequence[Sample], *, by_wall: bool) -> Stat:
         wall_s=sum(s.wall_ns for s in samples) / 1e9,
         errors=sum(s.errors for s in samples),
         first_error=next((s.first_error for s in samples if s.first_error), None),
+        storage_calls_per_request=(sum(s.storage_calls for s in samples) / len(pooled)
+                                   if counted and pooled else None),
     )
 
 

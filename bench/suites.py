@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,6 +36,10 @@ class Scale:
     small_users: int = 500
     large_users: int = 20_000
     large_members: int = 20_000
+    tables_large_users: int = 5_000
+    tables_large_members: int = 5_000
+    """Azurite's point reads and inserts scan the whole partition (see docs/performance.md),
+    so seeding 20,000 users into it takes far longer than a benchmark run."""
     spare_users: int = 64
     growth_rounds: int = 5
     growth_ops: int = 300
@@ -49,12 +54,14 @@ class Scale:
 
 FULL = Scale()
 QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, http_budget_s=1.0,
-              large_users=5_000, large_members=5_000, growth_rounds=3, growth_ops=100,
+              large_users=5_000, large_members=5_000, tables_large_users=2_000,
+              tables_large_members=2_000, growth_rounds=3, growth_ops=100,
               growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
               cold_runs=3)
 TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
              http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
-             spare_users=4, growth_rounds=1, growth_ops=5, growth_budget_s=0.2,
+             tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
+             growth_ops=5, growth_budget_s=0.2,
              cycle_users=10, cycle_groups=2, cycle_memberships=12, members_per_patch=3,
              cold_runs=1)
 
@@ -90,17 +97,23 @@ class Environment:
             self._azurite = Azurite().start()
         return self._azurite.connection_string
 
-    def http(self, system: str, store: str = "memory") -> Target:
-        key = f"{system}/{store}"
+    def http(self, system: str, store: str = "memory", purpose: str = "http") -> Target:
+        """The HTTP server of a system for one purpose (each purpose gets a fresh one, and
+        on Table Storage a fresh table: Azurite slows down as a partition grows)."""
+        key = f"{system}/{store}/{purpose}"
         if key not in self._servers:
-            log(f"starting the {system} HTTP server ({store})")
+            log(f"starting the {system} HTTP server ({store}, {purpose})")
             if system == OURS:
                 self._servers[key] = ours_http(store, connection=self.connection if
                                                store == "tables" else "",
-                                               table=table_name("http"))
+                                               table=table_name(purpose))
             else:
                 self._servers[key] = peer.http()
         return self._servers[key]
+
+    def release(self, purpose: str) -> None:
+        for key in [k for k in self._servers if k.endswith("/" + purpose)]:
+            self._servers.pop(key).close()
 
     def close(self) -> None:
         for target in self._servers.values():
@@ -127,6 +140,8 @@ class World:
     names: list[str]
     group_id: str = ""
     spare_ids: list[str] = field(default_factory=list)
+    readers: Target | None = None
+    """Azurite alone on this world's table (Table Storage growth only)."""
 
 
 def _close(caller: object) -> None:
@@ -174,9 +189,15 @@ def seed_group(target: Target, tag: str, n: int, members: Sequence[str] = ()) ->
 
 def world(target: Target, tag: str, users: int, *, members: int = 0, spare: int = 0,
           workers: int = 1) -> World:
+    started = time.monotonic()
     made = seed_users(target, tag, 0, users + spare, workers=workers)
     ids = [i for i, _ in made[:users]]
+    seeded = time.monotonic()
     group = seed_group(target, tag, 0, ids[:members]) if members else ""
+    if users + spare >= 1000:
+        log(f"seeded {target.label} '{tag}': {users + spare:,} users in "
+            f"{seeded - started:.1f} s" + (f", a group of {members:,} members in "
+                                         f"{time.monotonic() - seeded:.1f} s" if members else ""))
     return World(target, ids, [n for _, n in made[:users]], group,
                  [i for i, _ in made[users:]])
 
@@ -232,18 +253,19 @@ def inprocess(env: Environment, results: Results) -> None:
 # -- suite 2: HTTP -------------------------------------------------------------------------------
 
 
-def _http_targets(env: Environment) -> list[Target]:
-    targets = [env.http(OURS, "memory")]
+def _http_targets(env: Environment, purpose: str) -> list[Target]:
+    targets = [env.http(OURS, "memory", purpose)]
     if env.with_tables:
-        targets.append(env.http(OURS, "tables"))
+        targets.append(env.http(OURS, "tables", purpose))
     if env.with_peer:
-        targets.append(env.http("peer"))
+        targets.append(env.http("peer", "memory", purpose))
     return targets
 
 
 def http(env: Environment, results: Results) -> None:
     s = env.scale
-    worlds = [world(t, "base", s.base_users, workers=s.clients) for t in _http_targets(env)]
+    worlds = [world(t, "base", s.base_users, workers=s.clients)
+              for t in _http_targets(env, "http")]
     for w in worlds:
         for workload in WORKLOADS:
             run_concurrent(w.target.make_caller, islice(_jobs(workload, w, -1), 20),
@@ -263,6 +285,7 @@ def http(env: Environment, results: Results) -> None:
             results.rows.append(Row("http", workload, t.system, t.store, t.transport, s.clients,
                                     summarise(samples[(workload, t.system, t.store)],
                                               by_wall=True)))
+    env.release("http")
 
 
 # -- suite 3: growth -----------------------------------------------------------------------------
@@ -272,6 +295,8 @@ GROWTH = ("userName eq", "member add", "get group, members excluded")
 
 
 def _growth_jobs(workload: str, w: World, r: int) -> Iterator[Job]:
+    if workload == "Azurite point read":
+        return workloads.get_jobs(_shuffled(w.ids, r))
     if workload == "userName eq":
         return workloads.lookup_jobs(_shuffled(w.names, r))
     if workload == "member add":
@@ -279,44 +304,81 @@ def _growth_jobs(workload: str, w: World, r: int) -> Iterator[Job]:
     return workloads.group_get_jobs(w.group_id)
 
 
+def _azurite_reader(connection: str, table: str) -> Target:
+    """Azurite alone: ``GET /Users/{id}`` becomes one ``get_entity`` of that user's document
+    row, with no SCIM code in the way (the baseline for Table Storage growth)."""
+    from azure.data.tables import TableClient
+
+    from scim_core.store import table_keys
+
+    client = TableClient.from_connection_string(connection, table)
+    partition = table_keys.partition_key("default")
+
+    def call(method: str, path: str, query: object = None, body: object = None
+             ) -> tuple[int, bytes]:
+        client.get_entity(partition, table_keys.document_key("User", path.rsplit("/", 1)[1]))
+        return 200, b""
+
+    return Target("Azurite alone", "tables", "in-process", lambda: call,
+                  closers=[client.close])
+
+
 def growth(env: Environment, results: Results) -> None:
     s = env.scale
-    systems: list[tuple[str, Callable[[], Target]]] = [(OURS, lambda: ours_in_process())]
+    systems: list[tuple[str, Callable[[], Target], int, int]] = [
+        (OURS, lambda: ours_in_process(), s.large_users, s.large_members)]
     if env.with_peer:
-        systems.append(("peer", peer.in_process))
+        systems.append(("scim2-server", peer.in_process, s.large_users, s.large_members))
+    tables: list[str] = []
     if env.with_tables:
-        systems.append(("tables", lambda: ours_in_process(
-            "tables", connection=env.connection, table=table_name("growth"))))
-    for label, make in systems:
-        log(f"growth: seeding {label} ({s.small_users:,} and {s.large_users:,} users)")
-        workers = s.clients if label == "tables" else 1
+        def make_tables() -> Target:
+            tables.append(table_name("growth"))
+            return ours_in_process("tables", connection=env.connection, table=tables[-1])
+
+        systems.append(("Table Storage", make_tables, s.tables_large_users,
+                        s.tables_large_members))
+    for label, make, large_users, large_members in systems:
+        log(f"growth: seeding {label} ({s.small_users:,} and {large_users:,} users)")
+        workers = s.clients if label == "Table Storage" else 1
         small = world(make(), "small", s.small_users, spare=s.spare_users, workers=workers)
         small.group_id = seed_group(small.target, "small", 0)
-        large = world(make(), "large", s.large_users, members=s.large_members,
+        large = world(make(), "large", large_users, members=large_members,
                       spare=s.spare_users, workers=workers)
+        measured = list(GROWTH)
+        if tables and label == "Table Storage":
+            # Azurite's own point read on the same two tables, as a baseline.
+            measured.append("Azurite point read")
+            small.readers = _azurite_reader(env.connection, tables[0])
+            large.readers = _azurite_reader(env.connection, tables[1])
         samples: dict[tuple[str, int], list[Sample]] = {}
-        for w in (small, large):
-            for workload in GROWTH:
-                run_serial(w.target.make_caller(), islice(_growth_jobs(workload, w, -1), 10),
-                           budget_s=s.growth_budget_s, min_jobs=1)
-        for r in range(s.growth_rounds):
-            log(f"growth: {label} round {r + 1}/{s.growth_rounds}")
-            for workload in GROWTH:
+        for r in range(-1, s.growth_rounds):  # round -1 warms up and is dropped
+            if r >= 0:
+                log(f"growth: {label} round {r + 1}/{s.growth_rounds}")
+            for workload in measured:
                 for w in _alternate([small, large], r):
-                    key = (workload, 0 if w is small else 1)
-                    samples.setdefault(key, []).append(run_serial(
-                        w.target.make_caller(), islice(_growth_jobs(workload, w, r), s.growth_ops),
-                        budget_s=s.growth_budget_s, min_jobs=s.growth_min_ops))
-        for workload in GROWTH:
-            sizes = ((f"{s.small_users:,} users", f"{s.large_users:,} users")
-                     if workload == "userName eq"
-                     else ("0 members", f"{s.large_members:,} members"))
+                    target = w.readers if workload == "Azurite point read" else w.target
+                    assert target is not None
+                    sample = run_serial(
+                        target.make_caller(), islice(_growth_jobs(workload, w, r), s.growth_ops),
+                        budget_s=s.growth_budget_s, min_jobs=s.growth_min_ops,
+                        storage_calls=target.storage_calls)
+                    if r >= 0:
+                        samples.setdefault((workload, w is large), []).append(sample)
+        for workload in measured:
+            sizes = ((f"{s.small_users:,} users", f"{large_users:,} users")
+                     if workload in ("userName eq", "Azurite point read")
+                     else ("0 members", f"{large_members:,} members"))
+            system = "Azurite alone" if workload == "Azurite point read" else \
+                large.target.system
+            counted = workload != "Azurite point read" and large.target.storage_calls is not None
             results.growth.append(Growth(
-                workload, large.target.system, large.target.store, *sizes,
-                summarise(samples[(workload, 0)], by_wall=False),
-                summarise(samples[(workload, 1)], by_wall=False)))
-        small.target.close()
-        large.target.close()
+                workload, system, large.target.store, *sizes,
+                summarise(samples[(workload, False)], by_wall=False, counted=counted),
+                summarise(samples[(workload, True)], by_wall=False, counted=counted)))
+        for w in (small, large):
+            w.target.close()
+            if w.readers is not None:
+                w.readers.close()
 
 
 # -- suite 4: Entra's initial cycle --------------------------------------------------------------
@@ -351,7 +413,7 @@ def cycle(env: Environment, results: Results) -> None:
     targets = [ours_in_process("memory")]
     if env.with_peer:
         targets.append(peer.in_process())
-    targets += _http_targets(env)
+    targets += _http_targets(env, "cycle")
     patches = sum(-(-len(m) // s.members_per_patch)
                   for m in workloads.membership_plan(s.cycle_users, s.cycle_groups,
                                                      s.cycle_memberships))
@@ -364,6 +426,7 @@ def cycle(env: Environment, results: Results) -> None:
         clients = s.clients if target.transport == "http" else 1
         results.cycles.append(Cycle(target.system, target.store, target.transport, clients,
                                     shape, stat, phases))
+    env.release("cycle")
 
 
 # -- suite 5: cold start -------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from bench.http_load import HttpCaller
 from bench.runner import Caller
+from bench.workloads import created_id, group_body
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "bench-token-0123456789abcdefghijklmnopqrstuvwxyz"
@@ -39,6 +40,8 @@ class Target:
     """A faster way to create users ``first..last-1`` for set-up (default: POSTs)."""
     seed_group: Callable[[str, int, Sequence[str]], str] | None = None
     """A faster way to create a group with members for set-up (default: POST + PATCHes)."""
+    storage_calls: Callable[[], int] | None = None
+    """How many storage requests the target has sent so far (Table Storage in process)."""
 
     @property
     def label(self) -> str:
@@ -49,14 +52,45 @@ class Target:
             self.closers.pop()()
 
 
+class CallCounter:
+    """Counts the HTTP requests a Table Storage client sends (thread-safe)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.value = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.value += 1
+
+
+def _counting_table_store(settings: Any, counter: CallCounter) -> Any:
+    """The product's TableStore, on the product's transport, counting storage requests."""
+    from scim_core.store.table_client import BoundedWaitTransport
+    from scim_core.store.tables import table_store
+
+    class CountingTransport(BoundedWaitTransport):  # type: ignore[misc]
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            counter.add()
+            return super().send(request, **kwargs)
+
+    return table_store(settings, transport=CountingTransport(connection_timeout=3,
+                                                             read_timeout=10))
+
+
 def ours_in_process(store: str = "memory", *, connection: str = "", table: str = "") -> Target:
-    """``ScimApi.handle`` called directly: no HTTP, no Functions types."""
+    """``ScimApi.handle`` called directly: no HTTP, no Functions types. On Table Storage
+    the target counts storage requests (``storage_calls``)."""
     from scim_core import Request, Settings, build_api
     from scim_core.auth import StaticTokenSource
+    from scim_core.store import GROUP, Member, MemberChange, MemoryStore, Meta
 
     settings = Settings(store=store, tables_connection=connection,
                         table_name=table or "scim", bearer_token=TOKEN)
-    api = build_api(settings, tokens=StaticTokenSource(TOKEN))
+    counter = CallCounter()
+    backend = (MemoryStore() if store == "memory"
+               else _counting_table_store(settings, counter))
+    api = build_api(settings, store=backend, tokens=StaticTokenSource(TOKEN))
     base = "http://127.0.0.1/scim/v2"
     plain = {"Authorization": f"Bearer {TOKEN}"}
     with_body = {**plain, "Content-Type": "application/scim+json"}
@@ -67,7 +101,25 @@ def ours_in_process(store: str = "memory", *, connection: str = "", table: str =
                                       plain if body is None else with_body, body or b""))
         return response.status, response.body
 
-    return Target(OURS, store, IN_PROCESS, lambda: call)
+    def seed_group(tag: str, n: int, members: Sequence[str]) -> str:
+        """POST the group, then write its memberships through the store in chunks (set-up
+        only: skips the per-member existence checks a PATCH makes, twice, per member)."""
+        group_id = created_id(*call("POST", "/Groups", None, group_body(tag, n)),
+                              what="seed group")
+        record = backend.get(settings.tenant, GROUP, group_id)
+        assert record is not None
+        for i in range(0, len(members), 1000):
+            backend.update(settings.tenant, GROUP, group_id, expected_etag=None,
+                           meta=Meta(record.meta.created, record.meta.last_modified,
+                                     f'W/"seed{i}"'),
+                           members=MemberChange(add=tuple(Member(m)
+                                                          for m in members[i:i + 1000])))
+        return group_id
+
+    target = Target(OURS, store, IN_PROCESS, lambda: call, seed_group=seed_group)
+    if store != "memory":
+        target.storage_calls = lambda: counter.value
+    return target
 
 
 class ServerProcess:

@@ -1,6 +1,6 @@
 // The whole SCIM endpoint in one resource-group deployment:
 //   az deployment group create -g <rg> -f infra/main.bicep -p adminPrincipalId=<your object id>
-// or `azd up` (azure.yaml at the repo root). See docs/deploy.md.
+// or `azd up` (azure.yaml at the repo root). See "Deploy to Azure" in README.md.
 
 targetScope = 'resourceGroup'
 

@@ -34,9 +34,10 @@ class Result:
     def json(self) -> Any:
         return json.loads(self.body) if self.body else None
 
-    def header(self, name: str) -> str | None:
+    def header(self, name: str) -> str:
+        """A response header by name, ignoring case; "" when absent."""
         lowered = name.lower()
-        return next((v for k, v in self.headers.items() if k.lower() == lowered), None)
+        return next((v for k, v in self.headers.items() if k.lower() == lowered), "")
 
 
 def _encode(body: Any, raw: bytes | None) -> bytes:

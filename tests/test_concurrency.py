@@ -53,7 +53,8 @@ class Racer:
 
     client: FunctionClient
     rng: random.Random
-    expected: frozenset[int] = frozenset(EXPECTED)
+    busy_ok: frozenset[str] = frozenset()
+    """Operations that may answer 503 + Retry-After when they keep losing races."""
     statuses: Counter[str] = field(default_factory=Counter)
     operations: Counter[str] = field(default_factory=Counter)
     failures: list[str] = field(default_factory=list)
@@ -64,7 +65,7 @@ class Racer:
         self.statuses[str(result.status)] += 1
         if result.status == 503 and not (result.header("Retry-After") or "").isdigit():
             self.failures.append(f"{op}: 503 without Retry-After")
-        if result.status not in self.expected:
+        if result.status not in EXPECTED and not (result.status == 503 and op in self.busy_ok):
             self.failures.append(f"{op}: {method} {path} -> {result.status} "
                                  f"{result.body[:300]!r}")
         return result
@@ -157,11 +158,11 @@ class Racer:
                     "members": [{"value": u} for u in chosen]})
 
 
-def race(seconds: float, *, seed: int = 0, expected: frozenset[int] = frozenset(EXPECTED)
+def race(seconds: float, *, seed: int = 0, busy_ok: frozenset[str] = frozenset()
          ) -> list[Racer]:
     """Run THREADS racers against the API currently served for ``seconds``."""
     stop = threading.Event()
-    racers = [Racer(FunctionClient(), random.Random(seed * 100 + i), expected)
+    racers = [Racer(FunctionClient(), random.Random(seed * 100 + i), busy_ok)
               for i in range(THREADS)]
     barrier = threading.Barrier(THREADS)
     errors: list[BaseException] = []
@@ -225,9 +226,9 @@ def check_api_view(client: FunctionClient) -> int:
 
 def run_and_check(store: Store, store_name: str, seconds: float,
                   raw_check: Callable[[], int] | None = None,
-                  expected: frozenset[int] = frozenset(EXPECTED)) -> None:
+                  busy_ok: frozenset[str] = frozenset()) -> None:
     use_api(make_api(store))
-    racers = race(seconds, expected=expected)
+    racers = race(seconds, busy_ok=busy_ok)
     report(racers, store_name)
     checks = check_store_invariants(store)
     checks += check_api_view(FunctionClient())
@@ -244,11 +245,12 @@ def test_racing_writers_keep_the_memory_store_consistent() -> None:
 def test_racing_writers_keep_the_table_store_consistent(table_harness: TableHarness) -> None:
     """8 threads racing for 12 s on Table Storage (Azurite): no 5xx, every invariant holds
     through the Store protocol and the API, and the raw rows are exactly what the
-    documents call for: no orphan, missing or unpaired row. A member edit that loses five
-    races in a row may get 503 + Retry-After (see the xfail below); nothing else."""
+    documents call for: no orphan, missing or unpaired row. A DELETE must see the row it
+    read unchanged, so one that keeps losing to member edits of the same group may answer
+    503 + Retry-After (counted in the figures); no other request may."""
     run_and_check(table_harness.store, "tables", 12.0,
                   raw_check=lambda: check_table_rows(table_harness.client),
-                  expected=frozenset(EXPECTED | {503}))
+                  busy_ok=frozenset({"delete_group", "delete_user"}))
 
 
 class DeletesUserAfterCheck(MemoryStore):
@@ -334,10 +336,6 @@ def interfering(table_harness: TableHarness) -> Iterator[InterferingTableStore]:
     store.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scim_core/store/tables.py: a member-only update merges the group row under If-Match "
-    "on the etag it just read and gives up after 5 lost races with 503, so concurrent "
-    "member edits of one group contend (the service promises they never do)"))
 def test_member_edit_does_not_contend_with_other_writes_to_the_group(
         interfering: InterferingTableStore) -> None:
     """Adding a member succeeds while the group row keeps changing under it: a member-only
@@ -353,11 +351,6 @@ def test_member_edit_does_not_contend_with_other_writes_to_the_group(
     assert interfering.is_member("default", group, user)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scim_core/store/tables.py: a membership added after a user's delete has listed the "
-    "user's memberOf rows but before its final batch survives the delete: the add does not "
-    "touch the user row, so the delete's If-Match still holds and member/memberOf rows of "
-    "a deleted user are left behind"))
 def test_member_added_during_a_user_delete_leaves_no_row(
         interfering: InterferingTableStore, table_harness: TableHarness) -> None:
     """A member added to a group while that user's DELETE is under way leaves no

@@ -100,6 +100,7 @@ def test_key_vault_failing_with_a_warm_cache_keeps_serving(vault: FakeKeyVault,
     while time.monotonic() < deadline:
         statuses[client.get("/Users").status] += 1
         statuses[client.get("/Users", token="wrong-" + TOKEN).status] += 1
+        time.sleep(0.01)
     source.close()
     count(f"{SUITE}.requests", sum(statuses.values()))
     count(f"{SUITE}.survived.key_vault_warm")
@@ -138,6 +139,7 @@ def test_key_vault_failing_with_a_cold_cache_answers_503_then_recovers(
     assert client.get("/Users", token="wrong-" + TOKEN).status == 401
     source.close()
     count(f"{SUITE}.requests", 6)
+    count(f"{SUITE}.responses_503", 3)
     count(f"{SUITE}.survived.key_vault_cold")
 
 
@@ -182,6 +184,7 @@ def test_key_vault_outage_under_concurrent_load(vault: FakeKeyVault,
     assert client.get("/Users").status == 200
     assert all(TOKEN not in r.getMessage() for r in caplog.records)
     count(f"{SUITE}.requests", sum(statuses.values()))
+    count(f"{SUITE}.responses_503", statuses[503])
     count(f"{SUITE}.survived.key_vault_flapping", 3)
 
 

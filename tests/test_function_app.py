@@ -12,10 +12,12 @@ def test_app_registers_one_anonymous_catch_all_http_trigger() -> None:
     """function_app registers an anonymous HTTP trigger on scim/v2/{*path} for every verb."""
     functions = function_app.app.get_functions()
     assert [f.get_function_name() for f in functions] == ["scim"]
-    trigger = functions[0].get_trigger().get_dict_repr()
-    assert trigger["route"] == "scim/v2/{*path}"
-    assert str(getattr(trigger["authLevel"], "value", trigger["authLevel"])) == "anonymous"
-    methods = {str(getattr(m, "value", m)) for m in trigger["methods"]}
+    trigger = functions[0].get_trigger()
+    assert trigger is not None
+    binding = trigger.get_dict_repr()
+    assert binding["route"] == "scim/v2/{*path}"
+    assert str(getattr(binding["authLevel"], "value", binding["authLevel"])) == "anonymous"
+    methods = {str(getattr(m, "value", m)) for m in binding["methods"]}
     assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
 
 
@@ -23,7 +25,7 @@ def test_service_provider_config_is_served_as_scim_json(memory_client: FunctionC
     """GET /ServiceProviderConfig answers 200 application/scim+json with PATCH supported."""
     result = memory_client.get("/ServiceProviderConfig")
     assert result.status == 200
-    assert result.header("Content-Type", ).startswith("application/scim+json")
+    assert result.header("Content-Type").startswith("application/scim+json")
     assert result.json["patch"]["supported"] is True
     assert result.json["meta"]["location"] == f"{BASE}/ServiceProviderConfig"
 
@@ -32,10 +34,10 @@ def test_missing_token_gets_401_scim_error(memory_client: FunctionClient) -> Non
     """A protected request without a token gets 401, WWW-Authenticate and a SCIM error body."""
     result = memory_client.get("/Users", token=None)
     assert result.status == 401
-    assert result.header("WWW-Authenticate", ).startswith("Bearer")
+    assert result.header("WWW-Authenticate").startswith("Bearer")
     assert result.json["schemas"] == [ERROR_SCHEMA]
     assert result.json["status"] == "401"
-    assert result.header("Content-Type", ).startswith("application/scim+json")
+    assert result.header("Content-Type").startswith("application/scim+json")
 
 
 def test_wrong_token_gets_401(memory_client: FunctionClient) -> None:
@@ -101,7 +103,7 @@ def test_nothing_answers_500_on_unhandled_errors(memory_client: FunctionClient) 
     def boom(*args: object, **kwargs: object) -> object:
         raise RuntimeError("boom")
 
-    api.service.get = boom  # type: ignore[method-assign]
+    api.service.get = boom  # type: ignore[method-assign,assignment]
     try:
         result = memory_client.get("/Users/abc")
     finally:

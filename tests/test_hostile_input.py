@@ -38,7 +38,7 @@ pytestmark = pytest.mark.timeout(120)
 
 DEFAULTS = Settings()
 SUITE = "hostile"
-FAST = settings(max_examples=400, deadline=None, database=None,
+FAST = settings(max_examples=300, deadline=None, database=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,
                                        HealthCheck.too_slow, HealthCheck.data_too_large])
 OVER_HTTP = settings(FAST, max_examples=100)

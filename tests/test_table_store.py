@@ -151,8 +151,7 @@ def test_chunks_respect_the_string_limit_and_surrogate_pairs() -> None:
 
 def test_hostile_values_round_trip_everywhere(table_store: TableStore,
                                               table_harness: TableHarness) -> None:
-    """Quotes, separators, forbidden and control characters, long and empty values work as
-    ids, unique and non-unique values, member ids and displays, and tenants."""
+    """Hostile strings work as ids, unique and non-unique values, member ids and displays."""
     for value in HOSTILE:
         created = add_user(table_store, value, value, value)
         assert table_store.get(T, USER, value) == created
@@ -328,7 +327,7 @@ def seed_users(harness: TableHarness, start: int, count: int) -> None:
 
 def test_lookups_cost_the_same_requests_with_50_or_2000_users(
         table_store: TableStore, table_harness: TableHarness) -> None:
-    """userName and externalId lookups are point reads: 2 requests at 50 and 2,000 users."""
+    """Lookups cost 2 point reads at 50 and 2,000 users; scan() streams them page by page."""
     log = table_harness.requests
     for n in range(50):
         add_user(table_store, f"{n:08d}-user", f"user{n}", f"ext{n}")
@@ -350,6 +349,11 @@ def test_lookups_cost_the_same_requests_with_50_or_2000_users(
     log.clear()
     table_store.lookup(T, USER, IndexKey("userName", "user1500", True))
     assert log.point_reads() == 2
+    log.clear()
+    scanned = table_store.scan(T, USER)
+    first = next(scanned)
+    assert first.id == "00000000-user" and log.count == 1
+    assert 1 + sum(1 for _ in scanned) == 2000 and log.count in (2, 3)
 
 
 def test_group_get_and_existing_read_single_rows_only(
@@ -409,8 +413,7 @@ class RacingTableStore(TableStore):
 
 def test_member_edits_do_not_contend_with_other_writes_to_the_group(
         table_harness: TableHarness) -> None:
-    """A member add succeeds while the group row changes each time it is read: a member-only
-    edit needs the group to exist, not an unchanged etag."""
+    """A member add succeeds while the group row changes every time the store reads it."""
     store = RacingTableStore(table_harness)
     add_group(store, "g", "staff")
     store.touch_group_on_read = True
@@ -422,8 +425,7 @@ def test_member_edits_do_not_contend_with_other_writes_to_the_group(
 
 def test_a_member_added_while_its_user_is_deleted_is_swept(
         table_harness: TableHarness) -> None:
-    """A membership written after a user's delete listed its groups is removed by the
-    delete, so no row of the deleted user remains."""
+    """A membership written after a user's delete listed its groups is swept by the delete."""
     store = RacingTableStore(table_harness)
     add_user(store, "u1", "alice")
     add_group(store, "g", "staff", ["u1"])
@@ -441,8 +443,7 @@ def test_a_member_added_while_its_user_is_deleted_is_swept(
 
 def test_a_group_deleted_during_a_large_member_change_keeps_no_membership_row(
         table_harness: TableHarness) -> None:
-    """When a group is deleted between the batches of a 150-member add, the add stops with
-    NotFound and no membership row of the deleted group remains."""
+    """A group deleted mid-way through a 150-member add leaves none of its member rows."""
     store = RacingTableStore(table_harness)
     add_group(store, "g", "staff")
     store.after_first_batch = lambda: table_harness.store.delete(T, GROUP, "g")
@@ -477,8 +478,7 @@ def every_call(store: Store) -> dict[str, Callable[[], Any]]:
 
 def test_storage_down_gives_503_for_every_call_and_no_partial_state(
         table_store: TableStore, table_harness: TableHarness, azurite: Azurite) -> None:
-    """With Azurite stopped every call raises ServiceUnavailable; once it is back the data
-    is intact and nothing attempted meanwhile was written."""
+    """With Azurite stopped every call gives 503; restarted, data is intact and unchanged."""
     alice = add_user(table_store, "u1", "alice", "ext-1")
     add_group(table_store, "g1", "staff", ["u1"])
     before = sorted(rows(table_harness))
@@ -521,8 +521,7 @@ def test_throttling_gives_503_with_storages_retry_after(
 
 def test_production_retries_wait_briefly_then_hand_retry_after_to_the_client(
         table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
-    """The factory's client retries a throttled read once after at most 2 s, then gives up
-    with storage's Retry-After; a single transient 503 is absorbed."""
+    """The factory's client retries a 503 once after <= 2 s, then passes on its Retry-After."""
     add_user(table_harness.store, "u1", "alice")
     settings = Settings(tables_connection=fault_proxy.connection_string,
                         table_name=table_harness.client.table_name)
@@ -557,8 +556,7 @@ def fail_batch(proxy: FaultProxy, which: int) -> None:
 
 def test_an_interrupted_create_leaves_a_consistent_group_that_a_retry_completes(
         table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
-    """A create whose second batch fails leaves the group with its first members, both
-    directions agreeing; adding the members again completes it."""
+    """A create failing in its second batch leaves consistent members; a retry completes it."""
     store = table_harness.another_store(connection_string=fault_proxy.connection_string)
     members = [f"u{n:03d}" for n in range(300)]
     fail_batch(fault_proxy, 1)
@@ -573,8 +571,7 @@ def test_an_interrupted_create_leaves_a_consistent_group_that_a_retry_completes(
 
 def test_an_interrupted_delete_leaves_the_resource_whole_and_a_retry_finishes_it(
         table_harness: TableHarness, fault_proxy: FaultProxy) -> None:
-    """A group delete failing in its first or final batch leaves the group readable with
-    agreeing membership rows; repeating the delete removes every row."""
+    """A delete failing in its first or last batch leaves the group whole; a retry ends it."""
     store = table_harness.another_store(connection_string=fault_proxy.connection_string)
     members = [f"u{n:03d}" for n in range(300)]
     add_group(store, "g", "staff", members)
@@ -595,8 +592,7 @@ def test_an_interrupted_delete_leaves_the_resource_whole_and_a_retry_finishes_it
 
 def test_a_table_deleted_underneath_gives_503_and_is_created_again(
         table_store: TableStore, table_harness: TableHarness) -> None:
-    """If the table vanishes, reads fail with 503 (not 'not found') and the next call
-    creates the table again."""
+    """A vanished table gives 503 (not 'not found'), and the next call creates it again."""
     add_user(table_store, "u1", "alice")
     table_harness.client.delete_table()
     with pytest.raises(ServiceUnavailable):
@@ -634,8 +630,7 @@ def test_the_factory_accepts_use_development_storage_without_calling_out() -> No
 
 def test_the_factory_uses_the_given_credential_and_never_builds_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """With an endpoint, an injected credential is used; only without one is the production
-    factory asked (and it is never a real managed identity here)."""
+    """An injected credential is used as is; only without one is production's factory asked."""
     forbid_ambient_credentials(monkeypatch)
     from scim_core.auth import credentials
 

@@ -1,17 +1,14 @@
 """The Store protocol on Azure Table Storage: one partition per tenant, one batch per change.
 
-Keys: ``table_keys``; document rows: ``table_entities``; batches: ``table_batches``; the
-readers' view and the guarantees in full: ``docs/table-layout.md``. In short: a create,
-and an update's document, index swap and meta, are one atomic batch, as are the first
-membership pairs; further pairs follow in batches that fail once the group is gone, and
-are idempotent. A member-only update needs the group to exist, not an unchanged etag, so
-member edits never contend.
-A delete removes whole membership pairs first and the document, its index rows and the
-last pairs in one final batch under If-Match, so an interrupted delete leaves the resource
-whole; a deleted user's memberships added while its delete ran are swept afterwards.
-Reads are point reads (``get``, ``is_member``, unique ``lookup``: index row then document)
-or one RowKey range (``members``, ``groups_of``, non-unique ``lookup``); ``existing`` runs
-point reads on a small thread pool (an OR of RowKeys is a partition scan on Azure).
+Keys: ``table_keys``; rows: ``table_entities``; batches: ``table_batches``; guarantees in
+full: ``docs/table-layout.md``. A create, and an update's document, index swap and meta,
+are one batch with the first membership pairs; later pairs follow in batches that fail
+once the group is gone. Member-only updates need the group to exist, not an unchanged
+etag. A delete removes membership pairs first and the document, index rows and last pairs
+in one final batch under If-Match, then sweeps a user's memberships added meanwhile.
+Reads are point reads (``get``, ``is_member``, unique ``lookup``) or one RowKey range
+(``members``, ``groups_of``, non-unique ``lookup``); ``existing`` runs point reads on a
+small thread pool, since an OR of RowKeys is a partition scan on Azure.
 """
 
 from __future__ import annotations
@@ -95,8 +92,6 @@ class TableStore:
             self._pool.shutdown(wait=True)
         self._table.close()
 
-    # -- plumbing ----------------------------------------------------------------------------
-
     def _ready(self) -> None:
         """Create the table on first use, once per store (the process keeps one store)."""
         if self._table_ready:
@@ -153,8 +148,6 @@ class TableStore:
                 raise NotFound(f"{kind} {resource_id} was deleted during the change") from None
             raise
 
-    # -- rows ------------------------------------------------------------------------------
-
     def _member_ids(self, partition: str, group_id: str) -> list[str]:
         low, high = keys.members_range(group_id)
         return [entity["userId"]
@@ -188,8 +181,6 @@ class TableStore:
         found = self._read_many(partition, [keys.document_key(kind, i) for i in ids])
         return [record_from_entity(kind, entity, _etag(entity))
                 for entity in found if entity is not None]
-
-    # -- Store protocol --------------------------------------------------------------------
 
     def create(self, tenant: str, record: Record, indexes: Sequence[IndexKey],
                members: Sequence[Member] = ()) -> Record:
@@ -353,6 +344,8 @@ class TableStore:
 
     def page(self, tenant: str, kind: str, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
+        # The cursor holds the last RowKey served (Table's NextRowKey marker, one row
+        # earlier): reading size + 1 rows tells exactly whether another page exists.
         low, high = keys.documents_range(kind)
         after = None
         if cursor:
