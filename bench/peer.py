@@ -88,6 +88,7 @@ def http(token: str = TOKEN) -> Target:
                            child_env({"BENCH_PEER_TOKEN": token}))
     target = Target(PEER, "memory", "http", lambda: HttpCaller(server.port, "/v2", token))
     target.closers.append(server.stop)
+    target.server_pid = server.process.pid
     return target
 
 

@@ -42,6 +42,8 @@ class Target:
     """A faster way to create a group with members for set-up (default: POST + PATCHes)."""
     storage_calls: Callable[[], int] | None = None
     """How many storage requests the target has sent so far (Table Storage in process)."""
+    server_pid: int | None = None
+    """The child process serving it over HTTP."""
 
     @property
     def label(self) -> str:
@@ -173,6 +175,17 @@ class ServerProcess:
         self._log.close()
 
 
+def process_cpu_s(pid: int | None) -> float | None:
+    """CPU time (user + system) a process has used so far, from /proc (Linux only)."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     """The environment for a child server: ours, with every SCIM_ setting made explicit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_")}
@@ -190,4 +203,5 @@ def ours_http(store: str = "memory", *, connection: str = "", table: str = "") -
                    "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN}))
     target = Target(OURS, store, HTTP, lambda: HttpCaller(server.port, "/scim/v2", TOKEN))
     target.closers.append(server.stop)
+    target.server_pid = server.process.pid
     return target

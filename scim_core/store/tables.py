@@ -1,7 +1,7 @@
 """The Store protocol on Azure Table Storage: one partition per tenant, one batch per change.
 
 Keys: ``table_keys``; rows: ``table_entities``; batches: ``table_batches``; guarantees in
-full: ``docs/table-layout.md``. A create, and an update's document, index swap and meta,
+full: README.md, "Table layout". A create, and an update's document, index swap and meta,
 are one batch with the first membership pairs; later pairs follow in batches that fail
 once the group is gone. Member-only updates need the group to exist, not an unchanged
 etag. A delete removes membership pairs first and the document, index rows and last pairs
