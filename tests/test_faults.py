@@ -479,10 +479,6 @@ def test_slow_or_cut_storage_answers_503_then_recovers(azurite: Azurite, fault: 
         api.close()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "scim_core/store/tables.py: only a point read (_read) notices TableNotFound and lets "
-    "_ready() create the table again; transactions and range queries map it to 503 and "
-    "leave _table_ready set, so writes and listings fail until some GET by id comes"))
 def test_lost_table_is_recreated_by_writes_and_listings(table_harness: TableHarness) -> None:
     """When the table vanishes (deleted by an operator, or lost by storage), the next
     creates and listings re-create it rather than answering 503 until a point read."""

@@ -70,6 +70,7 @@ __all__ = ["TableStore", "table_store"]
 
 PAGE_LIMIT = 1000
 _ATTEMPTS = 5
+_DELETE_ATTEMPTS = 20
 _BUSY = "The resource is changing too fast; retry later."
 
 
@@ -101,6 +102,18 @@ class TableStore:
                 with contextlib.suppress(ResourceExistsError):
                     self._table.create_table()
                 self._table_ready = True
+
+    @contextlib.contextmanager
+    def _storage(self) -> Iterator[None]:
+        """Storage failures as SCIM errors; a table that vanished (deleted by an operator)
+        is created again by the next call instead of failing every call after."""
+        try:
+            with translating_storage_errors():
+                yield
+        except ServiceUnavailable as error:
+            if isinstance(error.__cause__, Exception) and table_missing(error.__cause__):
+                self._table_ready = False
+            raise
 
     def _read(self, partition: str, row_key: str,
               select: list[str] | None = None) -> TableEntity | None:
@@ -194,7 +207,7 @@ class TableStore:
         pairs = add_pairs(partition, record.id, members) if record.kind == GROUP else []
         guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
         first, *later = pack(head, pairs, guard)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             try:
                 results = submit(self._table, first)
@@ -207,7 +220,7 @@ class TableStore:
                       str(results[0]["etag"]))
 
     def get(self, tenant: str, kind: str, resource_id: str) -> Record | None:
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             entity = self._read(keys.partition_key(tenant), keys.document_key(kind, resource_id))
         return None if entity is None else record_from_entity(kind, entity, _etag(entity))
@@ -237,7 +250,7 @@ class TableStore:
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
         guard = existence_guard(partition, document_row, meta_properties(meta))
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             if document is None:
                 # Meta and members only: the group must exist (If-Match: * unless the caller
@@ -275,9 +288,11 @@ class TableStore:
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:
         partition = keys.partition_key(tenant)
         document_row = keys.document_key(kind, resource_id)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
-            for _ in range(_ATTEMPTS):
+            # Member edits move a group's etag without touching its index rows, so a busy
+            # group can need several rounds before its delete lands.
+            for _ in range(_DELETE_ATTEMPTS):
                 current = self._read(partition, document_row, select=["indexRows"])
                 if current is None:
                     raise NotFound(f"{kind} {resource_id} not found")
@@ -322,7 +337,7 @@ class TableStore:
 
     def lookup(self, tenant: str, kind: str, key: IndexKey) -> list[Record]:
         partition = keys.partition_key(tenant)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             if key.unique:
                 found = self._read(partition, keys.unique_index_key(kind, key.name, key.value),
@@ -337,7 +352,7 @@ class TableStore:
 
     def scan(self, tenant: str, kind: str) -> Iterator[Record]:
         low, high = keys.documents_range(kind)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             for entity in self._range(keys.partition_key(tenant), low, high):
                 yield record_from_entity(kind, entity, _etag(entity))
@@ -355,7 +370,7 @@ class TableStore:
         if size <= 0:
             return [], None
         partition = keys.partition_key(tenant)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             rows = list(islice(self._range(partition, low, high, after=after,
                                            per_page=min(size + 1, PAGE_LIMIT)), size + 1))
@@ -365,28 +380,28 @@ class TableStore:
 
     def members(self, tenant: str, group_id: str) -> Iterator[Member]:
         low, high = keys.members_range(group_id)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             for entity in self._range(keys.partition_key(tenant), low, high,
                                       select=["userId", "display"]):
                 yield Member(entity["userId"], entity.get("display"))
 
     def is_member(self, tenant: str, group_id: str, user_id: str) -> bool:
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             found = self._read(keys.partition_key(tenant), keys.member_key(group_id, user_id),
                                select=["userId"])
         return found is not None
 
     def groups_of(self, tenant: str, user_id: str) -> list[str]:
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             return sorted(self._group_ids(keys.partition_key(tenant), user_id))
 
     def existing(self, tenant: str, kind: str, ids: Collection[str]) -> set[str]:
         wanted = sorted(set(ids))
         partition = keys.partition_key(tenant)
-        with translating_storage_errors():
+        with self._storage():
             self._ready()
             found = self._read_many(partition, [keys.document_key(kind, i) for i in wanted],
                                     select=["id"])
