@@ -11,7 +11,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -19,8 +19,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from azure.data.tables import TableClient
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
+from scim_core.store.table_batches import Step
 from scim_core.store.tables import TableStore
 
 __all__ = [
@@ -344,3 +345,39 @@ def fault_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
         yield proxy
     finally:
         proxy.close()
+
+
+class RacingTableStore(TableStore):
+    """A TableStore that runs a competing write at a chosen point of its own work."""
+
+    def __init__(self, harness: TableHarness) -> None:
+        super().__init__(TableClient.from_connection_string(
+            harness.azurite.connection_string, table_name=harness.client.table_name,
+            **FAST_CLIENT_OPTIONS))
+        self.raw = harness.client
+        self.touch_group_on_read = False
+        self.after_listing_groups: Callable[[], object] | None = None
+        self.after_first_batch: Callable[[], object] | None = None
+        harness.extra.append(self)
+
+    def _read(self, partition: str, row_key: str,
+              select: list[str] | None = None) -> TableEntity | None:
+        entity = super()._read(partition, row_key, select)
+        if self.touch_group_on_read and entity is not None and row_key.startswith("group:"):
+            self.raw.update_entity({"PartitionKey": partition, "RowKey": row_key,
+                                    "touched": time.monotonic()}, mode=UpdateMode.MERGE)
+        return entity
+
+    def _group_ids(self, partition: str, user_id: str) -> list[str]:
+        found = super()._group_ids(partition, user_id)
+        hook, self.after_listing_groups = self.after_listing_groups, None
+        if hook is not None:
+            hook()
+        return found
+
+    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
+                      resource_id: str) -> None:
+        hook, self.after_first_batch = self.after_first_batch, None
+        if hook is not None:
+            hook()
+        super()._submit_later(batches, kind, resource_id)

@@ -11,11 +11,25 @@ import pytest
 from scim_core import ScimApi, Settings, build_api
 from scim_core.auth import StaticTokenSource
 from scim_core.store import MemoryStore, Store
+from tests.kvfake import FakeClock, forbid_ambient_credentials
 from tests.support import TOKEN, FunctionClient, HttpClient, use_api
 
 pytest_plugins = ["tests.azurite"] if (Path(__file__).parent / "azurite.py").exists() else []
 
 STORES = ["memory", "tables"]
+
+
+@pytest.fixture(autouse=True)
+def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test fails if anything builds a managed-identity or default credential, which
+    would probe the instance metadata address: tests inject fake credentials."""
+    forbid_ambient_credentials(monkeypatch)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """A settable clock for token caches and secret expiry."""
+    return FakeClock()
 
 
 def make_api(store: Store, **overrides: object) -> ScimApi:

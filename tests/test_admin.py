@@ -17,23 +17,13 @@ import pytest
 
 from scim_core import admin
 from scim_core.auth.keyvault import KeyVaultTokenSource
-from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault, forbid_ambient_credentials
+from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
 
 pytestmark = pytest.mark.timeout(60)
 
 SECRET = "scim-bearer-token"
 TENANT_URL = "https://scim-func-abc123.azurewebsites.net/scim/v2"
 REPO = Path(__file__).absolute().parents[1]
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    forbid_ambient_credentials(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from azure.data.tables import TableClient, UpdateMode
 
 from scim_core.store import MemoryStore, Store
-from scim_core.store.tables import TableStore
-from tests.azurite import FAST_CLIENT_OPTIONS, TableHarness
+from tests.azurite import RacingTableStore, TableHarness
 from tests.conftest import make_api
 from tests.reliability import check_store_invariants, check_table_rows, count, write_figures
 from tests.support import GROUP_SCHEMA, PATCH_OP, USER_SCHEMA, FunctionClient, use_api
@@ -299,60 +297,30 @@ def test_member_added_while_its_user_is_deleted_leaves_no_row(write: str) -> Non
     check_store_invariants(store)
 
 
-class InterferingTableStore(TableStore):
-    """A TableStore on the harness's table that lets a test run a competing write at the
-    exact point of a race: ``touch_group`` moves the group row's etag whenever the store
-    reads it, ``after_listing_groups`` runs once a user's delete has listed its groups."""
-
-    touch_group: bool = False
-    after_listing_groups: Callable[[], None] | None = None
-
-    def __init__(self, harness: TableHarness) -> None:
-        super().__init__(TableClient.from_connection_string(
-            harness.azurite.connection_string, table_name=harness.client.table_name,
-            **FAST_CLIENT_OPTIONS))
-        self.raw = harness.client
-
-    def _read(self, partition: str, row: str, select: list[str] | None = None) -> Any:
-        entity = super()._read(partition, row, select)
-        if self.touch_group and entity is not None and row.startswith("group:"):
-            self.raw.update_entity({"PartitionKey": partition, "RowKey": row,
-                                    "touched": time.monotonic()}, mode=UpdateMode.MERGE)
-        return entity
-
-    def _group_ids(self, partition: str, user_id: str) -> list[str]:
-        found = super()._group_ids(partition, user_id)
-        hook, self.after_listing_groups = self.after_listing_groups, None
-        if hook is not None:
-            hook()
-        return found
-
-
 @pytest.fixture
-def interfering(table_harness: TableHarness) -> Iterator[InterferingTableStore]:
-    store = InterferingTableStore(table_harness)
+def interfering(table_harness: TableHarness) -> RacingTableStore:
+    store = RacingTableStore(table_harness)
     use_api(make_api(store))
-    yield store
-    store.close()
+    return store
 
 
 def test_member_edit_does_not_contend_with_other_writes_to_the_group(
-        interfering: InterferingTableStore) -> None:
+        interfering: RacingTableStore) -> None:
     """Adding a member succeeds while the group row keeps changing under it: a member-only
     edit depends on the group existing, not on its etag."""
     client = FunctionClient()
     user = client.create_user("member@contoso.example")["id"]
     group = client.create_group("Busy Group")["id"]
-    interfering.touch_group = True
+    interfering.touch_group_on_read = True
     result = client.patch_ops(f"/Groups/{group}",
                               {"op": "add", "path": "members", "value": [{"value": user}]})
-    interfering.touch_group = False
+    interfering.touch_group_on_read = False
     assert result.status == 204, (result.status, result.body[:300])
     assert interfering.is_member("default", group, user)
 
 
 def test_member_added_during_a_user_delete_leaves_no_row(
-        interfering: InterferingTableStore, table_harness: TableHarness) -> None:
+        interfering: RacingTableStore, table_harness: TableHarness) -> None:
     """A member added to a group while that user's DELETE is under way leaves no
     membership rows once the delete has finished."""
     client = FunctionClient()

@@ -19,7 +19,7 @@ from scim_core.auth import credentials as credentials_module
 from scim_core.auth.keyvault import KeyVaultTokenSource, keyvault_token_source
 from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable, Unauthorized
-from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault, forbid_ambient_credentials
+from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,16 +30,6 @@ INTERVAL = 5.0
 
 def new_token() -> str:
     return secrets.token_urlsafe(32)
-
-
-@pytest.fixture(autouse=True)
-def _no_ambient_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
-    forbid_ambient_credentials(monkeypatch)
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
 
 
 @pytest.fixture

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import pytest
-from azure.data.tables import TableClient, TableEntity, UpdateMode
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -25,7 +24,7 @@ from scim_core.store import (
     Store,
 )
 from scim_core.store import table_keys as keys
-from scim_core.store.table_batches import MAX_BATCH, Step
+from scim_core.store.table_batches import MAX_BATCH
 from scim_core.store.table_client import table_client
 from scim_core.store.table_entities import (
     MAX_STRING_UNITS,
@@ -39,6 +38,7 @@ from tests.azurite import (
     Azurite,
     Fault,
     FaultProxy,
+    RacingTableStore,
     RequestLog,
     TableHarness,
     unique_table_name,
@@ -374,42 +374,6 @@ def test_group_get_and_existing_read_single_rows_only(
 
 
 # -- races ---------------------------------------------------------------------------------
-
-class RacingTableStore(TableStore):
-    """A TableStore that runs a competing write at a chosen point of its own work."""
-
-    def __init__(self, harness: TableHarness) -> None:
-        super().__init__(TableClient.from_connection_string(
-            harness.azurite.connection_string, table_name=harness.client.table_name,
-            **FAST_CLIENT_OPTIONS))
-        self.raw = harness.client
-        self.touch_group_on_read = False
-        self.after_listing_groups: Callable[[], object] | None = None
-        self.after_first_batch: Callable[[], object] | None = None
-        harness.extra.append(self)
-
-    def _read(self, partition: str, row_key: str,
-              select: list[str] | None = None) -> TableEntity | None:
-        entity = super()._read(partition, row_key, select)
-        if self.touch_group_on_read and entity is not None and row_key.startswith("group:"):
-            self.raw.update_entity({"PartitionKey": partition, "RowKey": row_key,
-                                    "touched": time.monotonic()}, mode=UpdateMode.MERGE)
-        return entity
-
-    def _group_ids(self, partition: str, user_id: str) -> list[str]:
-        found = super()._group_ids(partition, user_id)
-        hook, self.after_listing_groups = self.after_listing_groups, None
-        if hook is not None:
-            hook()
-        return found
-
-    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
-                      resource_id: str) -> None:
-        hook, self.after_first_batch = self.after_first_batch, None
-        if hook is not None:
-            hook()
-        super()._submit_later(batches, kind, resource_id)
-
 
 def test_member_edits_do_not_contend_with_other_writes_to_the_group(
         table_harness: TableHarness) -> None:
