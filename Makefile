@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy scim_core function_app.py devhost.py scripts tests
+	$(VENV)/bin/mypy scim_core function_app.py devhost.py scripts tests bench
 
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py

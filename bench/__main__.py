@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import peer
+from bench.environment import FULL, QUICK, Environment, log, tables_available
 from bench.report import Results, render, targets, write_json
-from bench.suites import FULL, QUICK, SUITES, Environment, log, tables_available
+from bench.suites import SUITES
 from bench.systems import ROOT
 
 DEFAULT_OUT = ROOT / "bench" / "results" / "latest.json"
@@ -58,7 +59,7 @@ def _load() -> str:
 
 def meta(mode: str, scale: Any, argv: list[str]) -> dict[str, Any]:
     return {
-        "mode": mode, "command": "python -m bench " + " ".join(argv),
+        "mode": mode, "command": " ".join(["python -m bench", *argv]),
         "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": os.cpu_count(), "cpu_model": _cpu_model(), "memory_gib": _memory_gib(),
         "python": platform.python_version(), "platform": platform.platform(),

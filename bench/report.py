@@ -131,10 +131,15 @@ def targets(results: Results) -> list[Target]:
                                 None if growth is None else growth.ratio <= 1.5, note))
     cycle = next((c for c in results.cycles if (c.system, c.store, c.transport)
                   == (OURS, "tables", "http")), None)
+    note = ""
+    if cycle is not None and cycle.server_cpu_ms is not None:
+        note = f"CPU per request: dev host {cycle.server_cpu_ms:.1f} ms"
+        if cycle.azurite_cpu_ms is not None:
+            note += f", Azurite {cycle.azurite_cpu_ms:.1f} ms"
     found.append(Target(f"HTTP req/s, Table Storage on Azurite, {cycle.clients if cycle else 4} "
                         "clients (Entra cycle mix)", ">= 250/s",
                         "-" if cycle is None else f"{cycle.stat.rps:.0f}/s",
-                        None if cycle is None else cycle.stat.rps >= 250))
+                        None if cycle is None else cycle.stat.rps >= 250, note))
     cold = next((c for c in results.cold if c.store == "memory"), None)
     found.append(Target("cold start: import function_app + first request (memory)", "< 1000 ms",
                         "-" if cold is None else f"{cold.result.wall_ms:.0f} ms",

@@ -123,6 +123,7 @@ class Stat:
     rps: float
     best_rps: float
     cpu_rps: float
+    """Requests per second of this process's CPU time (one request at a time only; else 0)."""
     p50_us: float
     p95_us: float
     p99_us: float
@@ -149,7 +150,7 @@ def summarise(samples: Sequence[Sample], *, by_wall: bool, counted: bool = False
         requests=len(pooled),
         rps=statistics.median(rates) if rates else 0.0,
         best_rps=max(rates, default=0.0),
-        cpu_rps=statistics.median(cpu_rates) if cpu_rates else 0.0,
+        cpu_rps=statistics.median(cpu_rates) if cpu_rates and not by_wall else 0.0,
         p50_us=percentile(pooled, 0.50) / 1e3,
         p95_us=percentile(pooled, 0.95) / 1e3,
         p99_us=percentile(pooled, 0.99) / 1e3,

@@ -133,6 +133,7 @@ class ServerProcess:
 
     def __init__(self, argv: list[str], env: Mapping[str, str], *, timeout: float = 60.0
                  ) -> None:
+        self._argv = argv
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
         self.process = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=subprocess.PIPE,
                                         stderr=self._log, stdin=subprocess.DEVNULL)
@@ -159,10 +160,10 @@ class ServerProcess:
             found = re.search(rb"http://127\.0\.0\.1:(\d+)", line)
             if found:
                 return int(found.group(1))
-        self.stop()
         self._log.seek(0)
-        raise RuntimeError(f"{' '.join(self.process.args)} did not start: "  # type: ignore[arg-type]
-                           f"{self._log.read()[-2000:].decode(errors='replace')}")
+        errors = self._log.read()[-2000:].decode(errors="replace")
+        self.stop()
+        raise RuntimeError(f"{' '.join(self._argv)} did not start: {errors}")
 
     def stop(self) -> None:
         if self.process.poll() is None:

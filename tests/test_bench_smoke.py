@@ -10,9 +10,10 @@ import pytest
 
 from bench import peer, workloads
 from bench.__main__ import main
+from bench.environment import TINY, Environment, tables_available
 from bench.report import Results, as_json, render, targets
 from bench.runner import Sample, percentile, run_serial, summarise
-from bench.suites import TINY, Environment, cold, cycle, growth, http, inprocess, tables_available
+from bench.suites import cold, cycle, growth, http, inprocess
 from bench.systems import OURS, PEER, ours_in_process
 
 needs_peer = pytest.mark.skipif(not peer.available(),

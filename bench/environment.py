@@ -1,0 +1,200 @@
+"""What the suites share: the scale presets, Azurite and servers, and seeded data sets."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from bench import peer, workloads
+from bench.azurite import Azurite
+from bench.azurite import installed as azurite_installed
+from bench.systems import OURS, Target, ours_http
+
+
+@dataclass(frozen=True)
+class Scale:
+    """How much work each suite does. ``FULL`` is ``make bench``; ``QUICK`` and ``TINY``
+    (the smoke test) run the same code on less data."""
+
+    rounds: int = 5
+    ops: int = 500
+    budget_s: float = 1.0
+    base_users: int = 500
+    http_rounds: int = 3
+    http_ops: int = 3000
+    http_budget_s: float = 2.0
+    clients: int = 4
+    small_users: int = 500
+    large_users: int = 20_000
+    large_members: int = 20_000
+    tables_large_users: int = 4_000
+    tables_large_members: int = 4_000
+    """Azurite's point reads and inserts scan the whole partition (see docs/performance.md),
+    so seeding 20,000 users into it takes far longer than a benchmark run."""
+    spare_users: int = 64
+    growth_rounds: int = 5
+    growth_ops: int = 300
+    growth_budget_s: float = 0.6
+    growth_min_ops: int = 1
+    cycle_users: int = 2_000
+    cycle_groups: int = 20
+    cycle_memberships: int = 10_000
+    members_per_patch: int = 10
+    tables_cycle_divisor: int = 10
+    cold_runs: int = 5
+
+
+FULL = Scale()
+QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, http_budget_s=1.0,
+              large_users=5_000, large_members=5_000, tables_large_users=2_000,
+              tables_large_members=2_000, growth_rounds=3, growth_ops=100,
+              growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
+              tables_cycle_divisor=5, cold_runs=3)
+TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
+             http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
+             tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
+             growth_ops=5, growth_budget_s=0.2,
+             cycle_users=10, cycle_groups=2, cycle_memberships=12, members_per_patch=3,
+             tables_cycle_divisor=1, cold_runs=1)
+
+def log(message: str) -> None:
+    print(f"bench: {message}", file=sys.stderr, flush=True)
+
+
+def tables_available() -> bool:
+    try:
+        from scim_core.store.tables import table_store  # noqa: F401
+    except ImportError:
+        return False
+    return azurite_installed()
+
+
+@dataclass
+class Environment:
+    """What the suites share: Azurite and the HTTP servers, started on first use."""
+
+    scale: Scale
+    with_peer: bool = True
+    with_tables: bool = True
+    _azurite: Azurite | None = None
+    _servers: dict[str, Target] = field(default_factory=dict)
+
+    @property
+    def azurite_pid(self) -> int | None:
+        process = self._azurite.process if self._azurite is not None else None
+        return process.pid if process is not None else None
+
+    @property
+    def connection(self) -> str:
+        if self._azurite is None:
+            log("starting Azurite (table service, in memory, temp location)")
+            self._azurite = Azurite().start()
+        return self._azurite.connection_string
+
+    def http(self, system: str, store: str = "memory", purpose: str = "http") -> Target:
+        """The HTTP server of a system for one purpose (each purpose gets a fresh one, and
+        on Table Storage a fresh table: Azurite slows down as a partition grows)."""
+        key = f"{system}/{store}/{purpose}"
+        if key not in self._servers:
+            log(f"starting the {system} HTTP server ({store}, {purpose})")
+            if system == OURS:
+                self._servers[key] = ours_http(store, connection=self.connection if
+                                               store == "tables" else "",
+                                               table=table_name(purpose))
+            else:
+                self._servers[key] = peer.http()
+        return self._servers[key]
+
+    def release(self, purpose: str) -> None:
+        for key in [k for k in self._servers if k.endswith("/" + purpose)]:
+            self._servers.pop(key).close()
+
+    def close(self) -> None:
+        for target in self._servers.values():
+            target.close()
+        self._servers.clear()
+        if self._azurite is not None:
+            self._azurite.stop()
+            self._azurite = None
+
+
+def table_name(purpose: str) -> str:
+    return f"bench{purpose}{uuid.uuid4().hex[:10]}"
+
+
+# -- set-up --------------------------------------------------------------------------------------
+
+
+@dataclass
+class World:
+    """A system with users (and a group) in it, ready to be measured."""
+
+    target: Target
+    ids: list[str]
+    names: list[str]
+    group_id: str = ""
+    spare_ids: list[str] = field(default_factory=list)
+    readers: Target | None = None
+    """Azurite alone on this world's table (Table Storage growth only)."""
+
+
+def _close(caller: object) -> None:
+    close = getattr(caller, "close", None)
+    if callable(close):
+        close()
+
+
+def seed_users(target: Target, tag: str, first: int, last: int, *, workers: int = 1
+               ) -> list[tuple[str, str]]:
+    if target.seed_users is not None:
+        return target.seed_users(tag, first, last)
+    bounds = [first + (last - first) * k // workers for k in range(workers + 1)]
+    parts: list[list[tuple[str, str]]] = [[] for _ in range(workers)]
+    failures: list[BaseException] = []
+
+    def work(k: int) -> None:
+        caller = target.make_caller()
+        try:
+            parts[k] = workloads.seed_users(caller, tag, bounds[k], bounds[k + 1])
+        except BaseException as exc:
+            failures.append(exc)
+        finally:
+            _close(caller)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(workers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return [pair for part in parts for pair in part]
+
+
+def seed_group(target: Target, tag: str, n: int, members: Sequence[str] = ()) -> str:
+    if target.seed_group is not None:
+        return target.seed_group(tag, n, members)
+    caller = target.make_caller()
+    try:
+        return workloads.seed_group(caller, tag, n, members)
+    finally:
+        _close(caller)
+
+
+def world(target: Target, tag: str, users: int, *, members: int = 0, spare: int = 0,
+          workers: int = 1) -> World:
+    started = time.monotonic()
+    made = seed_users(target, tag, 0, users + spare, workers=workers)
+    ids = [i for i, _ in made[:users]]
+    seeded = time.monotonic()
+    group = seed_group(target, tag, 0, ids[:members]) if members else ""
+    if users + spare >= 1000:
+        log(f"seeded {target.label} '{tag}': {users + spare:,} users in "
+            f"{seeded - started:.1f} s" + (f", a group of {members:,} members in "
+                                         f"{time.monotonic() - seeded:.1f} s" if members else ""))
+    return World(target, ids, [n for _, n in made[:users]], group,
+                 [i for i, _ in made[users:]])
