@@ -80,12 +80,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-tables", action="store_true", help="skip Table Storage (Azurite)")
     parser.add_argument("--members-per-patch", type=int, default=None,
                         help="members per PATCH in the Entra cycle (default 10)")
+    parser.add_argument("--keyed-azurite", action="store_true",
+                        help="Azurite finds entities by RowKey index instead of scanning the "
+                             "partition; Table Storage growth then uses the full sizes")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write JSON")
     args = parser.parse_args(args_list)
 
     scale = QUICK if args.quick else FULL
     if args.members_per_patch:
         scale = dataclasses.replace(scale, members_per_patch=args.members_per_patch)
+    if args.keyed_azurite:
+        scale = dataclasses.replace(scale, tables_large_users=scale.large_users,
+                                    tables_large_members=scale.large_members)
     with_peer = not args.no_peer and peer.available()
     with_tables = not args.no_tables and tables_available()
     if not args.no_peer and not with_peer:
@@ -94,8 +100,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_tables and not with_tables:
         log("scim_core.store.tables or Azurite is not available; skipping Table Storage")
     results = Results(meta=meta("quick" if args.quick else "full", scale, args_list))
-    results.meta.update(with_peer=with_peer, with_tables=with_tables)
-    env = Environment(scale, with_peer=with_peer, with_tables=with_tables)
+    results.meta.update(with_peer=with_peer, with_tables=with_tables,
+                        keyed_azurite=args.keyed_azurite)
+    env = Environment(scale, with_peer=with_peer, with_tables=with_tables,
+                      keyed_azurite=args.keyed_azurite)
     started = time.monotonic()
     try:
         for name in args.only or list(SUITES):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -11,10 +12,21 @@ from pathlib import Path
 from types import TracebackType
 
 ROOT = Path(__file__).resolve().parent.parent
-AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
+NODE_MODULES = ROOT / "node_modules"
+AZURITE_TABLE = NODE_MODULES / ".bin" / "azurite-table"
+KEYED_LOOKUPS = ROOT / "scripts" / "azurite_keyed_lookups.js"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft).
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def keyed_command() -> list[str]:
+    """Azurite's table service with ``KEYED_LOOKUPS`` preloaded."""
+    return ["node", "--require", str(KEYED_LOOKUPS), str(AZURITE_TABLE.resolve())]
+
+
+def keyed_environment() -> dict[str, str]:
+    return {**os.environ, "AZURITE_NODE_MODULES": str(NODE_MODULES)}
 
 
 def installed() -> bool:
@@ -38,10 +50,14 @@ class Azurite:
 
     ``in_memory`` keeps the tables in memory only (``--inMemoryPersistence``), so Azurite
     does not write its whole database to disk every few seconds while being measured.
+    ``keyed_lookups`` preloads ``azurite_keyed_lookups.js``, which makes Azurite find an
+    entity by its RowKey index instead of scanning its partition (docs/performance.md).
     """
 
-    def __init__(self, *, in_memory: bool = True, timeout: float = 30.0) -> None:
+    def __init__(self, *, in_memory: bool = True, keyed_lookups: bool = False,
+                 timeout: float = 30.0) -> None:
         self.in_memory = in_memory
+        self.keyed_lookups = keyed_lookups
         self.timeout = timeout
         self.port = 0
         self.location = ""
@@ -58,13 +74,15 @@ class Azurite:
         self.location = tempfile.mkdtemp(prefix="bench-azurite-")
         for _ in range(3):
             self.port = _free_port()
-            argv = [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort",
+            argv = keyed_command() if self.keyed_lookups else [str(AZURITE_TABLE)]
+            argv += ["--tableHost", "127.0.0.1", "--tablePort",
                     str(self.port), "--silent", "--skipApiVersionCheck", "--disableTelemetry"]
             # Azurite refuses --location together with --inMemoryPersistence; it then runs
             # in the temp directory, so nothing it might write lands in the repository.
             argv += ["--inMemoryPersistence"] if self.in_memory else ["--location",
                                                                       self.location]
-            self.process = subprocess.Popen(argv, cwd=self.location, stdout=subprocess.DEVNULL,
+            self.process = subprocess.Popen(argv, cwd=self.location, env=keyed_environment(),
+                                            stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL,
                                             stdin=subprocess.DEVNULL)
             deadline = time.monotonic() + self.timeout

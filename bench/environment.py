@@ -80,6 +80,7 @@ class Environment:
     scale: Scale
     with_peer: bool = True
     with_tables: bool = True
+    keyed_azurite: bool = False
     _azurite: Azurite | None = None
     _servers: dict[str, Target] = field(default_factory=dict)
 
@@ -91,8 +92,9 @@ class Environment:
     @property
     def connection(self) -> str:
         if self._azurite is None:
-            log("starting Azurite (table service, in memory, temp location)")
-            self._azurite = Azurite().start()
+            keyed = ", keyed lookups" if self.keyed_azurite else ""
+            log(f"starting Azurite (table service, in memory, temp location{keyed})")
+            self._azurite = Azurite(keyed_lookups=self.keyed_azurite).start()
         return self._azurite.connection_string
 
     def http(self, system: str, store: str = "memory", purpose: str = "http") -> Target:

@@ -190,6 +190,9 @@ def render(results: Results) -> str:
            f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model', '?')}), {m.get('memory_gib')} GiB, "
            f"Python {m.get('python')}; scim2-server {m.get('peer_version', 'not installed')}; "
            f"load average {m.get('load_before')} before, {m.get('load_after')} after.", ""]
+    if m.get("keyed_azurite"):
+        out[-1:] = ["Azurite ran with keyed lookups (--keyed-azurite): its point reads and "
+                    "writes use the RowKey index instead of scanning the partition.", ""]
     errors: list[str] = []
     for suite, title in (("inprocess", "1. In process (no HTTP), memory store"),
                          ("http", "2. HTTP (dev host / WSGI server in a child process), "

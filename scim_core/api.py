@@ -30,6 +30,7 @@ from scim_core.errors import (
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
+    NotImplementedByServer,
     PayloadTooLarge,
     ScimError,
     UnsupportedMediaType,
@@ -48,6 +49,13 @@ SEARCH_REQUEST = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 PUBLIC_ROUTES = frozenset({"serviceproviderconfig", "schemas", "resourcetypes"})
 RESOURCE_METHODS = ("GET", "PUT", "PATCH", "DELETE")
 COLLECTION_METHODS = ("GET", "POST")
+# Endpoints RFC 7644 defines that this server does not offer: 501, as §3.11 asks for /Me.
+_UNOFFERED = {
+    ".search": "Searching across resource types is not offered; use /Users/.search or "
+               "/Groups/.search.",
+    "bulk": "Bulk operations are not offered (see /ServiceProviderConfig).",
+    "me": "/Me is not offered: the bearer token does not identify a user.",
+}
 
 
 @dataclass(frozen=True)
@@ -93,9 +101,8 @@ class ScimApi:
             return self._discovery(method, head, segments[1:], base)
         rt = self.registry.by_endpoint(head) if head else None
         if rt is None:
-            if head == ".search" and len(segments) == 1:
-                raise NotFound("Root-level /.search is not supported; use /Users/.search or "
-                               "/Groups/.search.")
+            if head in _UNOFFERED and len(segments) == 1:
+                raise NotImplementedByServer(_UNOFFERED[head])
             raise NotFound(f"No SCIM endpoint at {request.path[:200]}.")
         if len(segments) == 1:
             if method == "GET":

@@ -30,7 +30,10 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
     return {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": True},
-        "bulk": {"supported": False, "maxOperations": 0, "maxPayloadSize": 0},
+        # RFC 7643 §5 allows no other top-level limits; bulk.maxPayloadSize carries the
+        # body limit, which every request obeys (bulk itself is not offered).
+        "bulk": {"supported": False, "maxOperations": 0,
+                 "maxPayloadSize": settings.max_body_bytes},
         "filter": {"supported": True, "maxResults": settings.max_results},
         "changePassword": {"supported": False},
         "sort": {"supported": True},
@@ -43,8 +46,6 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
             "maxPageSize": settings.max_results,
             "cursorTimeout": 3600,
         },
-        "maxPayloadSize": settings.max_body_bytes,
-        "maxOperations": settings.max_operations,
         "authenticationSchemes": [
             {
                 "type": "oauthbearertoken",

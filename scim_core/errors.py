@@ -132,6 +132,12 @@ class InternalError(ScimError):
     status = 500
 
 
+class NotImplementedByServer(ScimError):
+    """An endpoint RFC 7644 defines that this server does not offer (§3.2, §3.7, §3.11)."""
+
+    status = 501
+
+
 class ServiceUnavailable(ScimError):
     """A dependency (storage, Key Vault) cannot answer now; the client should retry."""
 

@@ -24,6 +24,7 @@ from scim_core.resources import (
     LazyResource,
     fold,
     render,
+    render_groups,
     render_members,
 )
 from scim_core.schema import Registry, ResourceType
@@ -122,6 +123,8 @@ class Searcher:
                 return self.store.lookup(tenant, kind, IndexKey(EMAIL, fold(value), False))
             if kind == GROUP and name == "members" and sub in (None, "value"):
                 return self._groups_with(tenant, value)
+            if kind == USER and name == "groups" and sub in (None, "value"):
+                return self._members_of(tenant, value)
             return None
         if isinstance(term, ValuePath):
             name, _ = self._resolved(rt, term.path)
@@ -133,6 +136,8 @@ class Searcher:
                                                  IndexKey(EMAIL, fold(inner.value), False))
                     if kind == GROUP and name == "members":
                         return self._groups_with(tenant, inner.value)
+                    if kind == USER and name == "groups":
+                        return self._members_of(tenant, inner.value)
         return None
 
     def _resolved(self, rt: ResourceType, path: str) -> tuple[str, str | None]:
@@ -149,15 +154,23 @@ class Searcher:
         found = (self.store.get(tenant, GROUP, g) for g in self.store.groups_of(tenant, user_id))
         return [g for g in found if g is not None]
 
+    def _members_of(self, tenant: str, group_id: str) -> list[Record]:
+        found = (self.store.get(tenant, USER, m.value)
+                 for m in self.store.members(tenant, group_id))
+        return [u for u in found if u is not None]
+
     # -- evaluation, sorting, paging -------------------------------------------------------
 
     def _accepts(self, tenant: str, rt: ResourceType, expr: Expr, record: Record,
                  base_url: str) -> bool:
         resource: Any = render(self.registry, rt, record, base_url)
         is_member: Callable[[str], bool] | None = None
+        if rt.name == USER:
+            resource = LazyResource(resource, "groups", lambda: render_groups(
+                base_url, self.store.groups_of(tenant, record.id)))
         if rt.name == GROUP:
             group_id = record.id
-            resource = LazyResource(resource, lambda: render_members(
+            resource = LazyResource(resource, "members", lambda: render_members(
                 base_url, self.store.members(tenant, group_id)))
 
             def is_member(user_id: str) -> bool:

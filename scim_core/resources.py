@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from scim_core.schema import Registry, ResourceType
@@ -53,6 +53,10 @@ def render_members(base_url: str, members: Iterable[Member]) -> list[dict[str, A
     return rendered
 
 
+def render_groups(base_url: str, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+    return [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"} for g in group_ids]
+
+
 def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, *,
            members: Iterable[Member] | None = None,
            groups: Iterable[str] | None = None) -> dict[str, Any]:
@@ -75,8 +79,7 @@ def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, 
     if members is not None and rt.name == GROUP:
         resource["members"] = render_members(base_url, members)
     if groups:
-        resource["groups"] = [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"}
-                              for g in groups]
+        resource["groups"] = render_groups(base_url, groups)
     resource["meta"] = {
         "resourceType": rt.name,
         "created": record.meta.created,
@@ -88,25 +91,28 @@ def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, 
 
 
 class LazyResource(Mapping[str, Any]):
-    """A rendered resource whose ``members`` are read from the store only if looked at, so
-    a filter that never inspects the member list does not load 100,000 rows."""
+    """A rendered resource whose relation (a group's ``members``, a user's ``groups``) is
+    read from the store only if looked at, so a filter that never inspects it does not
+    load 100,000 rows."""
 
-    def __init__(self, resource: dict[str, Any], load_members: Any) -> None:
+    def __init__(self, resource: dict[str, Any], relation: str,
+                 load: Callable[[], list[dict[str, Any]]]) -> None:
         self._resource = resource
-        self._load = load_members
-        self._members: list[dict[str, Any]] | None = None
+        self._relation = relation
+        self._load = load
+        self._loaded: list[dict[str, Any]] | None = None
 
     def __getitem__(self, key: str) -> Any:
-        if key == "members":
-            if self._members is None:
-                self._members = self._load()
-            return self._members
+        if key == self._relation:
+            if self._loaded is None:
+                self._loaded = self._load()
+            return self._loaded
         return self._resource[key]
 
     def __iter__(self) -> Iterator[str]:
         yield from self._resource
-        if "members" not in self._resource:
-            yield "members"
+        if self._relation not in self._resource:
+            yield self._relation
 
     def __len__(self) -> int:
-        return len(self._resource) + (0 if "members" in self._resource else 1)
+        return len(self._resource) + (0 if self._relation in self._resource else 1)

@@ -15,7 +15,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scim_core.errors import Conflict, InvalidValue, NotFound, PreconditionFailed, Uniqueness
+from scim_core.errors import (
+    Conflict,
+    InvalidValue,
+    NotFound,
+    PreconditionFailed,
+    ServiceUnavailable,
+    Uniqueness,
+)
 from scim_core.patch import apply_patch
 from scim_core.resources import index_keys
 from scim_core.schema import Registry, ResourceType
@@ -137,7 +144,20 @@ class ResourceService:
             current = self.load(tenant, rt, resource_id)
             if not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")
+        groups = self.store.groups_of(tenant, resource_id) if rt.name == USER else []
         self.store.delete(tenant, rt.name, resource_id)
+        for group_id in groups:
+            self._touch_group(tenant, group_id)
+
+    def _touch_group(self, tenant: str, group_id: str) -> None:
+        """A new version for a group whose member list changed without a write to it (a
+        member user was deleted), so ETags and If-None-Match see the change. Best effort:
+        the delete has happened, so neither a vanished group nor a storage fault fails it."""
+        with contextlib.suppress(NotFound, ServiceUnavailable):
+            group = self.store.get(tenant, GROUP, group_id)
+            if group is not None:
+                meta = Meta(group.meta.created, self._clock(), new_version())
+                self.store.update(tenant, GROUP, group_id, meta=meta, expected_etag=None)
 
     # -- helpers ---------------------------------------------------------------------------
 

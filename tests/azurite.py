@@ -21,6 +21,7 @@ from urllib.parse import unquote
 import pytest
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
+from bench.azurite import AZURITE_TABLE, keyed_command, keyed_environment
 from scim_core.store.table_batches import Step
 from scim_core.store.tables import TableStore
 
@@ -36,13 +37,13 @@ __all__ = [
     "TableHarness",
     "azurite",
     "fault_proxy",
+    "keyed_azurite",
+    "keyed_table_harness",
     "table_harness",
     "table_store",
     "unique_table_name",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
-AZURITE_TABLE = ROOT / "node_modules" / ".bin" / "azurite-table"
 
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = (  # Azurite's well-known development key; public, documented by Microsoft
@@ -79,11 +80,13 @@ def _answers(port: int) -> bool:
 
 
 class Azurite:
-    """One Azurite table service process; ``stop()``/``start()`` keep the port and data."""
+    """One Azurite table service process; ``stop()``/``start()`` keep the port and data.
+    ``keyed`` runs it in memory with bench's keyed-lookup preload (see ``keyed_azurite``)."""
 
-    def __init__(self, location: Path, port: int) -> None:
+    def __init__(self, location: Path, port: int, *, keyed: bool = False) -> None:
         self.location = location
         self.port = port
+        self.keyed = keyed
         self.connection_string = connection_string(port)
         self._process: subprocess.Popen[bytes] | None = None
         self._log = location / "azurite.log"
@@ -95,12 +98,14 @@ class Azurite:
     def start(self, *, timeout: float = 30.0) -> None:
         if self.running:
             return
-        command = [str(AZURITE_TABLE), "--tableHost", "127.0.0.1", "--tablePort", str(self.port),
-                   "--location", str(self.location), "--silent", "--skipApiVersionCheck",
-                   "--loose", "--disableTelemetry"]
+        command = keyed_command() if self.keyed else [str(AZURITE_TABLE)]
+        command += ["--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--silent",
+                    "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
+        command += ["--inMemoryPersistence"] if self.keyed else ["--location", str(self.location)]
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, cwd=self.location)
+                                             stdin=subprocess.DEVNULL, cwd=self.location,
+                                             env=keyed_environment())
         deadline = time.monotonic() + timeout
         while not _answers(self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -127,17 +132,29 @@ class Azurite:
             time.sleep(0.05)
 
 
-@pytest.fixture(scope="session")
-def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
-    """Azurite's table service for the whole session, on a free 127.0.0.1 port."""
+def _serve(tmp_path_factory: pytest.TempPathFactory, *, keyed: bool) -> Iterator[Azurite]:
     if not AZURITE_TABLE.exists():
         pytest.skip(f"Azurite is not installed ({AZURITE_TABLE} is missing): run `npm ci`")
-    server = Azurite(tmp_path_factory.mktemp("azurite"), free_port())
+    server = Azurite(tmp_path_factory.mktemp("azurite"), free_port(), keyed=keyed)
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite's table service for the whole session, on a free 127.0.0.1 port."""
+    yield from _serve(tmp_path_factory, keyed=False)
+
+
+@pytest.fixture(scope="module")
+def keyed_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
+    """Azurite in memory, finding entities by their RowKey index instead of scanning the
+    partition (scripts/azurite_keyed_lookups.js): stock Azurite makes every insert cost
+    O(rows in the partition), so only this one can hold a 100,000-member group in minutes."""
+    yield from _serve(tmp_path_factory, keyed=True)
 
 
 class RequestLog:
@@ -208,6 +225,16 @@ def unique_table_name() -> str:
 @pytest.fixture
 def table_harness(azurite: Azurite) -> Iterator[TableHarness]:
     """A fresh table (deleted afterwards) with a recording client and a request log."""
+    yield from _harness(azurite)
+
+
+@pytest.fixture
+def keyed_table_harness(keyed_azurite: Azurite) -> Iterator[TableHarness]:
+    """``table_harness`` on ``keyed_azurite``."""
+    yield from _harness(keyed_azurite)
+
+
+def _harness(azurite: Azurite) -> Iterator[TableHarness]:
     log = RequestLog()
     client = RecordingTableClient.from_connection_string(
         azurite.connection_string, table_name=unique_table_name(), raw_response_hook=log,

@@ -140,6 +140,36 @@ def test_table_storage_suites() -> None:
     assert [c.store for c in results.cold] == ["memory", "tables"]
 
 
+@needs_tables
+def test_keyed_azurite_keeps_table_semantics() -> None:
+    """Azurite with the keyed-lookup preload still reads, conflicts, updates and deletes by key."""
+    from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+    from azure.data.tables import TableClient, UpdateMode
+
+    from bench.azurite import KEYED_LOOKUPS, Azurite
+
+    with Azurite(keyed_lookups=True) as azurite:
+        assert azurite.process is not None
+        cmdline = Path(f"/proc/{azurite.process.pid}/cmdline").read_bytes().split(b"\0")
+        assert str(KEYED_LOOKUPS).encode() in cmdline
+        table = TableClient.from_connection_string(azurite.connection_string, "keyed")
+        table.create_table()
+        rows = [{"PartitionKey": p, "RowKey": r, "v": f"{p}{r}"} for p in "ab" for r in "xyz"]
+        table.submit_transaction([("create", e) for e in rows if e["PartitionKey"] == "a"])
+        for entity in rows[3:]:
+            table.create_entity(entity)
+        assert table.get_entity("b", "y")["v"] == "by"
+        with pytest.raises(ResourceExistsError):
+            table.create_entity(rows[4])
+        table.update_entity({"PartitionKey": "a", "RowKey": "y", "w": 1}, mode=UpdateMode.MERGE)
+        assert table.get_entity("a", "y")["v"] == "ay" and table.get_entity("a", "y")["w"] == 1
+        table.delete_entity("a", "z")
+        with pytest.raises(ResourceNotFoundError):
+            table.get_entity("a", "z")
+        assert sorted(e["v"] for e in table.list_entities()) == ["ax", "ay", "bx", "by", "bz"]
+        table.close()
+
+
 def test_report_and_cli(tmp_path: Path) -> None:
     """``python -m bench --only ...`` prints the table with targets and writes the JSON."""
     out = tmp_path / "latest.json"

@@ -91,7 +91,7 @@ def test_service_provider_config_follows_the_settings(any_store: Store) -> None:
     spc = discovery(client, "/ServiceProviderConfig")
     assert spc["filter"]["maxResults"] == 2
     assert spc["pagination"]["maxPageSize"] == 2 and spc["pagination"]["defaultPageSize"] == 1
-    assert spc["maxPayloadSize"] == 2048
+    assert spc["bulk"]["maxPayloadSize"] == 2048
     for i in range(3):
         client.create_user(f"spc{i}@x.example")
     assert client.get("/Users", params={"count": "10"}).json["itemsPerPage"] == 2

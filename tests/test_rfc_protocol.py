@@ -559,3 +559,44 @@ def test_every_response_with_a_body_is_scim_json(client: FunctionClient) -> None
         assert content_type.split(";")[0].strip() == "application/scim+json", (label,
                                                                               content_type)
         result.json  # noqa: B018 - the body parses as JSON
+
+
+def test_users_can_be_filtered_on_their_groups(client: FunctionClient) -> None:
+    """groups.value eq, groups[value eq] and groups pr select the users in a group."""
+    inside = client.create_user("inside@x.example")
+    client.create_user("outside@x.example")
+    group = client.create_group("Filtered", members=[{"value": inside["id"]}])
+    for expression in (f'groups.value eq "{group["id"]}"', f'groups[value eq "{group["id"]}"]',
+                       f'groups eq "{group["id"]}"', "groups pr",
+                       f'userName sw "in" and groups.value eq "{group["id"]}"'):
+        assert user_names(listing(client, filter=expression)) == ["inside@x.example"], expression
+    assert user_names(listing(client, filter=f'not (groups.value eq "{group["id"]}")')) == [
+        "outside@x.example"]
+    assert listing(client, filter='groups.value eq "no-such-group"')["totalResults"] == 0
+
+
+def test_deleting_a_member_user_gives_the_group_a_new_version(client: FunctionClient) -> None:
+    """A group whose member user is deleted gets a new ETag, so If-None-Match sees the change."""
+    kept = client.create_user("kept@x.example")
+    gone = client.create_user("gone@x.example")
+    group = client.create_group("Versioned", members=[{"value": kept["id"]},
+                                                      {"value": gone["id"]}])
+    before = client.get(f"/Groups/{group['id']}")
+    etag = before.header("ETag") or ""
+    assert etag and client.get(f"/Groups/{group['id']}",
+                               headers={"If-None-Match": etag}).status == 304
+    assert client.delete(f"/Users/{gone['id']}").status == 204
+    after = client.get(f"/Groups/{group['id']}", headers={"If-None-Match": etag})
+    assert after.status == 200
+    assert after.header("ETag") not in (None, etag)
+    assert [m["value"] for m in after.json["members"]] == [kept["id"]]
+    assert after.json["meta"]["version"] == after.header("ETag")
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/.search"), ("POST", "/Bulk"),
+                                              ("GET", "/Me"), ("PATCH", "/Me")])
+def test_endpoints_the_rfc_defines_but_we_do_not_offer_answer_501(
+        client: FunctionClient, method: str, path: str) -> None:
+    """Root /.search, /Bulk and /Me answer 501 Not Implemented (RFC 7644 §3.11, §3.12)."""
+    body = {"schemas": [SEARCH_REQUEST]} if method != "GET" else None
+    assert_scim_error(client.request(method, path, body), 501)

@@ -25,7 +25,7 @@ from scim_core.store import (
 )
 from scim_core.store import table_keys as keys
 from scim_core.store.table_batches import MAX_BATCH
-from scim_core.store.table_client import table_client
+from scim_core.store.table_client import table_client, uses_environment_settings
 from scim_core.store.table_entities import (
     MAX_STRING_UNITS,
     document_entity,
@@ -262,46 +262,59 @@ def test_member_lists_over_100_go_in_batches_of_at_most_100(
 
 
 def test_a_large_group_works_and_member_operations_cost_the_same_as_in_a_small_one(
-        table_store: TableStore, table_harness: TableHarness) -> None:
+        table_harness: TableHarness) -> None:
     """A BIG_GROUP-member group lists, checks and changes members with constant requests."""
-    log = table_harness.requests
-    add_group(table_store, "small", "small", ["x1", "x2"])
+    check_large_group(table_harness, BIG_GROUP)
+
+
+def test_a_100000_member_group_works_with_constant_member_costs(
+        keyed_table_harness: TableHarness) -> None:
+    """A 100,000-member group (on Azurite with keyed lookups) behaves as a small one."""
+    check_large_group(keyed_table_harness, 100_000)
+
+
+def check_large_group(harness: TableHarness, size: int) -> None:
+    """Builds a ``size``-member group in ≤ 100-operation batches; reads, membership checks,
+    member adds and removes then cost the requests they cost in a 2-member group, and the
+    member list pages by 1,000."""
+    store, log = harness.store, harness.requests
+    add_group(store, "small", "small", ["x1", "x2"])
     small = {
-        "get": counted(log, lambda: table_store.get(T, GROUP, "small")),
-        "is_member": counted(log, lambda: table_store.is_member(T, "small", "x1")),
-        "add": counted(log, lambda: table_store.update(
+        "get": counted(log, lambda: store.get(T, GROUP, "small")),
+        "is_member": counted(log, lambda: store.is_member(T, "small", "x1")),
+        "add": counted(log, lambda: store.update(
             T, GROUP, "small", meta=META, expected_etag=None,
             members=MemberChange(add=(Member("x3"),)))),
-        "remove": counted(log, lambda: table_store.update(
+        "remove": counted(log, lambda: store.update(
             T, GROUP, "small", meta=META, expected_etag=None,
             members=MemberChange(remove=("x3",)))),
     }
     started = time.monotonic()
-    ids = [f"{n:08d}-member" for n in range(BIG_GROUP)]
-    add_group(table_store, "big", "big", ids[:1000])
-    for start in range(1000, BIG_GROUP, 100):
+    ids = [f"{n:08d}-member" for n in range(size)]
+    add_group(store, "big", "big", ids[:1000])
+    for start in range(1000, size, 100):
         chunk = tuple(Member(i) for i in ids[start:start + 100])
-        table_store.update(T, GROUP, "big", meta=META, expected_etag=None,
-                           members=MemberChange(add=chunk))
+        store.update(T, GROUP, "big", meta=META, expected_etag=None,
+                     members=MemberChange(add=chunk))
     built = time.monotonic() - started
-    assert max(table_harness.client.batch_sizes) <= MAX_BATCH
+    assert max(harness.client.batch_sizes) <= MAX_BATCH
     big = {
-        "get": counted(log, lambda: table_store.get(T, GROUP, "big")),
-        "is_member": counted(log, lambda: table_store.is_member(T, "big", ids[-1])),
-        "add": counted(log, lambda: table_store.update(
+        "get": counted(log, lambda: store.get(T, GROUP, "big")),
+        "is_member": counted(log, lambda: store.is_member(T, "big", ids[-1])),
+        "add": counted(log, lambda: store.update(
             T, GROUP, "big", meta=META, expected_etag=None,
             members=MemberChange(add=(Member("newcomer"),)))),
-        "remove": counted(log, lambda: table_store.update(
+        "remove": counted(log, lambda: store.update(
             T, GROUP, "big", meta=META, expected_etag=None,
             members=MemberChange(remove=("newcomer",)))),
     }
     assert big == small == {"get": 1, "is_member": 1, "add": 2, "remove": 2}
     log.clear()
-    listed = [m.value for m in table_store.members(T, "big")]
-    assert listed == ids and BIG_GROUP / 1000 <= log.count <= BIG_GROUP // 1000 + 1
-    assert table_store.is_member(T, "big", ids[0]) and not table_store.is_member(T, "big", "no")
-    assert table_store.groups_of(T, ids[BIG_GROUP // 2]) == ["big"]
-    print(f"\n{BIG_GROUP} members written in {built:.1f}s")
+    listed = [m.value for m in store.members(T, "big")]
+    assert listed == ids and size / 1000 <= log.count <= size // 1000 + 1
+    assert store.is_member(T, "big", ids[0]) and not store.is_member(T, "big", "no")
+    assert store.groups_of(T, ids[size // 2]) == ["big"]
+    print(f"\n{size} members written in {built:.1f}s")
 
 
 # -- request counts (design.md section 4) ---------------------------------------------------
@@ -623,3 +636,62 @@ def test_the_factory_refuses_unusable_settings(settings: Settings) -> None:
     """No connection and no endpoint, or an invalid table name, is a settings error."""
     with pytest.raises(SettingsError):
         table_store(settings)
+
+
+def test_a_transaction_starts_no_thread(table_harness: TableHarness,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A batch runs its per-part SDK policies on the calling thread, not on new threads."""
+    import threading
+
+    table_harness.store.create(T, user("u0", "warm"), user_keys("warm"))
+    started: list[str] = []
+    start = threading.Thread.start
+
+    def counting(thread: threading.Thread) -> None:
+        started.append(thread.name)
+        start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", counting)
+    operations = [("upsert", {"PartitionKey": "p", "RowKey": f"r{i}", "n": i}) for i in range(30)]
+    table_harness.client.submit_transaction(operations)
+    assert started == []
+    assert len(list(table_harness.client.query_entities("PartitionKey eq 'p'"))) == 30
+
+
+@pytest.mark.parametrize(("environ", "expected"), [
+    ({}, False),
+    ({"PATH": "/usr/bin", "HOME": "/root", "NO_PROXY": "localhost"}, False),
+    ({"HTTPS_PROXY": ""}, False),
+    ({"HTTPS_PROXY": "http://proxy:3128"}, True),
+    ({"http_proxy": "http://proxy:3128"}, True),
+    ({"REQUESTS_CA_BUNDLE": "/etc/ssl/corp.pem"}, True),
+    ({"NETRC": "/home/app/.netrc"}, True),
+])
+def test_the_http_session_reads_the_environment_only_when_it_has_settings(
+        environ: dict[str, str], expected: bool) -> None:
+    """Proxy, CA bundle and netrc variables switch environment lookups on; nothing else does."""
+    assert uses_environment_settings(environ) is expected
+
+
+def test_without_environment_settings_no_call_looks_for_netrc(
+        azurite: Azurite, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no proxy or netrc settings, storage calls skip requests' per-call netrc lookup."""
+    import requests.sessions
+
+    for name in list(os.environ):
+        if name.lower() in {"http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle",
+                            "curl_ca_bundle", "netrc"}:
+            monkeypatch.delenv(name)
+    looked: list[str] = []
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth",
+                        lambda url, *args: looked.append(url))
+    settings = Settings(tables_connection=azurite.connection_string,
+                        table_name=unique_table_name())
+    store = table_store(settings, **FAST_CLIENT_OPTIONS)
+    try:
+        add_user(store, "u1", "alice")
+        assert store.get(T, USER, "u1") is not None
+        assert looked == []
+    finally:
+        table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()
+        store.close()

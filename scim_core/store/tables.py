@@ -8,7 +8,8 @@ etag. A delete removes membership pairs first and the document, index rows and l
 in one final batch under If-Match, then sweeps a user's memberships added meanwhile.
 Reads are point reads (``get``, ``is_member``, unique ``lookup``) or one RowKey range
 (``members``, ``groups_of``, non-unique ``lookup``); ``existing`` runs point reads on a
-small thread pool, since an OR of RowKeys is a partition scan on Azure.
+small thread pool, since an OR of RowKeys is a partition scan on Azure. Batches run
+their per-part SDK policies inline (``sdk_batches``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from scim_core.store.base import (
     VersionMismatch,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
+from scim_core.store.sdk_batches import run_batch_policies_inline
 from scim_core.store.table_batches import (
     MAX_BATCH,
     Pair,
@@ -82,6 +84,7 @@ class TableStore:
     """Users, groups and memberships of every tenant in one Azure table."""
 
     def __init__(self, table_client: TableClient, *, read_workers: int = 8) -> None:
+        run_batch_policies_inline()
         self._table = table_client
         self._read_workers = read_workers
         self._lock = threading.Lock()
