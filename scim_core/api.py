@@ -50,10 +50,10 @@ PUBLIC_ROUTES = frozenset({"serviceproviderconfig", "schemas", "resourcetypes"})
 RESOURCE_METHODS = ("GET", "PUT", "PATCH", "DELETE")
 COLLECTION_METHODS = ("GET", "POST")
 # Endpoints RFC 7644 defines that this server does not offer: 501, as §3.11 asks for /Me.
+# /Bulk stays an unknown endpoint (404): bulk.supported is false in ServiceProviderConfig.
 _UNOFFERED = {
     ".search": "Searching across resource types is not offered; use /Users/.search or "
                "/Groups/.search.",
-    "bulk": "Bulk operations are not offered (see /ServiceProviderConfig).",
     "me": "/Me is not offered: the bearer token does not identify a user.",
 }
 

@@ -198,7 +198,7 @@ def test_body_limit_is_exact_and_configurable(any_store: Store) -> None:
 @pytest.mark.parametrize(("method", "path"), [
     ("GET", "/Foo"), ("POST", "/Foo"), ("GET", "/"), ("GET", "/Users/{id}/extra"),
     ("DELETE", "/Users/{id}/extra"), ("PATCH", "/Groups/{gid}/members"),
-    ("GET", "/Userz"), ("GET", "/Users/.search/x"),
+    ("GET", "/Userz"), ("GET", "/Users/.search/x"), ("PUT", "/Bulk"), ("POST", "/Bulk"),
 ])
 def test_unknown_endpoints_are_404(client: FunctionClient, seed: Seed, method: str,
                                    path: str) -> None:
