@@ -25,7 +25,8 @@ def keyed_command() -> list[str]:
     return ["node", "--require", str(KEYED_LOOKUPS), str(AZURITE_TABLE.resolve())]
 
 
-def keyed_environment() -> dict[str, str]:
+def azurite_environment() -> dict[str, str]:
+    """This process's environment plus where the keyed-lookup preload finds LokiJS."""
     return {**os.environ, "AZURITE_NODE_MODULES": str(NODE_MODULES)}
 
 
@@ -81,7 +82,7 @@ class Azurite:
             # in the temp directory, so nothing it might write lands in the repository.
             argv += ["--inMemoryPersistence"] if self.in_memory else ["--location",
                                                                       self.location]
-            self.process = subprocess.Popen(argv, cwd=self.location, env=keyed_environment(),
+            self.process = subprocess.Popen(argv, cwd=self.location, env=azurite_environment(),
                                             stdout=subprocess.DEVNULL,
                                             stderr=subprocess.DEVNULL,
                                             stdin=subprocess.DEVNULL)

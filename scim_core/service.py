@@ -156,7 +156,7 @@ class ResourceService:
         with contextlib.suppress(NotFound, ServiceUnavailable):
             group = self.store.get(tenant, GROUP, group_id)
             if group is not None:
-                meta = Meta(group.meta.created, self._clock(), new_version())
+                meta = self._renewed(group.meta)
                 self.store.update(tenant, GROUP, group_id, meta=meta, expected_etag=None)
 
     # -- helpers ---------------------------------------------------------------------------
@@ -176,7 +176,7 @@ class ResourceService:
             document, change = plan(current)
             if document is None and not change:
                 return current
-            meta = Meta(current.meta.created, self._clock(), new_version())
+            meta = self._renewed(current.meta)
             try:
                 stored = self.store.update(
                     tenant, rt.name, resource_id, meta=meta,
@@ -192,6 +192,10 @@ class ResourceService:
             return self._drop_vanished_members(tenant, stored, change.add if change else ())[0]
         raise Conflict("The resource is being changed concurrently; retry the request.")
 
+    def _renewed(self, meta: Meta) -> Meta:
+        """The meta of a changed resource: same creation time, now, a new version."""
+        return Meta(meta.created, self._clock(), new_version())
+
     def _drop_vanished_members(self, tenant: str, record: Record, added: Sequence[Member]
                                ) -> tuple[Record, set[str]]:
         """Take out added members whose user was deleted while the write was under way.
@@ -205,7 +209,7 @@ class ResourceService:
         vanished = ids - self.store.existing(tenant, USER, ids) if ids else set()
         if not vanished:
             return record, vanished
-        meta = Meta(record.meta.created, self._clock(), new_version())
+        meta = self._renewed(record.meta)
         with contextlib.suppress(NotFound):  # the group went too, with its member rows
             record = self.store.update(tenant, GROUP, record.id, meta=meta, expected_etag=None,
                                        members=MemberChange(remove=tuple(sorted(vanished))))

@@ -21,7 +21,7 @@ from urllib.parse import unquote
 import pytest
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
-from bench.azurite import AZURITE_TABLE, keyed_command, keyed_environment
+from bench.azurite import AZURITE_TABLE, azurite_environment, keyed_command
 from scim_core.store.table_batches import Step
 from scim_core.store.tables import TableStore
 
@@ -105,7 +105,7 @@ class Azurite:
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, cwd=self.location,
-                                             env=keyed_environment())
+                                             env=azurite_environment())
         deadline = time.monotonic() + timeout
         while not _answers(self.port):
             if self._process.poll() is not None or time.monotonic() > deadline:

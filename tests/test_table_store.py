@@ -25,7 +25,11 @@ from scim_core.store import (
 )
 from scim_core.store import table_keys as keys
 from scim_core.store.table_batches import MAX_BATCH
-from scim_core.store.table_client import table_client, uses_environment_settings
+from scim_core.store.table_client import (
+    REQUESTS_ENVIRONMENT,
+    table_client,
+    uses_environment_settings,
+)
 from scim_core.store.table_entities import (
     MAX_STRING_UNITS,
     document_entity,
@@ -679,8 +683,7 @@ def test_without_environment_settings_no_call_looks_for_netrc(
     import requests.sessions
 
     for name in list(os.environ):
-        if name.lower() in {"http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle",
-                            "curl_ca_bundle", "netrc"}:
+        if name.lower() in REQUESTS_ENVIRONMENT:
             monkeypatch.delenv(name)
     looked: list[str] = []
     monkeypatch.setattr(requests.sessions, "get_netrc_auth",

@@ -49,8 +49,10 @@ PRODUCTION_CLIENT_OPTIONS: dict[str, Any] = {
 }
 """Keyword options for the Tables client; ``client_kwargs`` given to the factory win."""
 
-_REQUESTS_ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle",
-                         "curl_ca_bundle", "netrc")
+REQUESTS_ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle",
+                        "curl_ca_bundle", "netrc")
+"""The variables (any letter case) that make ``requests`` read its settings from the
+environment."""
 
 _TABLE_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]{2,62}")
 
@@ -72,7 +74,7 @@ def uses_environment_settings(environ: Mapping[str, str] | None = None) -> bool:
     when one of the variables ``requests`` reads is set."""
     names = {name.lower() for name, value in (os.environ if environ is None else environ).items()
              if value}
-    return any(name in names for name in _REQUESTS_ENVIRONMENT)
+    return any(name in names for name in REQUESTS_ENVIRONMENT)
 
 
 def _is_development_storage(connection: str) -> bool:
