@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +35,7 @@ from scim_core.store import (
     Meta,
     Record,
     Store,
+    UnknownMembers,
     VersionMismatch,
 )
 from scim_core.validation import normalise_resource
@@ -108,9 +109,9 @@ class ResourceService:
                                        new_members or ())
         except DuplicateKey as exc:
             raise self._uniqueness(exc) from exc
-        stored, vanished = self._drop_vanished_members(tenant, stored, new_members or ())
-        kept = [m for m in new_members or () if m.value not in vanished]
-        return Loaded(stored, kept if members and rt.name == GROUP else None)
+        except UnknownMembers as exc:
+            raise self._unknown_members(exc) from exc
+        return Loaded(stored, new_members if members and rt.name == GROUP else None)
 
     def replace(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
                 if_match: str | None = None, members: bool = True) -> Loaded:
@@ -130,8 +131,6 @@ class ResourceService:
                 load_members=lambda: list(self.store.members(tenant, current.id)),
                 max_operations=self._max_operations,
             )
-            if result.members.add:
-                self._check_members_exist(tenant, [m.value for m in result.members.add])
             document = None if result.document == current.document else result.document
             return document, (result.members or None)
 
@@ -187,33 +186,16 @@ class ResourceService:
                 )
             except DuplicateKey as exc:
                 raise self._uniqueness(exc) from exc
+            except UnknownMembers as exc:
+                raise self._unknown_members(exc) from exc
             except VersionMismatch:
                 continue
-            return self._drop_vanished_members(tenant, stored, change.add if change else ())[0]
+            return stored
         raise Conflict("The resource is being changed concurrently; retry the request.")
 
     def _renewed(self, meta: Meta) -> Meta:
         """The meta of a changed resource: same creation time, now, a new version."""
         return Meta(meta.created, self._clock(), new_version())
-
-    def _drop_vanished_members(self, tenant: str, record: Record, added: Sequence[Member]
-                               ) -> tuple[Record, set[str]]:
-        """Take out added members whose user was deleted while the write was under way.
-
-        Members are checked before the write, so a user deleted in between would leave a
-        membership row behind (its delete cleaned up before the row existed). Checking again
-        after the write closes the gap: a user deleted after this check finds the row and
-        removes it itself. Returns the group's latest record and the ids taken out.
-        """
-        ids = {m.value for m in added}
-        vanished = ids - self.store.existing(tenant, USER, ids) if ids else set()
-        if not vanished:
-            return record, vanished
-        meta = self._renewed(record.meta)
-        with contextlib.suppress(NotFound):  # the group went too, with its member rows
-            record = self.store.update(tenant, GROUP, record.id, meta=meta, expected_etag=None,
-                                       members=MemberChange(remove=tuple(sorted(vanished))))
-        return record, vanished
 
     def _members_from_body(self, tenant: str, rt: ResourceType, body: Any
                            ) -> list[Member] | None:
@@ -231,17 +213,13 @@ class ResourceService:
                 raise InvalidValue("Each member needs a 'value' holding a user id.")
             display = item.get("display")
             found[value] = Member(value, display if isinstance(display, str) else None)
-        self._check_members_exist(tenant, list(found))
         return list(found.values())
 
-    def _check_members_exist(self, tenant: str, ids: list[str]) -> None:
-        if not ids:
-            return
-        missing = sorted(set(ids) - self.store.existing(tenant, "User", set(ids)))
-        if missing:
-            shown = ", ".join(m[:100] for m in missing[:5])
-            more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-            raise InvalidValue(f"Members must be existing users; unknown id(s): {shown}{more}.")
+    @staticmethod
+    def _unknown_members(exc: UnknownMembers) -> InvalidValue:
+        shown = ", ".join(m[:100] for m in exc.ids[:5])
+        more = f" and {len(exc.ids) - 5} more" if len(exc.ids) > 5 else ""
+        return InvalidValue(f"Members must be existing users; unknown id(s): {shown}{more}.")
 
     @staticmethod
     def _uniqueness(exc: DuplicateKey) -> Uniqueness:

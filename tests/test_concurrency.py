@@ -251,50 +251,67 @@ def test_racing_writers_keep_the_table_store_consistent(table_harness: TableHarn
                   busy_ok=frozenset({"delete_group", "delete_user"}))
 
 
-class DeletesUserAfterCheck(MemoryStore):
-    """Deletes ``victim`` right after the service has checked that it exists: the exact
-    interleaving a racing DELETE /Users produces, made deterministic."""
+def delete_before_writes(store: Store, victim: str) -> list[str]:
+    """Make ``store`` delete user ``victim`` just before its next group write: the exact
+    interleaving a DELETE /Users racing a member add produces, made deterministic. The
+    returned list records the injection."""
+    done: list[str] = []
+    create, update = store.create, store.update
 
-    victim: str | None = None
+    def strike() -> None:
+        if not done:
+            done.append(victim)
+            store.delete("default", "User", victim)
 
-    def existing(self, tenant: str, kind: str, ids: Any) -> set[str]:
-        found = super().existing(tenant, kind, ids)
-        if self.victim is not None and self.victim in ids:
-            victim, self.victim = self.victim, None
-            self.delete(tenant, "User", victim)
-        return found
+    def creating(tenant: str, record: Any, *args: Any, **kwargs: Any) -> Any:
+        if record.kind == "Group":
+            strike()
+        return create(tenant, record, *args, **kwargs)
+
+    def updating(tenant: str, kind: str, *args: Any, **kwargs: Any) -> Any:
+        if kind == "Group":
+            strike()
+        return update(tenant, kind, *args, **kwargs)
+
+    store.create = creating  # type: ignore[method-assign]
+    store.update = updating  # type: ignore[method-assign]
+    return done
 
 
+@pytest.mark.parametrize("backend", ["memory", "tables"])
 @pytest.mark.parametrize("write", ["patch-add", "create", "replace"])
-def test_member_added_while_its_user_is_deleted_leaves_no_row(write: str) -> None:
-    """A user deleted between the member check and the write does not stay a member: the
-    group ends without it and no membership row is left behind."""
-    store = DeletesUserAfterCheck()
+def test_member_added_while_its_user_is_deleted_is_refused_whole(
+        write: str, backend: str, request: pytest.FixtureRequest) -> None:
+    """A user deleted after the service planned a member add but before the write makes the
+    write fail with 400 naming that user: nothing of it is written and no row is left."""
+    harness: TableHarness | None = (request.getfixturevalue("table_harness")
+                                    if backend == "tables" else None)
+    store: Store = MemoryStore() if harness is None else harness.store
     use_api(make_api(store))
     client = FunctionClient()
     keep = client.create_user("keep@contoso.example")["id"]
     doomed = client.create_user("doomed@contoso.example")["id"]
     members = [{"value": keep}, {"value": doomed}]
+    group = None if write == "create" else client.create_group("G")["id"]
+    injected = delete_before_writes(store, doomed)
     if write == "create":
-        store.victim = doomed
         result = client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "G",
                                          "members": members})
-        assert result.status == 201
-        group = result.json["id"]
+    elif write == "replace":
+        result = client.put(f"/Groups/{group}", {"schemas": [GROUP_SCHEMA],
+                                                 "displayName": "Renamed", "members": members})
     else:
-        group = client.create_group("G")["id"]
-        store.victim = doomed
-        if write == "replace":
-            result = client.put(f"/Groups/{group}", {"schemas": [GROUP_SCHEMA],
-                                                     "displayName": "G", "members": members})
-        else:
-            result = client.patch_ops(f"/Groups/{group}",
-                                      {"op": "add", "path": "members", "value": members})
-        assert result.status in (200, 204)
-    assert store.victim is None, "the deletion was not injected"
-    assert [m.value for m in store.members("default", group)] == [keep]
-    assert store.groups_of("default", doomed) == []
+        result = client.patch_ops(f"/Groups/{group}",
+                                  {"op": "add", "path": "members", "value": members})
+    assert injected == [doomed], "the deletion was not injected"
+    assert result.status == 400 and doomed in result.json["detail"], result.body[:300]
+    assert result.json["scimType"] == "invalidValue"
+    groups = client.get("/Groups").json["Resources"]
+    assert [g["displayName"] for g in groups] == ([] if write == "create" else ["G"])
+    assert store.groups_of("default", keep) == store.groups_of("default", doomed) == []
     check_store_invariants(store)
+    if harness is not None:
+        check_table_rows(harness.client)
 
 
 @pytest.fixture

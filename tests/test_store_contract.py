@@ -20,6 +20,7 @@ from scim_core.store import (
     Meta,
     Record,
     Store,
+    UnknownMembers,
     VersionMismatch,
 )
 from scim_core.store.cursor import encode_cursor
@@ -60,8 +61,16 @@ def add_user(store: Store, resource_id: str, user_name: str, external_id: str | 
                         user_keys(user_name, external_id))
 
 
+def ensure_users(store: Store, user_ids: Sequence[str], *, tenant: str = T) -> None:
+    """Members must be stored users: create the ones that are not yet."""
+    for user_id in sorted(set(user_ids) - store.existing(tenant, USER, user_ids)):
+        add_user(store, user_id, f"user {user_id}", tenant=tenant)
+
+
 def add_group(store: Store, resource_id: str, name: str, members: Sequence[str] = (),
               *, tenant: str = T) -> Record:
+    """A group with ``members``, whose users are created first where missing."""
+    ensure_users(store, members, tenant=tenant)
     return store.create(tenant, Record(GROUP, resource_id, {"displayName": name}, meta()),
                         [IndexKey("displayName", name.casefold(), True)],
                         [Member(m) for m in members])
@@ -76,6 +85,8 @@ def member_ids(store: Store, group_id: str, tenant: str = T) -> list[str]:
 
 
 def change(store: Store, group_id: str, members: MemberChange) -> Record:
+    """A member-only update; added members' users are created first where missing."""
+    ensure_users(store, [m.value for m in members.add])
     return store.update(T, GROUP, group_id, meta=meta("2"), expected_etag=None,
                         members=members)
 
@@ -297,6 +308,7 @@ def test_member_display_is_kept_and_replaced_on_re_add(store: Store) -> None:
 
 def test_member_change_bumps_the_group_meta_and_keeps_its_document(store: Store) -> None:
     """A member-only update writes meta, moves the etag and returns the stored document."""
+    ensure_users(store, ["u1", "u2"])
     created = add_group(store, "g1", "staff")
     updated = store.update(T, GROUP, "g1", meta=meta("2"), expected_etag=created.etag,
                            members=MemberChange(add=(Member("u1"),)))
@@ -306,6 +318,31 @@ def test_member_change_bumps_the_group_meta_and_keeps_its_document(store: Store)
         store.update(T, GROUP, "g1", meta=meta("3"), expected_etag=created.etag,
                      members=MemberChange(add=(Member("u2"),)))
     assert member_ids(store, "g1") == ["u1"]
+
+
+@pytest.mark.parametrize("known", [2, 40])
+def test_adding_a_member_who_is_not_a_user_fails_whole(store: Store, known: int) -> None:
+    """A create or member change naming an id that is not a stored user (never was, or was
+    deleted) raises UnknownMembers naming it and writes nothing, in one storage
+    transaction or several."""
+    users = [f"u{n:02d}" for n in range(known)]
+    ensure_users(store, users)
+    store.delete(T, USER, users[-1])
+    wanted = (*(Member(u) for u in users), Member("ghost"))
+    with pytest.raises(UnknownMembers) as raised:
+        store.create(T, Record(GROUP, "g1", {"displayName": "staff"}, meta()),
+                     [IndexKey("displayName", "staff", True)], wanted)
+    assert raised.value.ids == ("ghost", users[-1])
+    assert store.get(T, GROUP, "g1") is None
+    assert store.lookup(T, GROUP, IndexKey("displayName", "staff", True)) == []
+    created = add_group(store, "g1", "staff", users[:1])
+    with pytest.raises(UnknownMembers) as raised:
+        store.update(T, GROUP, "g1", meta=meta("2"), expected_etag=None,
+                     members=MemberChange(remove=("nobody", users[0]), add=wanted[1:]))
+    assert raised.value.ids == ("ghost", users[-1])
+    assert store.get(T, GROUP, "g1") == created
+    assert member_ids(store, "g1") == users[:1]
+    assert [store.groups_of(T, u) for u in users] == [["g1"]] + [[]] * (known - 1)
 
 
 def test_deleting_a_user_removes_its_memberships_both_ways(store: Store) -> None:

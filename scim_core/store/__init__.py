@@ -10,6 +10,7 @@ from scim_core.store.base import (
     Meta,
     Record,
     Store,
+    UnknownMembers,
     VersionMismatch,
 )
 from scim_core.store.memory import MemoryStore
@@ -25,5 +26,6 @@ __all__ = [
     "Meta",
     "Record",
     "Store",
+    "UnknownMembers",
     "VersionMismatch",
 ]

@@ -71,6 +71,14 @@ class DuplicateKey(Exception):
         self.key = key
 
 
+class UnknownMembers(Exception):
+    """Members to add whose users are not stored (nothing was written)."""
+
+    def __init__(self, ids: Collection[str]) -> None:
+        self.ids = tuple(sorted(ids))
+        super().__init__(f"{len(self.ids)} member(s) are not stored users")
+
+
 class VersionMismatch(Exception):
     """The stored resource changed since it was read (its etag moved on)."""
 
@@ -80,15 +88,19 @@ class Store(Protocol):
 
     Every write is atomic: it happens whole or not at all (member changes beyond one
     storage transaction are the documented exception: they are idempotent and complete on
-    retry). Missing resources raise ``scim_core.errors.NotFound``; storage faults raise
-    ``scim_core.errors.ServiceUnavailable``.
+    retry). A member added must be a stored user of the tenant when the write lands: else
+    ``UnknownMembers`` is raised and nothing is written, and no membership outlives its
+    user or group (a user deleted while a change beyond one transaction is under way is left
+    out of the rest of it). Missing resources raise ``scim_core.errors.NotFound``; storage
+    faults raise ``scim_core.errors.ServiceUnavailable``.
     """
 
     def create(self, tenant: str, record: Record, indexes: Sequence[IndexKey],
                members: Sequence[Member] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group).
 
-        Raises ``DuplicateKey`` when a unique index value is taken (nothing is written).
+        Raises ``DuplicateKey`` when a unique index value is taken and ``UnknownMembers``
+        when a member is not a stored user (nothing is written).
         """
         ...
 
@@ -103,7 +115,8 @@ class Store(Protocol):
 
         With ``expected_etag`` the write happens only if the stored etag still equals it
         (else ``VersionMismatch``). ``document=None`` keeps the stored document and indexes
-        (a member-only change). Raises ``DuplicateKey`` when a new unique value is taken.
+        (a member-only change). Raises ``DuplicateKey`` when a new unique value is taken and
+        ``UnknownMembers`` when an added member is not a stored user.
         """
         ...
 

@@ -23,6 +23,7 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    UnknownMembers,
     VersionMismatch,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
@@ -74,6 +75,12 @@ class MemoryStore:
         for key in new:
             t.index[(kind, key.name, key.value)].add(resource_id)
 
+    @staticmethod
+    def _check_users(t: _Tenant, added: Sequence[Member]) -> None:
+        missing = {m.value for m in added if (USER, m.value) not in t.entries}
+        if missing:
+            raise UnknownMembers(missing)
+
     def _apply_members(self, t: _Tenant, group_id: str, change: MemberChange) -> None:
         current = t.members[group_id]
         if change.remove_all:
@@ -94,6 +101,8 @@ class MemoryStore:
         with self._lock:
             t = self._tenants[tenant]
             self._check_unique(t, record.kind, record.id, indexes)
+            if record.kind == GROUP:
+                self._check_users(t, members)
             entry = _Entry(json.dumps(record.document), record.meta, str(next(self._etags)),
                            tuple(indexes))
             t.entries[(record.kind, record.id)] = entry
@@ -120,6 +129,8 @@ class MemoryStore:
                 raise VersionMismatch()
             new_indexes = entry.indexes if indexes is None or document is None else tuple(indexes)
             self._check_unique(t, kind, resource_id, new_indexes)
+            if members and kind == GROUP:
+                self._check_users(t, members.add)
             if document is not None:
                 self._set_indexes(t, kind, resource_id, entry.indexes, new_indexes)
                 entry.document = json.dumps(document)

@@ -3,9 +3,12 @@
 A batch (entity group transaction) is atomic, holds at most 100 operations on one
 partition, and names each entity once. A membership is two rows (``member:`` and
 ``memberOf:``) that always travel in the same batch, so the two directions agree after
-every batch; a change's own operations (its *head*) go first, with as many pairs as fit,
-and the remaining pairs follow in batches of 49 led by a write of the group row that fails
-if the group is gone.
+every batch. Adding one also merges nothing into the user's document row, which fails the
+batch if the user is gone and moves the user's etag, so a user delete racing the add either
+sees the new rows or fails its If-Match and looks again. These operations form a *unit*
+that is never split. A change's own operations (its *head*) go first, with as many units as
+fit, and the rest follow in batches led by a write of the group row that fails if the group
+is gone.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from scim_core.store import table_keys as keys
-from scim_core.store.base import DuplicateKey, IndexKey, Member, Meta
+from scim_core.store.base import USER, DuplicateKey, IndexKey, Member, Meta
 from scim_core.store.table_entities import (
     document_entity,
     index_entity,
@@ -27,7 +30,6 @@ from scim_core.store.table_entities import (
 )
 
 MAX_BATCH = 100
-PAIRS_PER_BATCH = MAX_BATCH // 2
 
 
 @dataclass(frozen=True)
@@ -41,12 +43,15 @@ class Step:
     """The unique key this ``create`` takes: its conflict is that key's ``DuplicateKey``."""
     optional: bool = False
     """A delete whose row may already be gone."""
+    member: str | None = None
+    """On each operation of a member add: the user id, whose document row must exist."""
 
     def operation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         return self.verb, self.entity, self.options
 
 
-Pair = tuple[Step, Step]
+Unit = tuple[Step, ...]
+"""The operations of one membership change, always in the same batch."""
 
 
 def row(partition: str, row_key: str, **properties: Any) -> dict[str, Any]:
@@ -62,20 +67,16 @@ def table_missing(error: Exception) -> bool:
     return code == "TableNotFound"
 
 
-def flatten(pairs: Iterable[Pair]) -> list[Step]:
-    return [step for pair in pairs for step in pair]
-
-
-def pack(head: list[Step], pairs: Sequence[Pair],
+def pack(head: list[Step], units: Iterable[Unit],
          guard: Step | None = None) -> list[list[Step]]:
-    """``head`` plus the pairs that fit in the first batch, the rest in later batches,
-    each led by ``guard`` when given; a pair is never split."""
-    room = max(0, (MAX_BATCH - len(head)) // 2)
+    """``head`` plus the units that fit in the first batch, the rest in later batches,
+    each led by ``guard`` when given; a unit is never split."""
     lead = [guard] if guard is not None else []
-    per_batch = (MAX_BATCH - len(lead)) // 2
-    batches = [head + flatten(pairs[:room])]
-    batches += [lead + flatten(pairs[i:i + per_batch])
-                for i in range(room, len(pairs), per_batch)]
+    batches = [list(head)]
+    for unit in units:
+        if len(batches[-1]) + len(unit) > MAX_BATCH:
+            batches.append(list(lead))
+        batches[-1].extend(unit)
     return batches
 
 
@@ -86,23 +87,41 @@ def existence_guard(partition: str, document_row: str, meta: Mapping[str, str]) 
     return Step("update", row(partition, document_row, **meta), {"mode": UpdateMode.MERGE})
 
 
-def chunked(pairs: Sequence[Pair]) -> list[list[Step]]:
-    return [flatten(pairs[i:i + PAIRS_PER_BATCH]) for i in range(0, len(pairs), PAIRS_PER_BATCH)]
+def chunked(units: Sequence[Unit]) -> list[list[Step]]:
+    """``units`` in as few batches as hold them."""
+    return [batch for batch in pack([], units) if batch]
 
 
-def submit(table: TableClient, steps: Sequence[Step]) -> list[Mapping[str, Any]]:
+def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str | None:
+    """The user id whose document row a failed batch of member adds did not find."""
+    index: int = error.index
+    if error.status_code == 404 and not table_missing(error) and 0 <= index < len(steps):
+        return steps[index].member
+    return None
+
+
+def submit(table: TableClient, steps: Sequence[Step], *,
+           drop_missing_members: bool = False) -> list[Mapping[str, Any]]:
     """One transaction. A delete marked optional whose row is already gone is dropped and
-    the rest resubmitted, so removing what is not there is not an error; every other
-    failure is raised."""
-    pending = list(steps)
+    the rest resubmitted, so removing what is not there is not an error; with
+    ``drop_missing_members`` so is the add of a member whose user is gone. Every other
+    failure is raised, its ``index`` naming the failed operation in ``steps``."""
+    pending = list(enumerate(steps))
     while pending:
         try:
-            return table.submit_transaction([step.operation() for step in pending])
+            return table.submit_transaction([step.operation() for _, step in pending])
         except TableTransactionError as error:
-            index = error.index
-            if (error.status_code == 404 and not table_missing(error)
-                    and 0 <= index < len(pending) and pending[index].optional):
+            index: int = error.index
+            if not 0 <= index < len(pending):
+                raise
+            position, failed = pending[index]
+            error.index = position
+            if error.status_code == 404 and not table_missing(error) and failed.optional:
                 del pending[index]
+                continue
+            gone = missing_member(error, steps) if drop_missing_members else None
+            if gone is not None:
+                pending = [(at, step) for at, step in pending if step.member != gone]
                 continue
             raise
     return []
@@ -143,28 +162,33 @@ def document_steps(partition: str, kind: str, resource_id: str, current: TableEn
     return head, stored_document(entity)
 
 
-def add_pair(partition: str, group_id: str, member: Member) -> Pair:
-    forward = row(partition, keys.member_key(group_id, member.value),
-                  groupId=group_id, userId=member.value)
+def add_unit(partition: str, group_id: str, member: Member) -> Unit:
+    """The user's row merged with nothing (If-Match: *), then both membership rows."""
+    user_id = member.value
+    forward = row(partition, keys.member_key(group_id, user_id),
+                  groupId=group_id, userId=user_id)
     if member.display is not None:
         forward["display"] = member.display
-    reverse = row(partition, keys.member_of_key(member.value, group_id),
-                  userId=member.value, groupId=group_id)
+    reverse = row(partition, keys.member_of_key(user_id, group_id),
+                  userId=user_id, groupId=group_id)
     replace = {"mode": UpdateMode.REPLACE}
-    return Step("upsert", forward, replace), Step("upsert", reverse, replace)
+    return (Step("update", row(partition, keys.document_key(USER, user_id)),
+                 {"mode": UpdateMode.MERGE}, member=user_id),
+            Step("upsert", forward, replace, member=user_id),
+            Step("upsert", reverse, replace, member=user_id))
 
 
-def remove_pair(partition: str, group_id: str, user_id: str) -> Pair:
+def remove_unit(partition: str, group_id: str, user_id: str) -> Unit:
     return (Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True),
             Step("delete", row(partition, keys.member_of_key(user_id, group_id)),
                  optional=True))
 
 
-def add_pairs(partition: str, group_id: str, members: Iterable[Member]) -> list[Pair]:
-    """Pairs for ``members`` in user id order; a user listed twice counts once (the
+def add_units(partition: str, group_id: str, members: Iterable[Member]) -> list[Unit]:
+    """Units for ``members`` in user id order; a user listed twice counts once (the
     last listing wins)."""
     latest = {member.value: member for member in members}
-    return [add_pair(partition, group_id, latest[user_id]) for user_id in sorted(latest)]
+    return [add_unit(partition, group_id, latest[user_id]) for user_id in sorted(latest)]
 
 
 def duplicate_of(steps: Sequence[Step], index: int, resource_id: str,

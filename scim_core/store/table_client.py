@@ -13,8 +13,9 @@ The client is a ``TableClient`` built directly, not through ``TableServiceClient
 which would bypass the bounded wait.
 
 The transport's ``requests`` session reads the environment (proxies, CA bundle, ``.netrc``)
-only when the process has such settings: otherwise ``requests`` would look for them on
-disk on every call, 13% of the dev host's CPU in a profile of Entra's cycle.
+only when the process has settings that apply to the storage endpoint (a CA bundle only
+to an https one): otherwise ``requests`` would look for them on every call, 13% of the dev
+host's CPU in a profile of Entra's cycle.
 """
 
 from __future__ import annotations
@@ -49,8 +50,8 @@ PRODUCTION_CLIENT_OPTIONS: dict[str, Any] = {
 }
 """Keyword options for the Tables client; ``client_kwargs`` given to the factory win."""
 
-REQUESTS_ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", "requests_ca_bundle",
-                        "curl_ca_bundle", "netrc")
+CA_BUNDLES = ("requests_ca_bundle", "curl_ca_bundle")
+REQUESTS_ENVIRONMENT = ("http_proxy", "https_proxy", "all_proxy", *CA_BUNDLES, "netrc")
 """The variables (any letter case) that make ``requests`` read its settings from the
 environment."""
 
@@ -69,12 +70,31 @@ class BoundedWaitTransport(RequestsTransport):  # type: ignore[misc]  # untyped 
         super().sleep(min(duration, self.max_wait))
 
 
-def uses_environment_settings(environ: Mapping[str, str] | None = None) -> bool:
+def uses_environment_settings(environ: Mapping[str, str] | None = None, *,
+                              scheme: str = "https") -> bool:
     """Whether the HTTP session should honour proxy, CA bundle and netrc settings: only
-    when one of the variables ``requests`` reads is set."""
+    when one of the variables ``requests`` reads is set, and for a CA bundle only when the
+    endpoint's ``scheme`` is https (plain http never verifies a certificate)."""
     names = {name.lower() for name, value in (os.environ if environ is None else environ).items()
              if value}
-    return any(name in names for name in REQUESTS_ENVIRONMENT)
+    relevant = [name for name in REQUESTS_ENVIRONMENT
+                if scheme.lower() == "https" or name not in CA_BUNDLES]
+    return any(name in names for name in relevant)
+
+
+def endpoint_scheme(settings: Settings) -> str:
+    """The scheme of the table endpoint ``settings`` name: ``https`` unless the connection
+    string or endpoint says ``http`` (as Azurite's do)."""
+    if not settings.tables_connection:
+        return "https" if not settings.tables_endpoint.lower().startswith("http:") else "http"
+    if _is_development_storage(settings.tables_connection):
+        return "http"
+    fields = dict(part.split("=", 1) for part in settings.tables_connection.split(";")
+                  if "=" in part)
+    keys = {key.strip().lower(): value.strip() for key, value in fields.items()}
+    if "tableendpoint" in keys:
+        return "http" if keys["tableendpoint"].lower().startswith("http:") else "https"
+    return "http" if keys.get("defaultendpointsprotocol", "").lower() == "http" else "https"
 
 
 def _is_development_storage(connection: str) -> bool:
@@ -95,7 +115,7 @@ def table_client(settings: Settings, *, credential: TokenCredential | None = Non
         options["transport"] = BoundedWaitTransport(
             connection_timeout=options.pop("connection_timeout"),
             read_timeout=options.pop("read_timeout"),
-            use_env_settings=uses_environment_settings(),
+            use_env_settings=uses_environment_settings(scheme=endpoint_scheme(settings)),
         )
     if settings.tables_connection:
         connection = settings.tables_connection

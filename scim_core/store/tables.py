@@ -2,14 +2,17 @@
 
 Keys: ``table_keys``; rows: ``table_entities``; batches: ``table_batches``; guarantees in
 full: README.md, "Table layout". A create, and an update's document, index swap and meta,
-are one batch with the first membership pairs; later pairs follow in batches that fail
-once the group is gone. Member-only updates need the group to exist, not an unchanged
+are one batch with the first membership changes; later ones follow in batches that fail
+once the group is gone. A member add requires the user's row in the same batch, so it
+needs no read before or after (a change beyond one batch checks its users first, so that
+bad input writes nothing). Member-only updates need the group to exist, not an unchanged
 etag. A delete removes membership pairs first and the document, index rows and last pairs
-in one final batch under If-Match, then sweeps a user's memberships added meanwhile.
-Reads are point reads (``get``, ``is_member``, unique ``lookup``) or one RowKey range
-(``members``, ``groups_of``, non-unique ``lookup``); ``existing`` runs point reads on a
-small thread pool, since an OR of RowKeys is a partition scan on Azure. Batches run
-their per-part SDK policies inline (``sdk_batches``).
+in one final batch under If-Match; a member add moves its user's etag, so a user delete
+that raced one looks again. Reads are point reads (``get``, ``is_member``, unique
+``lookup``) or one RowKey range (``members``, ``groups_of``, non-unique ``lookup``);
+``existing`` runs point reads on a small thread pool, since an OR of RowKeys is a
+partition scan on Azure. Batches run their per-part SDK policies inline
+(``sdk_batches``).
 """
 
 from __future__ import annotations
@@ -37,23 +40,25 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    UnknownMembers,
     VersionMismatch,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.sdk_batches import run_batch_policies_inline
 from scim_core.store.table_batches import (
     MAX_BATCH,
-    Pair,
     Step,
-    add_pairs,
+    Unit,
+    add_units,
     chunked,
     document_steps,
     duplicate_of,
     existence_guard,
     if_match,
     index_steps,
+    missing_member,
     pack,
-    remove_pair,
+    remove_unit,
     row,
     submit,
     table_missing,
@@ -156,9 +161,11 @@ class TableStore:
 
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
                       resource_id: str) -> None:
-        """A change's batches after the first, each led by the existence guard."""
+        """A change's batches after the first, each led by the existence guard; a member
+        whose user was deleted since the change began is left out."""
         try:
-            self._submit_all(batches)
+            for batch in batches:
+                submit(self._table, batch, drop_missing_members=True)
         except TableTransactionError as error:
             if error.status_code == 404 and error.index == 0:
                 raise NotFound(f"{kind} {resource_id} was deleted during the change") from None
@@ -174,16 +181,43 @@ class TableStore:
         return [entity["groupId"]
                 for entity in self._range(partition, low, high, select=["groupId"])]
 
-    def _membership_pairs(self, partition: str, group_id: str,
-                          change: MemberChange) -> list[Pair]:
+    def _membership_units(self, partition: str, group_id: str,
+                          change: MemberChange | None) -> list[Unit]:
         """Clear, remove, then add: a user both removed and added stays a member."""
+        if not change:
+            return []
         added = {member.value for member in change.add}
         removed = set(change.remove)
         if change.remove_all:
             removed.update(self._member_ids(partition, group_id))
-        pairs = [remove_pair(partition, group_id, user_id)
+        units = [remove_unit(partition, group_id, user_id)
                  for user_id in sorted(removed - added)]
-        return pairs + add_pairs(partition, group_id, change.add)
+        return units + add_units(partition, group_id, change.add)
+
+    def _existing(self, partition: str, kind: str, ids: Collection[str]) -> set[str]:
+        wanted = sorted(set(ids))
+        found = self._read_many(partition, [keys.document_key(kind, i) for i in wanted],
+                                select=["id"])
+        return {resource_id for resource_id, entity in zip(wanted, found, strict=True)
+                if entity is not None}
+
+    def _check_users(self, partition: str, batches: Sequence[Sequence[Step]],
+                     added: Collection[str]) -> None:
+        """Before a change of several batches: every added user must exist, since a later
+        batch cannot undo the earlier ones. One batch checks its users itself."""
+        if len(batches) > 1 and added:
+            missing = set(added) - self._existing(partition, USER, added)
+            if missing:
+                raise UnknownMembers(missing)
+
+    def _unknown_members(self, partition: str, error: TableTransactionError,
+                         steps: Sequence[Step], added: Collection[str]) -> None:
+        """Raise ``UnknownMembers`` (naming every missing user) when ``error`` is a member
+        add that found no user."""
+        gone = missing_member(error, steps)
+        if gone is not None:
+            raise UnknownMembers((set(added) - self._existing(partition, USER, added))
+                                 or {gone}) from None
 
     def _duplicate(self, partition: str, steps: Sequence[Step], index: int,
                    resource_id: str) -> DuplicateKey:
@@ -207,16 +241,19 @@ class TableStore:
             resource_id=record.id, document=record.document, meta=record.meta,
             index_rows=list(indexed))
         head = [Step("create", entity), *indexed.values()]
-        pairs = add_pairs(partition, record.id, members) if record.kind == GROUP else []
+        members = members if record.kind == GROUP else ()
+        added = {member.value for member in members}
         guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
-        first, *later = pack(head, pairs, guard)
+        first, *later = pack(head, add_units(partition, record.id, members), guard)
         with self._storage():
             self._ready()
+            self._check_users(partition, [first, *later], added)
             try:
                 results = submit(self._table, first)
             except TableTransactionError as error:
                 if error.status_code == 409:
                     raise self._duplicate(partition, first, error.index, record.id) from None
+                self._unknown_members(partition, error, first, added)
                 raise
             self._submit_later(later, record.kind, record.id)
         return Record(record.kind, record.id, stored_document(entity), record.meta,
@@ -229,14 +266,18 @@ class TableStore:
         return None if entity is None else record_from_entity(kind, entity, _etag(entity))
 
     def _write_first(self, partition: str, kind: str, resource_id: str,
-                     first: Sequence[Step], *, conditional: bool) -> str | None:
+                     batches: Sequence[Sequence[Step]], added: Collection[str], *,
+                     conditional: bool) -> str | None:
         """Submit an update's first batch; its new etag, or None when a read-then-write
         without the caller's etag lost a race and should be tried again."""
+        first = batches[0]
+        self._check_users(partition, batches, added)
         try:
             return str(submit(self._table, first)[0]["etag"])
         except TableTransactionError as error:
             if error.status_code == 404 and error.index == 0:
                 raise NotFound(f"{kind} {resource_id} not found") from None
+            self._unknown_members(partition, error, first, added)
             if error.status_code == 412:
                 if conditional:
                     raise VersionMismatch() from None
@@ -252,6 +293,7 @@ class TableStore:
         partition = keys.partition_key(tenant)
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
+        added = {member.value for member in change.add} if change else set()
         guard = existence_guard(partition, document_row, meta_properties(meta))
         with self._storage():
             self._ready()
@@ -261,9 +303,9 @@ class TableStore:
                 condition = if_match(expected_etag) if expected_etag is not None else {}
                 merge = Step("update", row(partition, document_row, **meta_properties(meta)),
                              {"mode": UpdateMode.MERGE, **condition})
-                pairs = self._membership_pairs(partition, resource_id, change) if change else []
-                first, *later = pack([merge], pairs, guard)
-                self._write_first(partition, kind, resource_id, first,
+                first, *later = pack([merge], self._membership_units(partition, resource_id,
+                                                                     change), guard)
+                self._write_first(partition, kind, resource_id, [first, *later], added,
                                   conditional=expected_etag is not None)
                 self._submit_later(later, kind, resource_id)
                 current = self._read(partition, document_row)
@@ -279,10 +321,10 @@ class TableStore:
                 etag = expected_etag if expected_etag is not None else _etag(current)
                 head, stored = document_steps(partition, kind, resource_id, current, etag,
                                               meta=meta, document=document, indexes=indexes)
-                pairs = self._membership_pairs(partition, resource_id, change) if change else []
-                first, *later = pack(head, pairs, guard)
-                written = self._write_first(partition, kind, resource_id, first,
-                                            conditional=expected_etag is not None)
+                first, *later = pack(head, self._membership_units(partition, resource_id,
+                                                                  change), guard)
+                written = self._write_first(partition, kind, resource_id, [first, *later],
+                                            added, conditional=expected_etag is not None)
                 if written is not None:
                     self._submit_later(later, kind, resource_id)
                     return Record(kind, resource_id, stored, meta, written)
@@ -314,28 +356,15 @@ class TableStore:
                     if error.status_code == 412:
                         continue
                     raise
-                if kind == USER:
-                    self._sweep_memberships(partition, resource_id)
                 return
         raise ServiceUnavailable(_BUSY, retry_after=1)
 
-    def _sweep_memberships(self, partition: str, user_id: str) -> None:
-        """Remove memberships of a just-deleted user that were added after its delete
-        listed them. A member add does not touch the user row, so the delete's If-Match
-        cannot see it; an add committed after this sweep finds the user gone when the
-        service checks again after its write."""
-        for _ in range(_ATTEMPTS):
-            late = self._relations(partition, USER, user_id)
-            if not late:
-                return
-            self._submit_all(chunked(late))
-
-    def _relations(self, partition: str, kind: str, resource_id: str) -> list[Pair]:
+    def _relations(self, partition: str, kind: str, resource_id: str) -> list[Unit]:
         """Removals of every membership of a group or a user."""
         if kind == GROUP:
-            return [remove_pair(partition, resource_id, user_id)
+            return [remove_unit(partition, resource_id, user_id)
                     for user_id in self._member_ids(partition, resource_id)]
-        return [remove_pair(partition, group_id, resource_id)
+        return [remove_unit(partition, group_id, resource_id)
                 for group_id in self._group_ids(partition, resource_id)]
 
     def lookup(self, tenant: str, kind: str, key: IndexKey) -> list[Record]:
@@ -402,14 +431,9 @@ class TableStore:
             return sorted(self._group_ids(keys.partition_key(tenant), user_id))
 
     def existing(self, tenant: str, kind: str, ids: Collection[str]) -> set[str]:
-        wanted = sorted(set(ids))
-        partition = keys.partition_key(tenant)
         with self._storage():
             self._ready()
-            found = self._read_many(partition, [keys.document_key(kind, i) for i in wanted],
-                                    select=["id"])
-        return {resource_id for resource_id, entity in zip(wanted, found, strict=True)
-                if entity is not None}
+            return self._existing(keys.partition_key(tenant), kind, ids)
 
 
 def table_store(settings: Settings, *, credential: TokenCredential | None = None,
