@@ -4,15 +4,20 @@ It serves the HTTP triggers that ``function_app.py`` registers, with their route
 and the ``routePrefix`` from host.json, and the app settings from local.settings.json
 ``Values`` under the environment (the environment wins, as with the real host), so what
 runs locally is exactly the code Azure runs. Threaded, HTTP/1.1 keep-alive, TCP_NODELAY.
+``FUNCTIONS_WORKER_PROCESS_COUNT`` (1 to 10, default 1) starts that many worker processes,
+as the host starts that many Python workers: they share the listening socket and nothing
+else, so a store kept in process memory is not shared between them.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import json
 import os
 import re
+import signal
 import socket
 import sys
 from collections.abc import Callable, Mapping
@@ -199,6 +204,55 @@ def serve(host: str = "127.0.0.1", port: int = 7071) -> DevHostServer:
     return DevHostServer((host, port), load_routes())
 
 
+def worker_count() -> int:
+    """``FUNCTIONS_WORKER_PROCESS_COUNT``, as the host reads it: 1 to 10, else 1."""
+    raw = os.environ.get("FUNCTIONS_WORKER_PROCESS_COUNT", "1").strip()
+    return int(raw) if raw.isdigit() and 1 <= int(raw) <= 10 else 1
+
+
+def _serve_until_stopped(server: DevHostServer) -> None:
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _run_workers(server: DevHostServer, count: int) -> None:
+    """Fork ``count`` workers that accept on ``server``'s socket; stop them on SIGTERM or
+    SIGINT, and stop all when one dies. The app is imported but has served nothing yet,
+    so no worker inherits an open client connection."""
+    workers = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            try:
+                _serve_until_stopped(server)
+            finally:
+                os._exit(0)
+        workers.append(pid)
+
+    def stop(*_: Any) -> None:
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        os.wait()
+    finally:
+        stop()
+        for _ in workers:
+            try:
+                os.wait()
+            except ChildProcessError:
+                break
+        server.server_close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devhost", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
@@ -207,13 +261,13 @@ def main(argv: list[str] | None = None) -> int:
     server = serve(args.host, args.port)
     bound = server.server_address[1]
     names = ", ".join(r.name for r in server.routes)
-    print(f"devhost: serving {names} on http://{args.host}:{bound}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    count = worker_count()
+    workers = f" ({count} worker processes)" if count > 1 else ""
+    print(f"devhost: serving {names} on http://{args.host}:{bound}{workers}", flush=True)
+    if count > 1:
+        _run_workers(server, count)
+    else:
+        _serve_until_stopped(server)
     return 0
 
 

@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keyed-azurite", action="store_true",
                         help="Azurite finds entities by RowKey index instead of scanning the "
                              "partition; Table Storage growth then uses the full sizes")
+    parser.add_argument("--workers", type=int, default=1, choices=range(1, 11), metavar="N",
+                        help="worker processes of the dev host on Table Storage "
+                             "(FUNCTIONS_WORKER_PROCESS_COUNT; the memory store keeps 1)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write JSON")
     args = parser.parse_args(args_list)
 
@@ -101,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         log("scim_core.store.tables or Azurite is not available; skipping Table Storage")
     results = Results(meta=meta("quick" if args.quick else "full", scale, args_list))
     results.meta.update(with_peer=with_peer, with_tables=with_tables,
-                        keyed_azurite=args.keyed_azurite)
+                        keyed_azurite=args.keyed_azurite, workers=args.workers)
     env = Environment(scale, with_peer=with_peer, with_tables=with_tables,
-                      keyed_azurite=args.keyed_azurite)
+                      keyed_azurite=args.keyed_azurite, workers=args.workers)
     started = time.monotonic()
     try:
         for name in args.only or list(SUITES):

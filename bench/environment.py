@@ -81,6 +81,8 @@ class Environment:
     with_peer: bool = True
     with_tables: bool = True
     keyed_azurite: bool = False
+    workers: int = 1
+    """Worker processes of the dev host on Table Storage (the memory store is per process)."""
     _azurite: Azurite | None = None
     _servers: dict[str, Target] = field(default_factory=dict)
 
@@ -104,9 +106,10 @@ class Environment:
         if key not in self._servers:
             log(f"starting the {system} HTTP server ({store}, {purpose})")
             if system == OURS:
-                self._servers[key] = ours_http(store, connection=self.connection if
-                                               store == "tables" else "",
-                                               table=table_name(purpose))
+                tables = store == "tables"
+                self._servers[key] = ours_http(store, connection=self.connection if tables
+                                               else "", table=table_name(purpose),
+                                               workers=self.workers if tables else 1)
             else:
                 self._servers[key] = peer.http()
         return self._servers[key]

@@ -193,6 +193,10 @@ def render(results: Results) -> str:
     if m.get("keyed_azurite"):
         out[-1:] = ["Azurite ran with keyed lookups (--keyed-azurite): its point reads and "
                     "writes use the RowKey index instead of scanning the partition.", ""]
+    if int(m.get("workers") or 1) > 1:
+        out[-1:] = [f"The dev host on Table Storage ran {m['workers']} worker processes "
+                    "(--workers, FUNCTIONS_WORKER_PROCESS_COUNT); its CPU figures add them up.",
+                    ""]
     errors: list[str] = []
     for suite, title in (("inprocess", "1. In process (no HTTP), memory store"),
                          ("http", "2. HTTP (dev host / WSGI server in a child process), "

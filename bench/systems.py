@@ -181,15 +181,25 @@ class ServerProcess:
         self._log.close()
 
 
-def process_cpu_s(pid: int | None) -> float | None:
-    """CPU time (user + system) a process has used so far, from /proc (Linux only)."""
-    if pid is None:
-        return None
+def _stat(pid: int | str) -> list[str] | None:
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def process_cpu_s(pid: int | None) -> float | None:
+    """CPU time (user + system) a process and its live child processes (the dev host's
+    workers) have used so far, from /proc (Linux only)."""
+    fields = None if pid is None else _stat(pid)
+    if fields is None:
+        return None
+    ticks = int(fields[11]) + int(fields[12])
+    for entry in Path("/proc").iterdir():
+        child = _stat(entry.name) if entry.name.isdigit() else None
+        if child is not None and child[1] == str(pid):
+            ticks += int(child[11]) + int(child[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def child_env(extra: Mapping[str, str]) -> dict[str, str]:
@@ -201,12 +211,15 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
     return env
 
 
-def ours_http(store: str = "memory", *, connection: str = "", table: str = "") -> Target:
-    """The dev host (``python -m devhost``) in a child process, serving function_app."""
+def ours_http(store: str = "memory", *, connection: str = "", table: str = "",
+              workers: int = 1) -> Target:
+    """The dev host (``python -m devhost``) in a child process, serving function_app with
+    ``workers`` worker processes."""
     server = ServerProcess(
         [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", "0"],
         child_env({"SCIM_STORE": store, "SCIM_TABLES_CONNECTION": connection,
-                   "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN}))
+                   "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN,
+                   "FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}))
     target = Target(OURS, store, HTTP, lambda: HttpCaller(server.port, "/scim/v2", TOKEN))
     target.closers.append(server.stop)
     target.server_pid = server.process.pid

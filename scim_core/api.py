@@ -177,7 +177,8 @@ class ScimApi:
         quiet = rt.name == "Group" and projection.is_identity
         loaded = self.service.patch(call.tenant, rt, resource_id, body,
                                     if_match=call.request.header("If-Match"),
-                                    members=not quiet and projection.wants("members"))
+                                    members=not quiet and projection.wants("members"),
+                                    read_back=not quiet)
         if quiet:
             return Response.empty(204, {"ETag": loaded.record.meta.version})
         return self._resource(call, rt, loaded, projection, 200)

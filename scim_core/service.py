@@ -124,7 +124,11 @@ class ResourceService:
         return self._with_relations(tenant, record, members=members)
 
     def patch(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
-              if_match: str | None = None, members: bool = True) -> Loaded:
+              if_match: str | None = None, members: bool = True,
+              read_back: bool = True) -> Loaded:
+        """Apply a PATCH. With ``read_back=False`` the caller needs only the new meta: a
+        member-only change then skips reading the group back, and the returned record holds
+        the document as read before the change."""
         def plan(current: Record) -> tuple[dict[str, Any] | None, MemberChange | None]:
             result = apply_patch(
                 self.registry, rt, current.document, body,
@@ -134,7 +138,7 @@ class ResourceService:
             document = None if result.document == current.document else result.document
             return document, (result.members or None)
 
-        record = self._write(tenant, rt, resource_id, if_match, plan)
+        record = self._write(tenant, rt, resource_id, if_match, plan, read_back=read_back)
         return self._with_relations(tenant, record, members=members)
 
     def delete(self, tenant: str, rt: ResourceType, resource_id: str, *,
@@ -161,8 +165,8 @@ class ResourceService:
     # -- helpers ---------------------------------------------------------------------------
 
     def _write(self, tenant: str, rt: ResourceType, resource_id: str, if_match: str | None,
-               plan: Callable[[Record], tuple[dict[str, Any] | None, MemberChange | None]]
-               ) -> Record:
+               plan: Callable[[Record], tuple[dict[str, Any] | None, MemberChange | None]],
+               *, read_back: bool = True) -> Record:
         """Read, plan and write with the read's etag; on a lost race read again and replan.
 
         A plan that changes nothing writes nothing. A member-only change does not rewrite
@@ -177,6 +181,10 @@ class ResourceService:
                 return current
             meta = self._renewed(current.meta)
             try:
+                if document is None and change and not read_back:
+                    etag = self.store.change_members(tenant, resource_id, meta=meta,
+                                                     members=change)
+                    return Record(rt.name, resource_id, current.document, meta, etag)
                 stored = self.store.update(
                     tenant, rt.name, resource_id, meta=meta,
                     expected_etag=current.etag if document is not None else None,

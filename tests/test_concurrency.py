@@ -256,7 +256,7 @@ def delete_before_writes(store: Store, victim: str) -> list[str]:
     interleaving a DELETE /Users racing a member add produces, made deterministic. The
     returned list records the injection."""
     done: list[str] = []
-    create, update = store.create, store.update
+    create, update, change_members = store.create, store.update, store.change_members
 
     def strike() -> None:
         if not done:
@@ -273,8 +273,13 @@ def delete_before_writes(store: Store, victim: str) -> list[str]:
             strike()
         return update(tenant, kind, *args, **kwargs)
 
+    def changing(tenant: str, *args: Any, **kwargs: Any) -> Any:
+        strike()
+        return change_members(tenant, *args, **kwargs)
+
     store.create = creating  # type: ignore[method-assign]
     store.update = updating  # type: ignore[method-assign]
+    store.change_members = changing  # type: ignore[method-assign]
     return done
 
 

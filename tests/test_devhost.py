@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 import devhost
+from tests.azurite import Azurite, unique_table_name
 from tests.support import ERROR_SCHEMA, TOKEN, HttpClient
+
+pytest_plugins = ["tests.azurite"]
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -123,3 +126,51 @@ def test_python_m_devhost_serves_service_provider_config(tmp_path: Path) -> None
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.mark.parametrize(("raw", "count"), [("", 1), ("0", 1), ("1", 1), ("3", 3), ("10", 10),
+                                            ("11", 1), ("two", 1), (" 2 ", 2)])
+def test_worker_count_follows_functions_worker_process_count(
+        raw: str, count: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """FUNCTIONS_WORKER_PROCESS_COUNT from 1 to 10 sets the worker processes; else 1."""
+    monkeypatch.setenv("FUNCTIONS_WORKER_PROCESS_COUNT", raw)
+    assert devhost.worker_count() == count
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            stat = (entry / "stat").read_text() if entry.name.isdigit() else ""
+        except OSError:
+            continue
+        if stat and stat.rsplit(")", 1)[1].split()[1] == str(pid):
+            found.append(int(entry.name))
+    return found
+
+
+def test_worker_processes_share_the_port_and_stop_with_the_host(azurite: Azurite) -> None:
+    """With FUNCTIONS_WORKER_PROCESS_COUNT=2 the host runs two workers on one port, which
+    serve one Table Storage state over any connection, and stopping the host stops both."""
+    port = _free_port()
+    env = {**os.environ, "SCIM_STORE": "tables", "SCIM_BEARER_TOKEN": TOKEN,
+           "SCIM_TABLES_CONNECTION": azurite.connection_string,
+           "SCIM_TABLE_NAME": unique_table_name(), "FUNCTIONS_WORKER_PROCESS_COUNT": "2"}
+    process = subprocess.Popen([sys.executable, "-m", "devhost", "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    try:
+        assert b"(2 worker processes)" in (process.stdout.readline() if process.stdout else b"")
+        deadline = time.monotonic() + 10
+        while len(workers := _children(process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(workers) == 2
+        client = HttpClient(port)
+        user = client.create_user("shared@contoso.example")["id"]
+        seen = [HttpClient(port).get(f"/Users/{user}").status
+                for _ in range(8)]
+        assert seen == [200] * 8
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    assert not [pid for pid in workers if Path(f"/proc/{pid}").exists()]

@@ -120,6 +120,12 @@ class Store(Protocol):
         """
         ...
 
+    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+                       members: MemberChange) -> str:
+        """``update`` of a group's meta and members (no document, no etag) that does not
+        read the group back; returns the group's new etag."""
+        ...
+
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:
         """Remove a resource, its index rows and its membership rows in both directions."""
         ...

@@ -141,6 +141,11 @@ class MemoryStore:
             entry.etag = str(next(self._etags))
             return self._record(kind, resource_id, entry)
 
+    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+                       members: MemberChange) -> str:
+        return self.update(tenant, GROUP, group_id, meta=meta, expected_etag=None,
+                           members=members).etag
+
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:
         with self._lock:
             t = self._tenants[tenant]

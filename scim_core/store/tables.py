@@ -160,16 +160,19 @@ class TableStore:
             submit(self._table, batch)
 
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
-                      resource_id: str) -> None:
+                      resource_id: str) -> str | None:
         """A change's batches after the first, each led by the existence guard; a member
-        whose user was deleted since the change began is left out."""
+        whose user was deleted since the change began is left out. Returns the resource
+        row's etag after the last of them (None when there are none)."""
+        etag = None
         try:
             for batch in batches:
-                submit(self._table, batch, drop_missing_members=True)
+                etag = str(submit(self._table, batch, drop_missing_members=True)[0]["etag"])
         except TableTransactionError as error:
             if error.status_code == 404 and error.index == 0:
                 raise NotFound(f"{kind} {resource_id} was deleted during the change") from None
             raise
+        return etag
 
     def _member_ids(self, partition: str, group_id: str) -> list[str]:
         low, high = keys.members_range(group_id)
@@ -286,6 +289,30 @@ class TableStore:
                 raise self._duplicate(partition, first, error.index, resource_id) from None
             raise
 
+    def _write_meta(self, partition: str, kind: str, resource_id: str, meta: Meta,
+                    expected_etag: str | None, change: MemberChange | None) -> str:
+        """Meta and members only: the group must exist (If-Match: * unless the caller gave
+        an etag), but concurrent member edits do not contend for its etag. Returns the
+        row's etag after the last batch."""
+        document_row = keys.document_key(kind, resource_id)
+        condition = if_match(expected_etag) if expected_etag is not None else {}
+        merge = Step("update", row(partition, document_row, **meta_properties(meta)),
+                     {"mode": UpdateMode.MERGE, **condition})
+        guard = existence_guard(partition, document_row, meta_properties(meta))
+        first, *later = pack([merge], self._membership_units(partition, resource_id, change),
+                             guard)
+        added = {member.value for member in change.add} if change else set()
+        etag = self._write_first(partition, kind, resource_id, [first, *later], added,
+                                 conditional=expected_etag is not None)
+        return self._submit_later(later, kind, resource_id) or etag or ""
+
+    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+                       members: MemberChange) -> str:
+        with self._storage():
+            self._ready()
+            return self._write_meta(keys.partition_key(tenant), GROUP, group_id, meta, None,
+                                    members)
+
     def update(self, tenant: str, kind: str, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
@@ -298,16 +325,7 @@ class TableStore:
         with self._storage():
             self._ready()
             if document is None:
-                # Meta and members only: the group must exist (If-Match: * unless the caller
-                # gave an etag), but concurrent member edits do not contend for its etag.
-                condition = if_match(expected_etag) if expected_etag is not None else {}
-                merge = Step("update", row(partition, document_row, **meta_properties(meta)),
-                             {"mode": UpdateMode.MERGE, **condition})
-                first, *later = pack([merge], self._membership_units(partition, resource_id,
-                                                                     change), guard)
-                self._write_first(partition, kind, resource_id, [first, *later], added,
-                                  conditional=expected_etag is not None)
-                self._submit_later(later, kind, resource_id)
+                self._write_meta(partition, kind, resource_id, meta, expected_etag, change)
                 current = self._read(partition, document_row)
                 if current is None:
                     raise NotFound(f"{kind} {resource_id} not found")
