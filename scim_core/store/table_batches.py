@@ -92,6 +92,11 @@ def chunked(units: Sequence[Unit]) -> list[list[Step]]:
     return [batch for batch in pack([], units) if batch]
 
 
+def added_users(batches: Iterable[Sequence[Step]]) -> set[str]:
+    """The users whose membership the operations of ``batches`` add."""
+    return {step.member for batch in batches for step in batch if step.member is not None}
+
+
 def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str | None:
     """The user id whose document row a failed batch of member adds did not find."""
     index: int = error.index

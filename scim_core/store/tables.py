@@ -50,6 +50,7 @@ from scim_core.store.table_batches import (
     Step,
     Unit,
     add_units,
+    added_users,
     chunked,
     document_steps,
     duplicate_of,
@@ -204,22 +205,22 @@ class TableStore:
         return {resource_id for resource_id, entity in zip(wanted, found, strict=True)
                 if entity is not None}
 
-    def _check_users(self, partition: str, batches: Sequence[Sequence[Step]],
-                     added: Collection[str]) -> None:
+    def _check_users(self, partition: str, batches: Sequence[Sequence[Step]]) -> None:
         """Before a change of several batches: every added user must exist, since a later
         batch cannot undo the earlier ones. One batch checks its users itself."""
-        if len(batches) > 1 and added:
-            missing = set(added) - self._existing(partition, USER, added)
-            if missing:
-                raise UnknownMembers(missing)
+        added = added_users(batches) if len(batches) > 1 else set()
+        missing = added - self._existing(partition, USER, added) if added else set()
+        if missing:
+            raise UnknownMembers(missing)
 
     def _unknown_members(self, partition: str, error: TableTransactionError,
-                         steps: Sequence[Step], added: Collection[str]) -> None:
-        """Raise ``UnknownMembers`` (naming every missing user) when ``error`` is a member
-        add that found no user."""
-        gone = missing_member(error, steps)
+                         batches: Sequence[Sequence[Step]]) -> None:
+        """Raise ``UnknownMembers`` (naming every missing user) when ``error``, the failure
+        of the first of ``batches``, is a member add that found no user."""
+        gone = missing_member(error, batches[0])
         if gone is not None:
-            raise UnknownMembers((set(added) - self._existing(partition, USER, added))
+            added = added_users(batches)
+            raise UnknownMembers((added - self._existing(partition, USER, added))
                                  or {gone}) from None
 
     def _duplicate(self, partition: str, steps: Sequence[Step], index: int,
@@ -245,18 +246,17 @@ class TableStore:
             index_rows=list(indexed))
         head = [Step("create", entity), *indexed.values()]
         members = members if record.kind == GROUP else ()
-        added = {member.value for member in members}
         guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
-        first, *later = pack(head, add_units(partition, record.id, members), guard)
+        first, *later = batches = pack(head, add_units(partition, record.id, members), guard)
         with self._storage():
             self._ready()
-            self._check_users(partition, [first, *later], added)
+            self._check_users(partition, batches)
             try:
                 results = submit(self._table, first)
             except TableTransactionError as error:
                 if error.status_code == 409:
                     raise self._duplicate(partition, first, error.index, record.id) from None
-                self._unknown_members(partition, error, first, added)
+                self._unknown_members(partition, error, batches)
                 raise
             self._submit_later(later, record.kind, record.id)
         return Record(record.kind, record.id, stored_document(entity), record.meta,
@@ -269,18 +269,17 @@ class TableStore:
         return None if entity is None else record_from_entity(kind, entity, _etag(entity))
 
     def _write_first(self, partition: str, kind: str, resource_id: str,
-                     batches: Sequence[Sequence[Step]], added: Collection[str], *,
-                     conditional: bool) -> str | None:
+                     batches: Sequence[Sequence[Step]], *, conditional: bool) -> str | None:
         """Submit an update's first batch; its new etag, or None when a read-then-write
         without the caller's etag lost a race and should be tried again."""
         first = batches[0]
-        self._check_users(partition, batches, added)
+        self._check_users(partition, batches)
         try:
             return str(submit(self._table, first)[0]["etag"])
         except TableTransactionError as error:
             if error.status_code == 404 and error.index == 0:
                 raise NotFound(f"{kind} {resource_id} not found") from None
-            self._unknown_members(partition, error, first, added)
+            self._unknown_members(partition, error, batches)
             if error.status_code == 412:
                 if conditional:
                     raise VersionMismatch() from None
@@ -301,8 +300,7 @@ class TableStore:
         guard = existence_guard(partition, document_row, meta_properties(meta))
         first, *later = pack([merge], self._membership_units(partition, resource_id, change),
                              guard)
-        added = {member.value for member in change.add} if change else set()
-        etag = self._write_first(partition, kind, resource_id, [first, *later], added,
+        etag = self._write_first(partition, kind, resource_id, [first, *later],
                                  conditional=expected_etag is not None)
         return self._submit_later(later, kind, resource_id) or etag or ""
 
@@ -320,8 +318,6 @@ class TableStore:
         partition = keys.partition_key(tenant)
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
-        added = {member.value for member in change.add} if change else set()
-        guard = existence_guard(partition, document_row, meta_properties(meta))
         with self._storage():
             self._ready()
             if document is None:
@@ -330,6 +326,7 @@ class TableStore:
                 if current is None:
                     raise NotFound(f"{kind} {resource_id} not found")
                 return record_from_entity(kind, current, _etag(current))
+            guard = existence_guard(partition, document_row, meta_properties(meta))
             for _ in range(_ATTEMPTS):
                 current = self._read(partition, document_row)
                 if current is None:
@@ -342,7 +339,7 @@ class TableStore:
                 first, *later = pack(head, self._membership_units(partition, resource_id,
                                                                   change), guard)
                 written = self._write_first(partition, kind, resource_id, [first, *later],
-                                            added, conditional=expected_etag is not None)
+                                            conditional=expected_etag is not None)
                 if written is not None:
                     self._submit_later(later, kind, resource_id)
                     return Record(kind, resource_id, stored, meta, written)
