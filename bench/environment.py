@@ -85,6 +85,7 @@ class Environment:
     """Worker processes of the dev host on Table Storage (the memory store is per process)."""
     _azurite: Azurite | None = None
     _servers: dict[str, Target] = field(default_factory=dict)
+    _tables: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def azurite_pid(self) -> int | None:
@@ -108,15 +109,31 @@ class Environment:
             if system == OURS:
                 tables = store == "tables"
                 self._servers[key] = ours_http(store, connection=self.connection if tables
-                                               else "", table=table_name(purpose),
+                                               else "",
+                                               table=self.table(purpose) if tables else "",
                                                workers=self.workers if tables else 1)
             else:
                 self._servers[key] = peer.http()
         return self._servers[key]
 
+    def table(self, purpose: str) -> str:
+        """A new table name for ``purpose``; ``release(purpose)`` deletes the table."""
+        name = f"bench{purpose}{uuid.uuid4().hex[:10]}"
+        self._tables.setdefault(purpose, []).append(name)
+        return name
+
     def release(self, purpose: str) -> None:
+        """Stops the purpose's servers and deletes its tables, so that a later suite does
+        not measure an Azurite still holding this one's data."""
         for key in [k for k in self._servers if k.endswith("/" + purpose)]:
             self._servers.pop(key).close()
+        names = self._tables.pop(purpose, [])
+        if names and self._azurite is not None:
+            from azure.data.tables import TableServiceClient
+
+            with TableServiceClient.from_connection_string(self.connection) as service:
+                for name in names:
+                    service.delete_table(name)
 
     def close(self) -> None:
         for target in self._servers.values():
@@ -125,10 +142,6 @@ class Environment:
         if self._azurite is not None:
             self._azurite.stop()
             self._azurite = None
-
-
-def table_name(purpose: str) -> str:
-    return f"bench{purpose}{uuid.uuid4().hex[:10]}"
 
 
 # -- set-up --------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from bench import coldstart, peer, workloads
-from bench.environment import Environment, World, log, seed_group, table_name, world
+from bench.environment import Environment, World, log, seed_group, world
 from bench.http_load import run_concurrent
 from bench.report import Cold, Cycle, Growth, Results, Row
 from bench.runner import Job, Sample, run_serial, summarise
@@ -147,7 +147,7 @@ def growth(env: Environment, results: Results) -> None:
     tables: list[str] = []
     if env.with_tables:
         def make_tables() -> Target:
-            tables.append(table_name("growth"))
+            tables.append(env.table("growth"))
             return ours_in_process("tables", connection=env.connection, table=tables[-1])
 
         systems.append(("Table Storage", make_tables, s.tables_large_users,
@@ -194,6 +194,7 @@ def growth(env: Environment, results: Results) -> None:
             w.target.close()
             if w.readers is not None:
                 w.readers.close()
+    env.release("growth")
 
 
 # -- suite 4: Entra's initial cycle --------------------------------------------------------------
@@ -284,7 +285,8 @@ def cold(env: Environment, results: Results) -> None:
         log("cold start: Table Storage store")
         results.cold.append(Cold("tables", coldstart.measure(
             {"SCIM_STORE": "tables", "SCIM_TABLES_CONNECTION": env.connection,
-             "SCIM_TABLE_NAME": table_name("cold")}, runs=s.cold_runs)))
+             "SCIM_TABLE_NAME": env.table("cold")}, runs=s.cold_runs)))
+        env.release("cold")
 
 
 SUITES: dict[str, Callable[[Environment, Results], None]] = {

@@ -11,7 +11,9 @@ from unittest import mock
 import pytest
 from azure.core import MatchConditions
 from azure.core.pipeline.transport import HttpTransport
+from azure.core.rest import HttpRequest
 from azure.core.rest import _helpers as rest_helpers
+from azure.core.utils._pipeline_transport_rest_shared import _serialize_request
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -114,6 +116,35 @@ def test_batch_bodies_are_byte_for_byte_azure_cores(
                            checking_bodies(compared)), pytest.raises(_Stop):
         client.submit_transaction(batch)
     assert compared, "the body writer was not called"
+
+
+header_names = st.one_of(
+    st.sampled_from(["Content-Type", "If-Match", "Accept", "Host", "accept-encoding",
+                     "Content-Length", "Transfer-Encoding", "x-ms-date", "bad name", "é"]),
+    st.from_regex(r"[A-Za-z][A-Za-z0-9-]{0,12}", fullmatch=True))
+header_values = st.one_of(st.text(st.characters(max_codepoint=0x17F), max_size=20),
+                          st.sampled_from(['W/"datetime\'2024\'"', "a\r\n b", "x\ny"]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(method=st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE", "MERGE"]),
+       url=st.one_of(st.from_regex(r"http://h/t\(PartitionKey='[%'A-Za-z0-9:]*'\)",
+                                   fullmatch=True), st.text(max_size=20)),
+       headers=st.dictionaries(header_names, header_values, max_size=6),
+       content=st.one_of(st.none(), st.binary(max_size=30), st.text(max_size=30)))
+def test_parts_serialize_byte_for_byte_as_azure_cores(
+        method: str, url: str, headers: dict[str, str], content: bytes | str | None) -> None:
+    """Any request serializes to azure-core's bytes, or raises the error azure-core raises."""
+    request = HttpRequest(method, url, headers=headers, content=content)
+    try:
+        expected: bytes | type[BaseException] = _serialize_request(request)
+    except Exception as error:
+        expected = type(error)
+    if isinstance(expected, bytes):
+        assert sdk_batches.request_bytes(request) == expected
+    else:
+        with pytest.raises(expected):
+            sdk_batches.request_bytes(request)
 
 
 def described(parts: list[Any]) -> list[tuple[Any, ...]]:

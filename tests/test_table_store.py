@@ -144,6 +144,22 @@ def test_encoded_components_are_valid_key_text_and_decode_back(value: str) -> No
         assert keys.decode_component(encoded) == value
 
 
+ESCAPED = frozenset("%/\\#?:'\u2028\u2029") | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
+
+
+@given(st.text(st.characters(exclude_characters=ESCAPED, exclude_categories=["Cs"]),
+               max_size=60))
+def test_ordinary_characters_are_kept_as_they_are(value: str) -> None:
+    """A value without characters that need escaping is its own encoding (ids stay readable)."""
+    assert keys.encode_component(value) == value
+
+
+@given(st.text())
+def test_utf16_units_count_code_units(value: str) -> None:
+    """The size rules count UTF-16 code units: astral characters count twice."""
+    assert keys.utf16_units(value) == units(value)
+
+
 @given(st.text(), st.text())
 def test_distinct_values_never_share_an_encoding(first: str, second: str) -> None:
     """Two different strings never encode to the same component."""

@@ -29,6 +29,10 @@ _CRLF = b"\r\n"
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
 _BOUNDARY = re.compile(r'boundary="?([^";]+)"?', re.IGNORECASE)
 _NO_BODY = {204, 304}
+_BODY_METHODS = frozenset({"PATCH", "POST", "PUT"})
+_HEADER_NAME = re.compile(r"[^:\s][^:\r\n]*")
+_URL_UNSAFE = re.compile(r"[\x00-\x20\x7f]")
+_SERIALIZER_HEADERS = frozenset({"host", "accept-encoding", "transfer-encoding"})
 
 _sdk_multipart_body: Callable[[Any, int], int] | None = None
 """azure-core's own body writer, for requests whose shape the lean one does not cover."""
@@ -46,6 +50,32 @@ def _prepare_parts(request: Any) -> None:
             policy.on_request(pipeline_request)
 
 
+def request_bytes(request: Any) -> bytes:
+    """``request`` as azure-core's ``_serialize_request`` writes it (http.client's request
+    layout, without Host and Accept-Encoding), for the shapes Table operations have;
+    azure-core's own serializer for anything else."""
+    method, url, body = request.method, request.url or "/", request.body
+    if isinstance(body, str) and body.isascii():
+        body = body.encode("ascii")
+    if (not (body is None or isinstance(body, bytes)) or not method.isascii()
+            or not url.isascii() or _URL_UNSAFE.search(url) or _URL_UNSAFE.search(method)):
+        return bytes(request.serialize())
+    lines = [f"{method} {url} HTTP/1.1".encode("ascii")]
+    names = set()
+    for name, value in request.headers.items():
+        if (not isinstance(value, str) or not name.isascii() or "\r" in value or "\n" in value
+                or not _HEADER_NAME.fullmatch(name) or name.lower() in _SERIALIZER_HEADERS):
+            return bytes(request.serialize())
+        try:
+            lines.append(name.encode("ascii") + b": " + value.encode("latin-1"))
+        except UnicodeEncodeError:
+            return bytes(request.serialize())
+        names.add(name.lower())
+    if "content-length" not in names and (body is not None or method.upper() in _BODY_METHODS):
+        lines.insert(1, b"Content-Length: %d" % len(body or b""))
+    return b"\r\n".join([*lines, b"", body or b""])
+
+
 def multipart_body(request: Any, content_index: int = 0) -> int:
     """Set ``request``'s multipart/mixed body from its parts, as azure-core's
     ``_prepare_multipart_body_helper`` does (the email generator's layout, CRLF line ends);
@@ -61,14 +91,16 @@ def multipart_body(request: Any, content_index: int = 0) -> int:
         if part.multipart_mixed_info:
             content_index = multipart_body(part, content_index)
             head = b"Content-Type: " + part.headers["Content-Type"].encode("ascii") + _CRLF
-            payload = part.serialize()
+            payload = request_bytes(part)
             payload = payload[payload.index(b"--"):]
         else:
             head = (b"Content-Type: application/http\r\nContent-Transfer-Encoding: binary\r\n"
                     b"Content-ID: " + str(content_index).encode("ascii") + _CRLF)
-            payload = part.serialize()
+            payload = request_bytes(part)
             content_index += 1
-        chunks.append(head + _CRLF + _NEWLINE.sub(_CRLF, payload))
+        if not payload.count(b"\r") == payload.count(b"\n") == payload.count(_CRLF):
+            payload = _NEWLINE.sub(_CRLF, payload)
+        chunks.append(head + _CRLF + payload)
     delimiter = b"--" + boundary.encode("ascii")
     request.set_bytes_body(delimiter + _CRLF + (_CRLF + delimiter + _CRLF).join(chunks)
                            + _CRLF + delimiter + b"--" + _CRLF)

@@ -16,6 +16,7 @@ from typing import Any
 
 from scim_core.errors import PayloadTooLarge
 from scim_core.store.base import IndexKey, Meta, Record
+from scim_core.store.table_keys import utf16_units
 
 LAYOUT_VERSION = 1
 CHUNK_UNITS = 32_000
@@ -33,10 +34,6 @@ META_PROPERTIES = ("created", "lastModified", "version")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
-
-
 def document_json(document: Mapping[str, Any]) -> str:
     """Compact JSON that keeps non-ASCII text as is (UTF-16 storage makes ``\\uXXXX``
     escapes three times larger) but escapes lone surrogates, which cannot be sent."""
@@ -45,6 +42,8 @@ def document_json(document: Mapping[str, Any]) -> str:
 
 
 def split_chunks(text: str, units: int = CHUNK_UNITS) -> list[str]:
+    if utf16_units(text) <= units:
+        return [text]
     chunks: list[str] = []
     start = 0
     count = 0
@@ -60,13 +59,13 @@ def split_chunks(text: str, units: int = CHUNK_UNITS) -> list[str]:
 
 def entity_size(entity: Mapping[str, Any]) -> int:
     """Bytes an entity counts against the 1 MiB limit, by the service's published formula."""
-    size = 4 + 2 * (_utf16_units(entity["PartitionKey"]) + _utf16_units(entity["RowKey"]))
+    size = 4 + 2 * (utf16_units(entity["PartitionKey"]) + utf16_units(entity["RowKey"]))
     for name, value in entity.items():
         if name in ("PartitionKey", "RowKey"):
             continue
         size += 8 + 2 * len(name)
         if isinstance(value, str):
-            size += 4 + 2 * _utf16_units(value)
+            size += 4 + 2 * utf16_units(value)
         elif isinstance(value, bool):
             size += 1
         elif isinstance(value, int):
@@ -101,7 +100,7 @@ def document_entity(partition: str, row: str, *, kind: str, resource_id: str,
     }
     entity.update({f"doc_{i}": chunk for i, chunk in enumerate(chunks)})
     if (len(entity) - 2 > MAX_PROPERTIES or entity_size(entity) > MAX_ENTITY_BYTES
-            or _utf16_units(entity["id"]) > MAX_STRING_UNITS):
+            or utf16_units(entity["id"]) > MAX_STRING_UNITS):
         raise PayloadTooLarge("The resource is too large to store (the limit is about 1 MiB).")
     return entity
 
@@ -109,7 +108,7 @@ def document_entity(partition: str, row: str, *, kind: str, resource_id: str,
 def index_entity(partition: str, row: str, *, key: IndexKey,
                  resource_id: str) -> dict[str, Any]:
     """An index row: the owner's id, and the full value (the key may hold only its hash)."""
-    if max(_utf16_units(key.value), _utf16_units(resource_id)) > MAX_STRING_UNITS:
+    if max(utf16_units(key.value), utf16_units(resource_id)) > MAX_STRING_UNITS:
         raise PayloadTooLarge(f"The {key.name} value is too large to store.")
     return {"PartitionKey": partition, "RowKey": row, "id": resource_id, "name": key.name,
             "value": key.value}

@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from urllib.parse import unquote
 
 from scim_core.store.base import GROUP, USER
@@ -47,27 +48,19 @@ COMPONENT_BUDGET = 150
 
 HASH_MARK = "%h"
 _HASH_PREFIX_BUDGET = COMPONENT_BUDGET - len(HASH_MARK) - 43
-_SPECIAL = frozenset("%/\\#?:'\u2028\u2029")
+_ESCAPED = re.compile("[%/\\\\#?:'\u2028\u2029\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""The characters a component percent-encodes (see above)."""
 
 KIND_PREFIXES = {USER: "user", GROUP: "group"}
 
 
-def _utf16_units(text: str) -> int:
-    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+def utf16_units(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units, the unit of Table Storage's limits."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
 
 
-def _needs_escape(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        ch in _SPECIAL
-        or code <= 0x1F
-        or 0x7F <= code <= 0x9F
-        or 0xD800 <= code <= 0xDFFF
-    )
-
-
-def _escape(ch: str) -> str:
-    return "".join(f"%{byte:02X}" for byte in ch.encode("utf-8", "surrogatepass"))
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8", "surrogatepass"))
 
 
 def _readable_prefix(encoded: str, budget: int) -> str:
@@ -94,8 +87,8 @@ def digest(value: str) -> str:
 
 def encode_component(value: str) -> str:
     """``value`` as a key component: percent-encoded, or hashed when too long."""
-    encoded = "".join(_escape(ch) if _needs_escape(ch) else ch for ch in value)
-    if _utf16_units(encoded) <= COMPONENT_BUDGET:
+    encoded = _ESCAPED.sub(_escape, value)
+    if utf16_units(encoded) <= COMPONENT_BUDGET:
         return encoded
     return _readable_prefix(encoded, _HASH_PREFIX_BUDGET) + HASH_MARK + digest(value)
 
