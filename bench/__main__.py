@@ -82,7 +82,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="members per PATCH in the Entra cycle (default 10)")
     parser.add_argument("--keyed-azurite", action="store_true",
                         help="Azurite finds entities by RowKey index instead of scanning the "
-                             "partition; Table Storage growth then uses the full sizes")
+                             "partition, for every suite (by default only for growth)")
+    parser.add_argument("--stock-growth", action="store_true",
+                        help="measure Table Storage growth on stock Azurite, which scans the "
+                             "partition (smaller sizes)")
     parser.add_argument("--workers", type=int, default=1, choices=range(1, 11), metavar="N",
                         help="worker processes of the dev host on Table Storage "
                              "(FUNCTIONS_WORKER_PROCESS_COUNT; the memory store keeps 1)")
@@ -92,9 +95,6 @@ def main(argv: list[str] | None = None) -> int:
     scale = QUICK if args.quick else FULL
     if args.members_per_patch:
         scale = dataclasses.replace(scale, members_per_patch=args.members_per_patch)
-    if args.keyed_azurite:
-        scale = dataclasses.replace(scale, tables_large_users=scale.large_users,
-                                    tables_large_members=scale.large_members)
     with_peer = not args.no_peer and peer.available()
     with_tables = not args.no_tables and tables_available()
     if not args.no_peer and not with_peer:
@@ -103,10 +103,12 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_tables and not with_tables:
         log("scim_core.store.tables or Azurite is not available; skipping Table Storage")
     results = Results(meta=meta("quick" if args.quick else "full", scale, args_list))
-    results.meta.update(with_peer=with_peer, with_tables=with_tables,
-                        keyed_azurite=args.keyed_azurite, workers=args.workers)
     env = Environment(scale, with_peer=with_peer, with_tables=with_tables,
-                      keyed_azurite=args.keyed_azurite, workers=args.workers)
+                      keyed_azurite=args.keyed_azurite, workers=args.workers,
+                      stock_growth=args.stock_growth and not args.keyed_azurite)
+    results.meta.update(with_peer=with_peer, with_tables=with_tables,
+                        keyed_azurite=args.keyed_azurite, growth_keyed=env.growth_keyed,
+                        workers=args.workers)
     started = time.monotonic()
     try:
         for name in args.only or list(SUITES):

@@ -33,8 +33,9 @@ class Scale:
     large_members: int = 20_000
     tables_large_users: int = 4_000
     tables_large_members: int = 4_000
-    """Azurite's point reads and inserts scan the whole partition (see docs/performance.md),
-    so seeding 20,000 users into it takes far longer than a benchmark run."""
+    """Table Storage growth on stock Azurite (``--stock-growth``): its point reads and
+    inserts scan the whole partition (see docs/performance.md), so seeding 20,000 users
+    into it takes far longer than a benchmark run."""
     spare_users: int = 64
     growth_rounds: int = 5
     growth_ops: int = 300
@@ -83,7 +84,11 @@ class Environment:
     keyed_azurite: bool = False
     workers: int = 1
     """Worker processes of the dev host on Table Storage (the memory store is per process)."""
+    stock_growth: bool = False
+    """Measure Table Storage growth on the run's stock Azurite, at the smaller sizes,
+    instead of on a second Azurite with keyed lookups."""
     _azurite: Azurite | None = None
+    _growth_azurite: Azurite | None = None
     _servers: dict[str, Target] = field(default_factory=dict)
     _tables: dict[str, list[str]] = field(default_factory=dict)
 
@@ -99,6 +104,22 @@ class Environment:
             log(f"starting Azurite (table service, in memory, temp location{keyed})")
             self._azurite = Azurite(keyed_lookups=self.keyed_azurite).start()
         return self._azurite.connection_string
+
+    @property
+    def growth_keyed(self) -> bool:
+        return self.keyed_azurite or not self.stock_growth
+
+    @property
+    def growth_connection(self) -> str:
+        """Where Table Storage growth is measured: an Azurite with keyed lookups (a second
+        one unless the whole run uses keyed lookups), as Azure finds an entity by its key;
+        with ``stock_growth`` the run's own Azurite."""
+        if self.keyed_azurite or not self.growth_keyed:
+            return self.connection
+        if self._growth_azurite is None:
+            log("starting a second Azurite (keyed lookups) for Table Storage growth")
+            self._growth_azurite = Azurite(keyed_lookups=True).start()
+        return self._growth_azurite.connection_string
 
     def http(self, system: str, store: str = "memory", purpose: str = "http") -> Target:
         """The HTTP server of a system for one purpose (each purpose gets a fresh one, and
@@ -128,7 +149,10 @@ class Environment:
         for key in [k for k in self._servers if k.endswith("/" + purpose)]:
             self._servers.pop(key).close()
         names = self._tables.pop(purpose, [])
-        if names and self._azurite is not None:
+        if purpose == "growth" and self._growth_azurite is not None:
+            self._growth_azurite.stop()
+            self._growth_azurite = None
+        elif names and self._azurite is not None:
             from azure.data.tables import TableServiceClient
 
             with TableServiceClient.from_connection_string(self.connection) as service:
@@ -139,9 +163,10 @@ class Environment:
         for target in self._servers.values():
             target.close()
         self._servers.clear()
-        if self._azurite is not None:
-            self._azurite.stop()
-            self._azurite = None
+        for azurite in (self._azurite, self._growth_azurite):
+            if azurite is not None:
+                azurite.stop()
+        self._azurite = self._growth_azurite = None
 
 
 # -- set-up --------------------------------------------------------------------------------------

@@ -193,6 +193,11 @@ def render(results: Results) -> str:
     if m.get("keyed_azurite"):
         out[-1:] = ["Azurite ran with keyed lookups (--keyed-azurite): its point reads and "
                     "writes use the RowKey index instead of scanning the partition.", ""]
+    elif m.get("growth_keyed") and m.get("with_tables"):
+        out[-1:] = ["Table Storage growth ran on a second Azurite with keyed lookups: its point "
+                    "reads and writes use the RowKey index, as Azure finds an entity by its "
+                    "key, instead of scanning the partition (--stock-growth: stock Azurite).",
+                    ""]
     if int(m.get("workers") or 1) > 1:
         out[-1:] = [f"The dev host on Table Storage ran {m['workers']} worker processes "
                     "(--workers, FUNCTIONS_WORKER_PROCESS_COUNT); its CPU figures add them up.",

@@ -148,10 +148,13 @@ def growth(env: Environment, results: Results) -> None:
     if env.with_tables:
         def make_tables() -> Target:
             tables.append(env.table("growth"))
-            return ours_in_process("tables", connection=env.connection, table=tables[-1])
+            return ours_in_process("tables", connection=env.growth_connection,
+                                   table=tables[-1])
 
-        systems.append(("Table Storage", make_tables, s.tables_large_users,
-                        s.tables_large_members))
+        keyed = env.growth_keyed
+        systems.append(("Table Storage", make_tables,
+                        s.large_users if keyed else s.tables_large_users,
+                        s.large_members if keyed else s.tables_large_members))
     for label, make, large_users, large_members in systems:
         log(f"growth: seeding {label} ({s.small_users:,} and {large_users:,} users)")
         workers = s.clients if label == "Table Storage" else 1
@@ -163,8 +166,8 @@ def growth(env: Environment, results: Results) -> None:
         if tables and label == "Table Storage":
             # Azurite's own point read on the same two tables, as a baseline.
             measured.append("Azurite point read")
-            small.readers = _azurite_reader(env.connection, tables[0])
-            large.readers = _azurite_reader(env.connection, tables[1])
+            small.readers = _azurite_reader(env.growth_connection, tables[0])
+            large.readers = _azurite_reader(env.growth_connection, tables[1])
         samples: dict[tuple[str, int], list[Sample]] = {}
         for r in range(-1, s.growth_rounds):  # round -1 warms up and is dropped
             if r >= 0:

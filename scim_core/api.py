@@ -174,13 +174,13 @@ class ScimApi:
         body = self._json_body(call.request)
         projection = self._projection(call.request, rt)
         # Groups answer 204 as Entra expects, unless the client asked for attributes.
-        quiet = rt.name == "Group" and projection.is_identity
-        loaded = self.service.patch(call.tenant, rt, resource_id, body,
-                                    if_match=call.request.header("If-Match"),
-                                    members=not quiet and projection.wants("members"),
-                                    read_back=not quiet)
-        if quiet:
-            return Response.empty(204, {"ETag": loaded.record.meta.version})
+        if_match = call.request.header("If-Match")
+        if rt.name == "Group" and projection.is_identity:
+            version = self.service.patch_quietly(call.tenant, rt, resource_id, body,
+                                                 if_match=if_match)
+            return Response.empty(204, {"ETag": version})
+        loaded = self.service.patch(call.tenant, rt, resource_id, body, if_match=if_match,
+                                    members=projection.wants("members"))
         return self._resource(call, rt, loaded, projection, 200)
 
     def _delete(self, call: _Call, rt: ResourceType, resource_id: str) -> Response:

@@ -23,7 +23,7 @@ from scim_core.errors import (
     ServiceUnavailable,
     Uniqueness,
 )
-from scim_core.patch import apply_patch
+from scim_core.patch import apply_patch, member_change_alone
 from scim_core.resources import index_keys
 from scim_core.schema import Registry, ResourceType
 from scim_core.store import (
@@ -141,6 +141,25 @@ class ResourceService:
         record = self._write(tenant, rt, resource_id, if_match, plan, read_back=read_back)
         return self._with_relations(tenant, record, members=members)
 
+    def patch_quietly(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
+                      if_match: str | None = None) -> str:
+        """Apply a PATCH answered without a body (204, as Entra expects for groups); returns
+        the new version. Adding and removing listed members without If-Match, Entra's member
+        PATCH, does not read the group at all: the write itself fails if it is gone."""
+        change = (None if if_match is not None else
+                  member_change_alone(self.registry, rt, body,
+                                      max_operations=self._max_operations))
+        if change is None:
+            return self.patch(tenant, rt, resource_id, body, if_match=if_match, members=False,
+                              read_back=False).record.meta.version
+        version = new_version()
+        try:
+            self.store.change_members(tenant, resource_id, last_modified=self._clock(),
+                                      version=version, members=change)
+        except UnknownMembers as exc:
+            raise self._unknown_members(exc) from exc
+        return version
+
     def delete(self, tenant: str, rt: ResourceType, resource_id: str, *,
                if_match: str | None = None) -> None:
         if if_match is not None:
@@ -182,8 +201,9 @@ class ResourceService:
             meta = self._renewed(current.meta)
             try:
                 if document is None and change and not read_back:
-                    etag = self.store.change_members(tenant, resource_id, meta=meta,
-                                                     members=change)
+                    etag = self.store.change_members(
+                        tenant, resource_id, last_modified=meta.last_modified,
+                        version=meta.version, members=change)
                     return Record(rt.name, resource_id, current.document, meta, etag)
                 stored = self.store.update(
                     tenant, rt.name, resource_id, meta=meta,

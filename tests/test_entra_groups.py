@@ -3,6 +3,7 @@ stores."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -180,6 +181,24 @@ def test_unknown_member_id_is_400_and_changes_nothing(client: FunctionClient) ->
     error = assert_scim_error(result, 400, "invalidValue")
     assert ghost in error["detail"]
     assert get(client, group["id"]) == before
+
+
+@pytest.mark.parametrize("op", [
+    {"op": "Add", "path": "members", "value": [{"value": "USER"}]},
+    {"op": "Remove", "path": 'members[value eq "USER"]'},
+])
+def test_member_patch_of_an_unknown_group_is_404_and_writes_nothing(
+        client: FunctionClient, op: dict[str, Any]) -> None:
+    """A member PATCH of a group that does not exist (or was deleted) is 404 and leaves no
+    membership behind, although Entra's member PATCH is written without reading the group."""
+    (a,) = users(client, 1)
+    gone = client.create_group("Gone")["id"]
+    assert client.delete(f"/Groups/{gone}").status == 204
+    for group_id in (gone, str(uuid.uuid4())):
+        filled = json.loads(json.dumps(op).replace("USER", a))
+        assert_scim_error(client.patch_ops(f"/Groups/{group_id}", filled), 404)
+        assert_scim_error(client.get(f"/Groups/{group_id}"), 404)
+    assert client.get(f"/Users/{a}").json.get("groups", []) == []
 
 
 # -- §4.5 remove members --------------------------------------------------------------------

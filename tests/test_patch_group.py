@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from scim_core.errors import InvalidPath, InvalidValue, Mutability, ScimError, ServiceUnavailable
-from scim_core.patch import PatchResult, apply_patch
+from scim_core.patch import PatchResult, apply_patch, member_change_alone
 from scim_core.schema import Registry, ResourceType
 from scim_core.store.base import Member, MemberChange
 
@@ -298,3 +298,52 @@ def test_storage_fault_while_loading_members_propagates_unchanged() -> None:
                     load_members=broken)
     assert caught.value.retry_after == 7
     assert caught.value.detail == "storage down"
+
+
+# -- member edits that need no stored group ----------------------------------------------
+
+def _body(*ops: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_OP], "Operations": list(ops)}
+
+
+@pytest.mark.parametrize("ops", [
+    [{"op": "Add", "path": "members", "value": [{"value": U1}, {"value": U2}]}],
+    [{"op": "Remove", "path": f'members[value eq "{U1}"]'}],
+    [{"op": "Remove", "path": "members", "value": [{"value": U1}]}],
+    [{"op": "add", "path": "Members", "value": [{"value": U1, "display": "Ann"}]},
+     {"op": "remove", "path": f'members[value eq "{U2}"]'},
+     {"op": "remove", "path": "members", "value": [{"value": U1}]}],
+])
+def test_member_only_patches_are_planned_without_the_group(ops: list[dict[str, Any]]) -> None:
+    """Adding and removing listed members plans the same change with or without the stored
+    group (Entra's member PATCH needs no read)."""
+    change = member_change_alone(REGISTRY, GROUP, _body(*ops))
+    assert change is not None and change == run(*ops, loader=Loader()).members
+
+
+@pytest.mark.parametrize("ops", [
+    [{"op": "replace", "path": "displayName", "value": "X"}],
+    [{"op": "add", "path": "members", "value": [{"value": U1}]},
+     {"op": "replace", "path": "displayName", "value": "X"}],
+    [{"op": "add", "value": {"members": [{"value": U1}]}}],
+    [{"op": "replace", "path": "members", "value": [{"value": U1}]}],
+    [{"op": "remove", "path": "members"}],
+    [{"op": "remove", "path": 'members[display eq "Ann"]'}],
+    [{"op": "add", "path": "members", "value": [{"value": 7}]}],
+    [{"op": "add", "path": "members.value", "value": U1}],
+    [{"op": "add", "path": "members", "value": []}],
+    [{"op": "frobnicate", "path": "members", "value": [{"value": U1}]}],
+])
+def test_patches_that_need_the_group_are_not_planned_without_it(
+        ops: list[dict[str, Any]]) -> None:
+    """Other attributes, path-less values, replacing or clearing all members, filters on
+    other sub-attributes and invalid operations need the stored group (or its 404 first)."""
+    assert member_change_alone(REGISTRY, GROUP, _body(*ops)) is None
+
+
+def test_user_patches_are_never_planned_without_the_user() -> None:
+    """Only groups have members; a user PATCH and a body without operations need the read."""
+    user = _resource_type("User")
+    ops = {"op": "add", "path": "members", "value": [{"value": U1}]}
+    assert member_change_alone(REGISTRY, user, _body(ops)) is None
+    assert member_change_alone(REGISTRY, GROUP, {"schemas": [PATCH_OP]}) is None

@@ -346,22 +346,26 @@ def test_adding_a_member_who_is_not_a_user_fails_whole(store: Store, known: int)
 
 
 def test_change_members_writes_like_update_and_returns_the_new_etag(store: Store) -> None:
-    """change_members() applies meta and member edits as a member-only update does and
-    returns the etag the group then has; a missing group or user is refused as there."""
+    """change_members() applies member edits as a member-only update does, sets the meta's
+    modification time and version but keeps its creation time, and returns the etag the
+    group then has; a missing group or user is refused as there."""
     ensure_users(store, ["u1", "u2"])
     created = add_group(store, "g1", "staff", ["u1"])
-    etag = store.change_members(T, "g1", meta=meta("2"),
+    etag = store.change_members(T, "g1", last_modified="2030-05-05T00:00:00Z", version="v2",
                                 members=MemberChange(remove=("u1",), add=(Member("u2"),)))
     got = store.get(T, GROUP, "g1")
     assert got is not None and got.etag == etag != created.etag
-    assert got.meta == meta("2") and got.document == {"displayName": "staff"}
+    assert got.meta == Meta(created.meta.created, "2030-05-05T00:00:00Z", "v2")
+    assert got.document == {"displayName": "staff"}
     assert member_ids(store, "g1") == ["u2"] and store.groups_of(T, "u1") == []
     with pytest.raises(NotFound):
-        store.change_members(T, "nobody", meta=meta("3"),
+        store.change_members(T, "nobody", last_modified="x", version="v3",
                              members=MemberChange(add=(Member("u1"),)))
     with pytest.raises(UnknownMembers):
-        store.change_members(T, "g1", meta=meta("3"), members=MemberChange(add=(Member("x"),)))
+        store.change_members(T, "g1", last_modified="x", version="v3",
+                             members=MemberChange(add=(Member("x"),)))
     assert store.get(T, GROUP, "g1") == got
+    assert store.get(T, GROUP, "nobody") is None
 
 
 def test_deleting_a_user_removes_its_memberships_both_ways(store: Store) -> None:

@@ -50,6 +50,31 @@ def apply_patch(registry: Registry, rt: ResourceType, document: Mapping[str, Any
     return PatchResult(_tidy(patcher.editor.doc), patcher.members.change())
 
 
+def member_change_alone(registry: Registry, rt: ResourceType, body: Any, *,
+                        max_operations: int = 1000) -> MemberChange | None:
+    """The net membership edit of a group PATCH whose operations only add or remove listed
+    members (Entra's member PATCH), found without the stored group. None when an operation
+    needs the group: another attribute, no path, a filter other than ``value eq "id"``,
+    replacing or clearing all members, or an invalid operation (``apply_patch`` then
+    reports it, after the group has been found)."""
+    if rt.name.lower() != "group":
+        return None
+    edits = MemberEdits(None)
+    try:
+        for operation in read_operations(body, max_operations):
+            if operation.path is None:
+                return None
+            target = resolve_target(registry, rt, operation.path)
+            attr = target.attribute
+            if target.container is not None or attr is None or attr.name != "members":
+                return None
+            apply_member_op(edits, operation.op, target, operation.value)
+    except ScimError:
+        return None
+    change = edits.change()
+    return None if change.remove_all or not (change.add or change.remove) else change
+
+
 def _tidy(document: dict[str, Any]) -> dict[str, Any]:
     """No nulls anywhere, and no empty values at the top or directly in an extension."""
     tidy: dict[str, Any] = {}

@@ -120,10 +120,11 @@ class Store(Protocol):
         """
         ...
 
-    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+    def change_members(self, tenant: str, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange) -> str:
-        """``update`` of a group's meta and members (no document, no etag) that does not
-        read the group back; returns the group's new etag."""
+        """``update`` of a group's members (no document, no etag) that sets its meta's
+        ``last_modified`` and ``version`` (``created`` stays) and does not read the group,
+        before or after; returns the group's new etag."""
         ...
 
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:

@@ -141,10 +141,15 @@ class MemoryStore:
             entry.etag = str(next(self._etags))
             return self._record(kind, resource_id, entry)
 
-    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+    def change_members(self, tenant: str, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange) -> str:
-        return self.update(tenant, GROUP, group_id, meta=meta, expected_etag=None,
-                           members=members).etag
+        with self._lock:
+            entry = self._tenants[tenant].entries.get((GROUP, group_id))
+            if entry is None:
+                raise NotFound(f"{GROUP} {group_id} not found")
+            meta = Meta(entry.meta.created, last_modified, version)
+            return self.update(tenant, GROUP, group_id, meta=meta, expected_etag=None,
+                               members=members).etag
 
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:
         with self._lock:

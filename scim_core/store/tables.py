@@ -288,27 +288,29 @@ class TableStore:
                 raise self._duplicate(partition, first, error.index, resource_id) from None
             raise
 
-    def _write_meta(self, partition: str, kind: str, resource_id: str, meta: Meta,
-                    expected_etag: str | None, change: MemberChange | None) -> str:
-        """Meta and members only: the group must exist (If-Match: * unless the caller gave
-        an etag), but concurrent member edits do not contend for its etag. Returns the
-        row's etag after the last batch."""
+    def _write_meta(self, partition: str, kind: str, resource_id: str,
+                    meta: Mapping[str, str], expected_etag: str | None,
+                    change: MemberChange | None) -> str:
+        """Meta properties and members only: the group must exist (If-Match: * unless the
+        caller gave an etag), but concurrent member edits do not contend for its etag.
+        Returns the row's etag after the last batch."""
         document_row = keys.document_key(kind, resource_id)
         condition = if_match(expected_etag) if expected_etag is not None else {}
-        merge = Step("update", row(partition, document_row, **meta_properties(meta)),
+        merge = Step("update", row(partition, document_row, **meta),
                      {"mode": UpdateMode.MERGE, **condition})
-        guard = existence_guard(partition, document_row, meta_properties(meta))
+        guard = existence_guard(partition, document_row, meta)
         first, *later = pack([merge], self._membership_units(partition, resource_id, change),
                              guard)
         etag = self._write_first(partition, kind, resource_id, [first, *later],
                                  conditional=expected_etag is not None)
         return self._submit_later(later, kind, resource_id) or etag or ""
 
-    def change_members(self, tenant: str, group_id: str, *, meta: Meta,
+    def change_members(self, tenant: str, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange) -> str:
         with self._storage():
             self._ready()
-            return self._write_meta(keys.partition_key(tenant), GROUP, group_id, meta, None,
+            return self._write_meta(keys.partition_key(tenant), GROUP, group_id,
+                                    {"lastModified": last_modified, "version": version}, None,
                                     members)
 
     def update(self, tenant: str, kind: str, resource_id: str, *, meta: Meta,
@@ -321,7 +323,8 @@ class TableStore:
         with self._storage():
             self._ready()
             if document is None:
-                self._write_meta(partition, kind, resource_id, meta, expected_etag, change)
+                self._write_meta(partition, kind, resource_id, meta_properties(meta),
+                                 expected_etag, change)
                 current = self._read(partition, document_row)
                 if current is None:
                     raise NotFound(f"{kind} {resource_id} not found")
