@@ -247,8 +247,9 @@ def render(results: Results) -> str:
     if results.cycles:
         shape = results.cycles[0].shape
         out += [f"## 4. Entra initial cycle: {shape}", ""]
-        notes = [f"{c.system} {c.store} {c.transport}: {c.shape}" for c in results.cycles
-                 if c.shape != shape]
+        notes = [f"{c.system} {c.store} {c.transport}: {c.shape}"
+                 + (f", median of {c.stat.rounds} rounds" if c.stat.rounds > 1 else "")
+                 for c in results.cycles if c.shape != shape]
         table = []
         for c in results.cycles:
             peer = next((p for p in results.cycles if p.system == PEER

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,17 +127,25 @@ def test_cold_start(env: Environment) -> None:
 
 @needs_tables
 def test_table_storage_suites() -> None:
-    """HTTP, growth, cycle and cold start run on the Table Storage store on Azurite."""
-    environment = Environment(TINY, with_peer=False, with_tables=True)
+    """HTTP, growth (on a second, keyed Azurite), cycle (median of rounds) and cold start
+    run on the Table Storage store, and each suite deletes its tables when it is done."""
+    from azure.data.tables import TableServiceClient
+
+    environment = Environment(dataclasses.replace(TINY, http_rounds=2), with_peer=False,
+                              with_tables=True)
     results = Results()
     try:
         for suite in (http, growth, cycle, cold):
             suite(environment, results)
+        with TableServiceClient.from_connection_string(environment.connection) as service:
+            assert [t.name for t in service.list_tables()] == []
+        assert environment._growth_azurite is None
     finally:
         environment.close()
     _no_errors(results)
     assert "tables" in {r.store for r in results.rows}
     assert "tables" in {g.store for g in results.growth}
+    assert [c.stat.rounds for c in results.cycles if c.store == "tables"] == [2]
     assert [c.store for c in results.cold] == ["memory", "tables"]
 
 
