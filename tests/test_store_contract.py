@@ -348,7 +348,8 @@ def test_adding_a_member_who_is_not_a_user_fails_whole(store: Store, known: int)
 def test_change_members_writes_like_update_and_returns_the_new_etag(store: Store) -> None:
     """change_members() applies member edits as a member-only update does, sets the meta's
     modification time and version but keeps its creation time, and returns the etag the
-    group then has; a missing group or user is refused as there."""
+    group then has; a missing group (named before missing users, in one batch or several)
+    or user is refused as there."""
     ensure_users(store, ["u1", "u2"])
     created = add_group(store, "g1", "staff", ["u1"])
     etag = store.change_members(T, "g1", last_modified="2030-05-05T00:00:00Z", version="v2",
@@ -358,9 +359,10 @@ def test_change_members_writes_like_update_and_returns_the_new_etag(store: Store
     assert got.meta == Meta(created.meta.created, "2030-05-05T00:00:00Z", "v2")
     assert got.document == {"displayName": "staff"}
     assert member_ids(store, "g1") == ["u2"] and store.groups_of(T, "u1") == []
-    with pytest.raises(NotFound):
-        store.change_members(T, "nobody", last_modified="x", version="v3",
-                             members=MemberChange(add=(Member("u1"),)))
+    for ids in (["u1"], ["ghost"], [f"ghost{n}" for n in range(40)]):
+        with pytest.raises(NotFound):
+            store.change_members(T, "nobody", last_modified="x", version="v3",
+                                 members=MemberChange(add=tuple(Member(i) for i in ids)))
     with pytest.raises(UnknownMembers):
         store.change_members(T, "g1", last_modified="x", version="v3",
                              members=MemberChange(add=(Member("x"),)))

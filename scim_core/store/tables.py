@@ -273,7 +273,13 @@ class TableStore:
         """Submit an update's first batch; its new etag, or None when a read-then-write
         without the caller's etag lost a race and should be tried again."""
         first = batches[0]
-        self._check_users(partition, batches)
+        try:
+            self._check_users(partition, batches)
+        except UnknownMembers:
+            # The first batch would report a missing resource before a missing user.
+            if self._read(partition, keys.document_key(kind, resource_id), select=["id"]) is None:
+                raise NotFound(f"{kind} {resource_id} not found") from None
+            raise
         try:
             return str(submit(self._table, first)[0]["etag"])
         except TableTransactionError as error:
