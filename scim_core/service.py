@@ -176,10 +176,8 @@ class ResourceService:
         member user was deleted), so ETags and If-None-Match see the change. Best effort:
         the delete has happened, so neither a vanished group nor a storage fault fails it."""
         with contextlib.suppress(NotFound, ServiceUnavailable):
-            group = self.store.get(tenant, GROUP, group_id)
-            if group is not None:
-                meta = self._renewed(group.meta)
-                self.store.update(tenant, GROUP, group_id, meta=meta, expected_etag=None)
+            self.store.change_members(tenant, group_id, last_modified=self._clock(),
+                                      version=new_version(), members=MemberChange())
 
     # -- helpers ---------------------------------------------------------------------------
 

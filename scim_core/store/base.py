@@ -123,8 +123,8 @@ class Store(Protocol):
     def change_members(self, tenant: str, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange) -> str:
         """``update`` of a group's members (no document, no etag) that sets its meta's
-        ``last_modified`` and ``version`` (``created`` stays) and does not read the group,
-        before or after; returns the group's new etag."""
+        ``last_modified`` and ``version`` (``created`` stays; an empty change renews only
+        them) and does not read the group, before or after; returns the group's new etag."""
         ...
 
     def delete(self, tenant: str, kind: str, resource_id: str) -> None:
