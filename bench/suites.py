@@ -125,7 +125,7 @@ def _azurite_reader(connection: str, table: str) -> Target:
     row, with no SCIM code in the way (the baseline for Table Storage growth)."""
     from azure.data.tables import TableClient
 
-    from scim_core.store import table_keys
+    from scim_core.store.tables import keys as table_keys
 
     client = TableClient.from_connection_string(connection, table)
     partition = table_keys.partition_key("default")

@@ -68,12 +68,12 @@ class CallCounter:
 
 def _counting_table_store(settings: Any, counter: CallCounter) -> Any:
     """The product's TableStore, on the product's transport, counting storage requests."""
-    from scim_core.store.table_client import (
+    from scim_core.store.tables import table_store
+    from scim_core.store.tables.client import (
         BoundedWaitTransport,
         endpoint_scheme,
         uses_environment_settings,
     )
-    from scim_core.store.tables import table_store
 
     class CountingTransport(BoundedWaitTransport):  # type: ignore[misc]
         def send(self, request: Any, **kwargs: Any) -> Any:

@@ -22,8 +22,8 @@ import pytest
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from bench.azurite import AZURITE_TABLE, azurite_environment, keyed_command
-from scim_core.store.table_batches import Step
 from scim_core.store.tables import TableStore
+from scim_core.store.tables.batches import Step
 
 __all__ = [
     "ACCOUNT_KEY",

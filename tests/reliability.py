@@ -110,7 +110,7 @@ def check_store_invariants(store: Store, tenant: str = "default") -> int:
 
 
 def check_table_rows(table: Any, tenant: str = "default") -> int:
-    """Check the raw rows of a TableStore's table (layout: scim_core/store/table_keys.py);
+    """Check the raw rows of a TableStore's table (layout: scim_core/store/tables/keys.py);
     returns how many individual checks were made.
 
     - every row is a document, a unique (``ux:``) or non-unique (``ix:``) index row, or a
@@ -123,8 +123,8 @@ def check_table_rows(table: Any, tenant: str = "default") -> int:
       the user exist (no rows left behind by deletes).
     """
     from scim_core.resources import index_keys
-    from scim_core.store import table_keys as keys
-    from scim_core.store.table_entities import stored_document, stored_index_rows
+    from scim_core.store.tables import keys
+    from scim_core.store.tables.entities import stored_document, stored_index_rows
 
     partition = keys.partition_key(tenant)
     rows = {e["RowKey"]: e for e in table.query_entities(

@@ -18,8 +18,7 @@ from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from scim_core.store import sdk_batches
-from scim_core.store.tables import TableStore
+from scim_core.store.tables import TableStore, sdk_batches
 from tests.azurite import TableHarness
 
 pytest_plugins = ["tests.azurite"]

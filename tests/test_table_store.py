@@ -25,21 +25,20 @@ from scim_core.store import (
     Record,
     Store,
 )
-from scim_core.store import table_keys as keys
-from scim_core.store.table_batches import MAX_BATCH, add_units
-from scim_core.store.table_client import (
+from scim_core.store.tables import TableStore, keys, table_store
+from scim_core.store.tables.batches import MAX_BATCH, add_units
+from scim_core.store.tables.client import (
     REQUESTS_ENVIRONMENT,
     endpoint_scheme,
     table_client,
     uses_environment_settings,
 )
-from scim_core.store.table_entities import (
+from scim_core.store.tables.entities import (
     MAX_STRING_UNITS,
     document_entity,
     index_entity,
     split_chunks,
 )
-from scim_core.store.tables import TableStore, table_store
 from tests.azurite import (
     FAST_CLIENT_OPTIONS,
     Azurite,

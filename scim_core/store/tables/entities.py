@@ -16,7 +16,7 @@ from typing import Any
 
 from scim_core.errors import PayloadTooLarge
 from scim_core.store.base import IndexKey, Meta, Record
-from scim_core.store.table_keys import utf16_units
+from scim_core.store.tables.keys import utf16_units
 
 LAYOUT_VERSION = 1
 CHUNK_UNITS = 32_000

@@ -20,9 +20,9 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
-from scim_core.store import table_keys as keys
 from scim_core.store.base import USER, DuplicateKey, IndexKey, Member, Meta
-from scim_core.store.table_entities import (
+from scim_core.store.tables import keys
+from scim_core.store.tables.entities import (
     document_entity,
     index_entity,
     stored_document,

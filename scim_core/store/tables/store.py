@@ -30,7 +30,6 @@ from azure.data.tables import TableClient, TableEntity, TableTransactionError, U
 
 from scim_core.config import Settings
 from scim_core.errors import InvalidCursor, NotFound, ServiceUnavailable
-from scim_core.store import table_keys as keys
 from scim_core.store.base import (
     GROUP,
     USER,
@@ -44,8 +43,8 @@ from scim_core.store.base import (
     VersionMismatch,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
-from scim_core.store.sdk_batches import run_batch_policies_inline
-from scim_core.store.table_batches import (
+from scim_core.store.tables import keys
+from scim_core.store.tables.batches import (
     MAX_BATCH,
     Step,
     Unit,
@@ -64,15 +63,16 @@ from scim_core.store.table_batches import (
     submit,
     table_missing,
 )
-from scim_core.store.table_client import table_client
-from scim_core.store.table_entities import (
+from scim_core.store.tables.client import table_client
+from scim_core.store.tables.entities import (
     document_entity,
     meta_properties,
     record_from_entity,
     stored_document,
     stored_index_rows,
 )
-from scim_core.store.table_faults import translating_storage_errors
+from scim_core.store.tables.errors import translating_storage_errors
+from scim_core.store.tables.sdk_batches import run_batch_policies_inline
 
 __all__ = ["TableStore", "table_store"]
 
