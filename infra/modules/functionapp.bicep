@@ -98,6 +98,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
   // checkov:skip=CKV_AZURE_17: Entra provisioning does not present a client certificate; requests are authenticated by the bearer token
   // checkov:skip=CKV_AZURE_212: Flex Consumption scales instances on demand; alwaysReadyInstances sets the warm floor
   // checkov:skip=CKV_AZURE_213: every SCIM route requires the bearer token, so there is no anonymous path for the platform health probe to call
+  // checkov:skip=CKV_AZURE_78: Flex Consumption refuses siteConfig.ftpsState (ARM error 51021); FTP is off through the ftp basicPublishingCredentialsPolicies resource below (allow: false)
   name: name
   location: location
   tags: union(tags, { 'azd-service-name': 'scim' })
@@ -138,7 +139,6 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
     siteConfig: {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
       http20Enabled: true
       ipSecurityRestrictions: restrictToEntraServiceTag ? entraOnlyRules : []
       ipSecurityRestrictionsDefaultAction: restrictToEntraServiceTag ? 'Deny' : 'Allow'
@@ -189,9 +189,13 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
 }
 
 // No FTP and no username/password deployments: publishing uses Entra ID only.
+// `location` is not in the REST definition of this type, but the Web resource provider
+// answers 51008 ("The parameter location has an invalid value") without it; see
+// Azure/bicep-types-az#1317. infra/check.py's schema check allows exactly this gap.
 resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
   parent: site
   name: 'ftp'
+  location: location
   properties: {
     allow: false
   }
@@ -200,6 +204,7 @@ resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
 resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-11-01' = {
   parent: site
   name: 'scm'
+  location: location
   properties: {
     allow: false
   }
