@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import peer
+from bench import codec, peer
 from bench.environment import FULL, QUICK, Environment, log, tables_available
 from bench.report import Results, render, targets, write_json
 from bench.suites import SUITES
@@ -89,9 +89,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=1, choices=range(1, 11), metavar="N",
                         help="worker processes of the dev host on Table Storage "
                              "(FUNCTIONS_WORKER_PROCESS_COUNT; the memory store keeps 1)")
+    parser.add_argument("--no-batch-codec", action="store_true",
+                        help="run Table Storage without the azure-core batch codec "
+                             "(scim_core/store/tables/sdk_batches.py), in this process and "
+                             "in the dev host")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write JSON")
     args = parser.parse_args(args_list)
 
+    if args.no_batch_codec:
+        codec.disable()
     scale = QUICK if args.quick else FULL
     if args.members_per_patch:
         scale = dataclasses.replace(scale, members_per_patch=args.members_per_patch)
@@ -105,10 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     results = Results(meta=meta("quick" if args.quick else "full", scale, args_list))
     env = Environment(scale, with_peer=with_peer, with_tables=with_tables,
                       keyed_azurite=args.keyed_azurite, workers=args.workers,
-                      stock_growth=args.stock_growth and not args.keyed_azurite)
+                      stock_growth=args.stock_growth and not args.keyed_azurite,
+                      batch_codec=False if args.no_batch_codec else None)
     results.meta.update(with_peer=with_peer, with_tables=with_tables,
                         keyed_azurite=args.keyed_azurite, growth_keyed=env.growth_keyed,
-                        workers=args.workers)
+                        workers=args.workers, batch_codec=not args.no_batch_codec)
     started = time.monotonic()
     try:
         for name in args.only or list(SUITES):

@@ -87,6 +87,8 @@ class Environment:
     stock_growth: bool = False
     """Measure Table Storage growth on the run's stock Azurite, at the smaller sizes,
     instead of on a second Azurite with keyed lookups."""
+    batch_codec: bool | None = None
+    """Force the azure-core batch codec on or off in the dev host (None: as the app does)."""
     _azurite: Azurite | None = None
     _growth_azurite: Azurite | None = None
     _servers: dict[str, Target] = field(default_factory=dict)
@@ -132,7 +134,8 @@ class Environment:
                 self._servers[key] = ours_http(store, connection=self.connection if tables
                                                else "",
                                                table=self.table(purpose) if tables else "",
-                                               workers=self.workers if tables else 1)
+                                               workers=self.workers if tables else 1,
+                                               batch_codec=self.batch_codec)
             else:
                 self._servers[key] = peer.http()
         return self._servers[key]

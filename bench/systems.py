@@ -67,8 +67,10 @@ class CallCounter:
 
 
 def _counting_table_store(settings: Any, counter: CallCounter) -> Any:
-    """The product's TableStore, on the product's transport, counting storage requests."""
-    from scim_core.store.tables import table_store
+    """The product's TableStore, on the product's transport, counting storage requests, with
+    the batch codec installed as the app's builder installs it (unless ``bench.codec``
+    disabled it)."""
+    from scim_core.store.tables import sdk_batches, table_store
     from scim_core.store.tables.client import (
         BoundedWaitTransport,
         endpoint_scheme,
@@ -80,6 +82,7 @@ def _counting_table_store(settings: Any, counter: CallCounter) -> Any:
             counter.add()
             return super().send(request, **kwargs)
 
+    sdk_batches.install_batch_codec()
     return table_store(settings, transport=CountingTransport(
         connection_timeout=3, read_timeout=10,
         use_env_settings=uses_environment_settings(scheme=endpoint_scheme(settings))))
@@ -212,11 +215,13 @@ def child_env(extra: Mapping[str, str]) -> dict[str, str]:
 
 
 def ours_http(store: str = "memory", *, connection: str = "", table: str = "",
-              workers: int = 1) -> Target:
+              workers: int = 1, batch_codec: bool | None = None) -> Target:
     """The dev host (``python -m devhost``) in a child process, serving function_app with
-    ``workers`` worker processes."""
+    ``workers`` worker processes; ``batch_codec`` True or False forces the azure-core batch
+    codec on or off in it (``python -m bench.codec``), None leaves it to the app."""
+    host = ["devhost"] if batch_codec is None else ["bench.codec", "on" if batch_codec else "off"]
     server = ServerProcess(
-        [sys.executable, "-m", "devhost", "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, "-m", *host, "--host", "127.0.0.1", "--port", "0"],
         child_env({"SCIM_STORE": store, "SCIM_TABLES_CONNECTION": connection,
                    "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN,
                    "FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}))

@@ -11,20 +11,28 @@ the same order, inline; write the body and each part byte for byte as azure-core
 (``tests/test_sdk_batches.py`` compares them on every shape of transaction and request);
 and read a well-formed answer directly, handing anything else to azure-core's own parser.
 
-They patch azure-core's private helpers, so they apply only where those helpers have the
-shape this was written against (azure-core 1.x); elsewhere the SDK's own code runs
-unchanged.
+They replace azure-core's private helpers process-wide, so nothing is replaced until the
+app's builder calls ``install_batch_codec()``, and then only if azure-core is the minor
+version they were tested with (``TESTED_AZURE_CORE``, pinned in requirements.txt) and every
+replaced helper has the signature they were written against; otherwise the SDK's own code
+runs unchanged. Why it is kept: docs/performance.md, "azure-core batch codec: kept or removed".
 """
 
 from __future__ import annotations
 
+import inspect
+import logging
 import re
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from azure.core.pipeline import Pipeline, PipelineContext, PipelineRequest, PipelineResponse
 
-_PATCHED = "_scim_inline_parts"
+TESTED_AZURE_CORE = "1.41"
+"""The azure-core minor version the codec was written and tested against (requirements.txt
+pins it)."""
+_LOG = logging.getLogger(__name__)
 _BODY_HELPER = "_prepare_multipart_body_helper"
 _CRLF = b"\r\n"
 _NEWLINE = re.compile(rb"\r\n|\r|\n")
@@ -37,6 +45,10 @@ _SERIALIZER_HEADERS = frozenset({"host", "accept-encoding", "transfer-encoding"}
 
 _sdk_multipart_body: Callable[[Any, int], int] | None = None
 """azure-core's own body writer, for requests whose shape the lean one does not cover."""
+_saved: list[tuple[Any, str, Any]] = []
+"""What ``install_batch_codec`` replaced (owner, name, original), for uninstalling."""
+_lock = threading.Lock()
+_warned = False
 
 
 def _prepare_parts(request: Any) -> None:
@@ -235,26 +247,93 @@ def _is_rest(response: Any) -> bool:
     return isinstance(response, _HttpResponseBaseImpl)
 
 
-def run_batch_policies_inline() -> bool:
-    """Installs the replacements once; False when azure-core's layout is not the one they
-    replace (then nothing is changed)."""
-    global _sdk_multipart_body
+_Shape = tuple[tuple[str, Any, Any], ...]
+
+
+def _replaced() -> list[tuple[Any, str, _Shape, Any]]:
+    """Every azure-core helper the codec replaces: where it lives, its name, its parameters
+    as written against (name, kind, default), and the replacement."""
     from azure.core.pipeline.transport import _base as transport_base
     from azure.core.rest import _helpers as rest_helpers
     from azure.core.rest import _http_response_impl as response_impl
 
-    if getattr(Pipeline, _PATCHED, False):
+    plain, empty = inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.empty
+    response = (("response", plain, empty),)
+    return [
+        (Pipeline, "_prepare_multipart_mixed_request", (("request", plain, empty),),
+         staticmethod(_prepare_parts)),
+        (transport_base, "_parts_helper", response, _response_parts),
+        (response_impl, "_parts_helper", response, _response_parts),
+        (rest_helpers, _BODY_HELPER,
+         (("http_request", plain, empty), ("content_index", plain, 0)), multipart_body),
+    ]
+
+
+def _mismatch() -> str | None:
+    """Why azure-core is not the one the codec was tested with, or None when it is."""
+    import azure.core
+    from azure.core.rest import _http_response_impl as response_impl
+
+    version = str(getattr(azure.core, "__version__", ""))
+    if version.split(".")[:2] != TESTED_AZURE_CORE.split("."):
+        return f"azure-core {version or '(no version)'} is not {TESTED_AZURE_CORE}.x"
+    if not callable(getattr(response_impl, "RestHttpClientTransportResponse", None)):
+        return "azure.core.rest._http_response_impl.RestHttpClientTransportResponse is missing"
+    for owner, name, expected, _ in _replaced():
+        found = inspect.getattr_static(owner, name, None)
+        if owner is Pipeline:
+            if not isinstance(found, staticmethod):
+                return f"Pipeline.{name} is not a static method"
+            found = found.__func__
+        if not callable(found):
+            return f"{getattr(owner, '__name__', owner)}.{name} is missing"
+        try:
+            signature = inspect.signature(found)
+        except (TypeError, ValueError):
+            return f"{getattr(owner, '__name__', owner)}.{name} has no signature"
+        if tuple((p.name, p.kind, p.default) for p in signature.parameters.values()) != expected:
+            return f"{getattr(owner, '__name__', owner)}.{name}{signature} is not the one replaced"
+    return None
+
+
+def install_batch_codec() -> bool:
+    """Replaces azure-core's batch helpers with this module's, process-wide, and returns
+    True; when azure-core is not the version they were tested with or a helper's
+    signature differs, changes nothing, logs a warning (once) and returns False."""
+    global _sdk_multipart_body, _warned
+    with _lock:
+        if _saved:
+            return True
+        why = _mismatch()
+        if why is not None:
+            if not _warned:
+                _warned = True
+                _LOG.warning("Table batches use azure-core's own code (slower): %s.", why)
+            return False
+        replaced = _replaced()
+        _sdk_multipart_body = getattr(replaced[-1][0], _BODY_HELPER)
+        for owner, name, _, replacement in replaced:
+            _saved.append((owner, name, inspect.getattr_static(owner, name)))
+            setattr(owner, name, replacement)
         return True
-    modules = (transport_base, response_impl)
-    if not (callable(getattr(Pipeline, "_prepare_multipart_mixed_request", None))
-            and all(callable(getattr(m, "_parts_helper", None)) for m in modules)
-            and callable(getattr(rest_helpers, _BODY_HELPER, None))
-            and callable(getattr(response_impl, "RestHttpClientTransportResponse", None))):
-        return False
-    _sdk_multipart_body = getattr(rest_helpers, _BODY_HELPER)
-    Pipeline._prepare_multipart_mixed_request = staticmethod(_prepare_parts)  # type: ignore[method-assign,assignment]
-    for module in modules:
-        module._parts_helper = _response_parts  # type: ignore[attr-defined]
-    setattr(rest_helpers, _BODY_HELPER, multipart_body)
-    setattr(Pipeline, _PATCHED, True)
-    return True
+
+
+def uninstall_batch_codec() -> None:
+    """Puts azure-core's own helpers back (for tests and the benchmark)."""
+    global _sdk_multipart_body
+    with _lock:
+        while _saved:
+            owner, name, original = _saved.pop()
+            setattr(owner, name, original)
+        _sdk_multipart_body = None
+
+
+def batch_codec_installed() -> bool:
+    """Whether ``install_batch_codec`` has replaced azure-core's helpers."""
+    return bool(_saved)
+
+
+def run_batch_policies_inline() -> bool:
+    """Does nothing (the codec is installed only by ``install_batch_codec``); kept until
+    ``TableStore.__init__`` stops calling it."""
+    return False
