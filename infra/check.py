@@ -1,13 +1,20 @@
-"""Static gate for the Bicep templates: every file parses, and checkov finds nothing.
+"""Static gate for the Bicep templates: parse, Azure's REST schema, Flex Consumption, checkov.
 
 Run with the interpreter of the separate infra venv (checkov's pins clash with the app's):
 
     .venv-infra/bin/python infra/check.py [--root infra]
 
-The Bicep CLI is not available everywhere the tests run, so pycep (the parser checkov itself
-uses) is the syntax gate. checkov exits 0 on files it cannot parse, so its JSON report's
-``parsing_errors`` are read and treated as failures too. A check that does not fit is skipped
-inline (``// checkov:skip=CKV_X: reason``); a skip without a reason fails the gate.
+Four checks, each of which fails the gate:
+
+* syntax: every file parses. The Bicep CLI is not available everywhere the tests run, so
+  pycep (the parser checkov itself uses) is the syntax gate;
+* schema (schemacheck.py): every resource type, API version and property path exists in
+  Azure's REST API definitions for that version, as the pinned azure-mgmt-* SDKs carry them;
+* Flex Consumption (flexcheck.py): no site property or app setting that Microsoft lists as
+  deprecated on the Flex Consumption plan;
+* checkov: no failed security check. checkov exits 0 on files it cannot parse, so its JSON
+  report's ``parsing_errors`` are read and treated as failures too. A check that does not
+  fit is skipped inline (``// checkov:skip=CKV_X: reason``); a skip without a reason fails.
 
 Exit status: 0 when everything passes, 1 on any problem, 2 when the tools are missing.
 """
@@ -24,7 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import flexcheck
+import schemacheck
+from bicepdoc import Template
+
 DEFAULT_ROOT = Path(__file__).resolve().parent
+CHECKS = ("schema", "flex", "checkov")
 CHECKOV_TIMEOUT_SECONDS = 600
 NO_REASON = {"", "no comment provided"}
 
@@ -43,19 +55,23 @@ def bicep_files(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*.bicep") if p.is_file())
 
 
-def parse_errors(files: list[Path]) -> list[str]:
-    """One 'path: error' line for each file pycep cannot parse."""
+def parse(files: list[Path], root: Path) -> tuple[list[Template], list[str]]:
+    """The parsed templates, and one 'path: error' line for each file pycep cannot parse."""
     from pycep import BicepParser
 
     parser = BicepParser()
+    templates: list[Template] = []
     problems = []
     for path in files:
         try:
-            parser.parse(file_path=path)
+            doc = parser.parse(file_path=path)
         except Exception as exc:  # pycep raises lark errors and ValueError alike
             first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             problems.append(f"{path}: {type(exc).__name__}: {first_line}")
-    return problems
+            continue
+        rel = str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+        templates.append(Template.from_parsed(path, rel, doc if isinstance(doc, dict) else {}))
+    return templates, problems
 
 
 def _checkov_command() -> list[str]:
@@ -125,7 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     args.add_argument(
         "--root", type=Path, default=DEFAULT_ROOT, help="folder holding the .bicep files"
     )
+    args.add_argument(
+        "--checks",
+        default=",".join(CHECKS),
+        help=f"comma-separated checks to run besides syntax (default: {','.join(CHECKS)})",
+    )
     ns = args.parse_args(argv)
+    checks = {c.strip() for c in str(ns.checks).split(",") if c.strip()}
+    if checks - set(CHECKS):
+        args.error(f"unknown checks: {', '.join(sorted(checks - set(CHECKS)))}")
     root: Path = ns.root.resolve()
 
     files = bicep_files(root)
@@ -133,10 +157,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infra: no .bicep files under {root}", file=sys.stderr)
         return 1
 
+    schema = schemacheck.Result()
+    flex: list[str] = []
+    checkov = CheckovResult()
     try:
-        syntax = parse_errors(files)
-        checkov = run_checkov(root)
-    except (ImportError, FileNotFoundError) as exc:
+        templates, syntax = parse(files, root)
+        if "schema" in checks:
+            schema = schemacheck.check(templates)
+        if "flex" in checks:
+            flex = flexcheck.check(templates)
+        if "checkov" in checks:
+            checkov = run_checkov(root)
+    except (ImportError, FileNotFoundError, schemacheck.SdkMissing) as exc:
         print(f"infra: tools missing ({exc}); see infra/requirements.txt", file=sys.stderr)
         return 2
     except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -145,6 +177,10 @@ def main(argv: list[str] | None = None) -> int:
 
     for line in syntax:
         print(f"PARSE ERROR {line}")
+    for line in schema.problems:
+        print(f"SCHEMA {line}")
+    for line in flex:
+        print(f"FLEX {line}")
     for line in checkov.parsing_errors:
         print(f"CHECKOV PARSE ERROR {line}")
     for line in checkov.failed:
@@ -153,14 +189,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"SKIP WITHOUT REASON {line}")
 
     parsed = len(files) - len(syntax)
-    print(
-        f"infra: {parsed} bicep files parsed"
-        + (f" ({len(syntax)} failed)" if syntax else "")
-        + f", checkov: {checkov.passed} passed, {len(checkov.failed)} failed"
-        + f", {checkov.skipped} skipped"
-        + (f", {len(checkov.parsing_errors)} parsing errors" if checkov.parsing_errors else "")
-    )
-    ok = not (syntax or checkov.failed or checkov.parsing_errors or checkov.unexplained_skips)
+    if "schema" in checks:
+        print(f"infra: REST definitions from {', '.join(schema.sources) or 'none'}")
+    summary = [
+        f"infra: {parsed} bicep files parsed" + (f" ({len(syntax)} failed)" if syntax else "")
+    ]
+    if "schema" in checks:
+        summary.append(
+            f"schema: {schema.resources} resources, {schema.properties} properties and"
+            f" {schema.reads} reads checked, {len(schema.problems)} problems"
+        )
+    if "flex" in checks:
+        summary.append(f"flex: {len(flex)} deprecated settings")
+    if "checkov" in checks:
+        summary.append(
+            f"checkov: {checkov.passed} passed, {len(checkov.failed)} failed"
+            f", {checkov.skipped} skipped"
+            + (f", {len(checkov.parsing_errors)} parsing errors" if checkov.parsing_errors else "")
+        )
+    print(", ".join(summary))
+    failed = syntax or schema.problems or flex or checkov.failed or checkov.parsing_errors
+    ok = not (failed or checkov.unexplained_skips)
     return 0 if ok else 1
 
 

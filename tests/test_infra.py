@@ -33,6 +33,15 @@ APP_SETTINGS = {
 }
 # Flex Consumption rejects the first two as app settings; the rest would be secrets.
 NOT_IN_APP = ["FUNCTIONS_WORKER_RUNTIME", "FUNCTIONS_EXTENSION_VERSION", "AccountKey", "listKeys("]
+# The SDK release and API version the schema check reads for each provider the templates use.
+REST_SOURCES = [
+    "azure-mgmt-web 9.0.0 (2024-11-01)",
+    "azure-mgmt-storage 23.0.0 (2024-01-01)",
+    "azure-mgmt-keyvault 12.0.0 (2024-11-01)",
+    "azure-mgmt-authorization 4.0.0 (2022-04-01)",
+    "azure-mgmt-loganalytics 13.1.1 (2025-07-01)",
+    "azure-mgmt-applicationinsights 4.1.0 (2020-02-02)",
+]
 ROLE_IDS = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
@@ -43,8 +52,10 @@ ROLE_IDS = {
 }
 
 
-def run_gate(root: Path) -> subprocess.CompletedProcess[str]:
+def run_gate(root: Path, checks: str | None = None) -> subprocess.CompletedProcess[str]:
     command = [str(INFRA_PYTHON), str(INFRA / "check.py"), "--root", str(root)]
+    if checks is not None:
+        command += ["--checks", checks]
     return subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
 
 
@@ -84,8 +95,16 @@ def test_real_infra_passes_the_gate() -> None:
     """The templates in infra/ parse and checkov reports no failed check and no parsing error."""
     proc = run_gate(INFRA)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = r"^infra: \d+ bicep files parsed, checkov: \d+ passed, 0 failed, \d+ skipped$"
+    summary = (
+        r"^infra: \d+ bicep files parsed, schema: \d+ resources, \d+ properties and \d+ reads "
+        r"checked, 0 problems, flex: 0 deprecated settings, checkov: \d+ passed, 0 failed, "
+        r"\d+ skipped$"
+    )
     assert re.search(summary, proc.stdout, re.MULTILINE), proc.stdout
+    sources = re.search(r"^infra: REST definitions from (.+)$", proc.stdout, re.MULTILINE)
+    assert sources is not None, proc.stdout
+    for package in REST_SOURCES:
+        assert package in sources.group(1), (package, sources.group(1))
 
 
 @needs_infra_venv
@@ -125,6 +144,217 @@ def test_skip_without_reason_fails(infra_copy: Path) -> None:
     proc = run_gate(infra_copy)
     assert proc.returncode == 1
     assert "SKIP WITHOUT REASON CKV_AZURE_41" in proc.stdout, proc.stdout
+
+
+# --- the Flex Consumption check ----------------------------------------------------------------
+
+FLEX_DOC = (
+    "https://learn.microsoft.com/azure/azure-functions/functions-app-settings"
+    "#flex-consumption-plan-deprecations"
+)
+APP_SETTINGS_ANCHOR = "          name: 'SCIM_STORE'"
+
+
+def app_setting(name: str) -> str:
+    """The text that adds app setting `name` before SCIM_STORE in functionapp.bicep."""
+    setting = f"          name: '{name}'\n          value: 'x'\n        }}\n        {{\n"
+    return setting + APP_SETTINGS_ANCHOR
+
+
+@needs_infra_venv
+def test_ftps_state_fails_the_whole_gate(infra_copy: Path) -> None:
+    """Putting siteConfig.ftpsState back fails `make infra-check`, which checkov alone did not."""
+    replace_once(
+        infra_copy / "modules" / "functionapp.bicep",
+        "http20Enabled: true",
+        "http20Enabled: true\n      ftpsState: 'Disabled'",
+    )
+    proc = run_gate(infra_copy)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = r"^FLEX modules/functionapp\.bicep: site .*properties\.siteConfig\.ftpsState: ftpsState "
+    assert re.search(line + r"is deprecated", proc.stdout, re.MULTILINE), proc.stdout
+    assert FLEX_DOC in proc.stdout
+    assert re.search(r"checkov: \d+ passed, 0 failed", proc.stdout), proc.stdout
+
+
+@needs_infra_venv
+@pytest.mark.parametrize(
+    ("old", "new", "path", "name"),
+    [
+        (
+            "http20Enabled: true",
+            "http20Enabled: true\n      linuxFxVersion: 'Python|3.11'",
+            "properties.siteConfig.linuxFxVersion",
+            "linuxFxVersion",
+        ),
+        (
+            "httpsOnly: true",
+            "httpsOnly: true\n    vnetRouteAllEnabled: false",
+            "properties.vnetRouteAllEnabled",
+            "vnetRouteAllEnabled",
+        ),
+        (
+            APP_SETTINGS_ANCHOR,
+            app_setting("FUNCTIONS_WORKER_RUNTIME"),
+            "properties.siteConfig.appSettings[name=FUNCTIONS_WORKER_RUNTIME]",
+            "FUNCTIONS_WORKER_RUNTIME",
+        ),
+        (
+            APP_SETTINGS_ANCHOR,
+            app_setting("website_run_from_package"),
+            "properties.siteConfig.appSettings[name=website_run_from_package]",
+            "WEBSITE_RUN_FROM_PACKAGE",
+        ),
+        (
+            "output name string = site.name",
+            "resource settings 'Microsoft.Web/sites/config@2024-11-01' = {\n  parent: site\n"
+            "  name: 'appsettings'\n  properties: {\n    WEBSITE_CONTENTSHARE: 'x'\n  }\n}\n\n"
+            "output name string = site.name",
+            "properties.WEBSITE_CONTENTSHARE",
+            "WEBSITE_CONTENTSHARE",
+        ),
+    ],
+)
+def test_flex_deprecated_setting_fails(
+    infra_copy: Path, old: str, new: str, path: str, name: str
+) -> None:
+    """A site property or app setting on Microsoft's Flex deprecation list fails, citing it."""
+    replace_once(infra_copy / "modules" / "functionapp.bicep", old, new)
+    proc = run_gate(infra_copy, checks="flex")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    line = rf"^FLEX modules/functionapp\.bicep: \w+ .*: {re.escape(path)}: {name} is deprecated"
+    assert re.search(line, proc.stdout, re.MULTILINE), proc.stdout
+    assert FLEX_DOC in proc.stdout
+
+
+def test_flex_check_lists_the_deprecations_the_issue_names() -> None:
+    """flexcheck.py cites Microsoft's table and lists the settings and properties it names."""
+    source = (INFRA / "flexcheck.py").read_text()
+    assert FLEX_DOC in source.replace('"\n    "', "")
+    names = set(re.findall(r'^    "(\w+)": "', source, re.MULTILINE))
+    expected = {
+        "FUNCTIONS_WORKER_RUNTIME",
+        "FUNCTIONS_EXTENSION_VERSION",
+        "WEBSITE_RUN_FROM_PACKAGE",
+        "WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+        "SCM_DO_BUILD_DURING_DEPLOYMENT",
+        "ENABLE_ORYX_BUILD",
+        "WEBSITE_NODE_DEFAULT_VERSION",
+        "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+        "ftpsState",
+        "alwaysOn",
+        "linuxFxVersion",
+        "use32BitWorkerProcess",
+        "javaVersion",
+        "netFrameworkVersion",
+        "powerShellVersion",
+        "functionAppScaleLimit",
+        "preWarmedInstanceCount",
+    }
+    assert expected - names == set()
+
+
+# --- the schema check ---------------------------------------------------------------------------
+
+
+@needs_infra_venv
+@pytest.mark.parametrize(
+    ("module", "old", "new", "expected"),
+    [
+        (  # a misspelt property
+            "functionapp.bicep",
+            "httpsOnly: true",
+            "httpOnly: true",
+            r"site .*: properties\.httpOnly: no such property in Site at 2024-11-01 "
+            r"\(azure-mgmt-web 9\.0\.0\); did you mean 'httpsOnly'\?",
+        ),
+        (  # a property of a newer API version than the resource declares
+            "functionapp.bicep",
+            "'Microsoft.Web/sites@2024-11-01'",
+            "'Microsoft.Web/sites@2022-09-01'",
+            r"site \(Microsoft\.Web/sites@2022-09-01\): properties\.functionAppConfig: "
+            r"no such property in Site at 2022-09-01",
+        ),
+        (  # a misspelt property inside a variable that the body refers to
+            "functionapp.bicep",
+            "ipAddress: 'AzureActiveDirectory'",
+            "ipAdress: 'AzureActiveDirectory'",
+            r"properties\.siteConfig\.ipSecurityRestrictions\[\]\.ipAdress: no such property "
+            r"in IpSecurityRestriction",
+        ),
+        (  # the right name in the wrong case
+            "functionapp.bicep",
+            "instanceMemoryMB: instanceMemoryMB",
+            "instanceMemoryMb: instanceMemoryMB",
+            r"scaleAndConcurrency\.instanceMemoryMb: the REST name is 'instanceMemoryMB'",
+        ),
+        (  # a read-only property written
+            "functionapp.bicep",
+            "httpsOnly: true",
+            "httpsOnly: true\n    defaultHostName: 'x'",
+            r"properties\.defaultHostName: read-only in Site",
+        ),
+        (  # a misspelt resource type
+            "functionapp.bicep",
+            "'Microsoft.Web/serverfarms@2024-11-01'",
+            "'Microsoft.Web/serverfarm@2024-11-01'",
+            r"resource type Microsoft\.Web/serverfarm does not exist at 2024-11-01 .*"
+            r"did you mean Microsoft\.Web/serverfarms\?",
+        ),
+        (  # an API version the REST definitions do not carry
+            "storage.bicep",
+            "'Microsoft.Storage/storageAccounts@2024-01-01' =",
+            "'Microsoft.Storage/storageAccounts@2019-06-01' =",
+            r"API version 2019-06-01 of Microsoft\.Storage is not in the installed REST "
+            r"definitions \(azure-mgmt-storage 23\.0\.0: 2024-01-01\)",
+        ),
+        (  # a read of a property the resource does not have
+            "functionapp.bicep",
+            "site.properties.defaultHostName",
+            "site.properties.defaultHostNam",
+            r"site\.properties\.defaultHostNam: not in the response \(Site\)",
+        ),
+        (  # location is allowed on the credentials policies only, not everywhere
+            "tenant-url-secret.bicep",
+            "name: 'scim-tenant-url'",
+            "name: 'scim-tenant-url'\n  location: 'westeurope'",
+            r"location: no such property in SecretCreateOrUpdateParameters",
+        ),
+        (  # a misspelt module parameter
+            "main.bicep",
+            "    tokenSecretName: tokenSecretName\n  }",
+            "    tokenSecretNam: tokenSecretName\n  }",
+            r"module functionApp: params\.tokenSecretNam: modules/functionapp\.bicep declares no "
+            r"such parameter \(did you mean 'tokenSecretName'\?\)",
+        ),
+        (  # a module output that does not exist
+            "main.bicep",
+            "storage.outputs.tableEndpoint",
+            "storage.outputs.tableEndpont",
+            r"module storage: storage\.outputs\.tableEndpont: modules/storage\.bicep has no "
+            r"output 'tableEndpont'",
+        ),
+    ],
+)
+def test_schema_check_fails_on_what_azure_would_refuse(
+    infra_copy: Path, module: str, old: str, new: str, expected: str
+) -> None:
+    """A type, version, property path or read that Azure's REST definitions lack fails the gate."""
+    path = infra_copy / module if module == "main.bicep" else infra_copy / "modules" / module
+    replace_once(path, old, new)
+    proc = run_gate(infra_copy, checks="schema")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert re.search(rf"^SCHEMA .*{expected}", proc.stdout, re.MULTILINE), proc.stdout
+
+
+@needs_infra_venv
+def test_schema_check_passes_on_the_real_templates_without_checkov() -> None:
+    """The schema and Flex checks alone pass on infra/, reading each provider's pinned SDK."""
+    proc = run_gate(INFRA, checks="schema,flex")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "0 problems, flex: 0 deprecated settings" in proc.stdout
+    assert "checkov" not in proc.stdout
 
 
 # --- what the templates promise ----------------------------------------------------------------
