@@ -38,6 +38,9 @@ param maximumInstanceCount int = 40
 @description('When true, the app accepts requests only from the AzureActiveDirectory service tag (Entra provisioning) and denies everything else, including your own test calls.')
 param restrictToEntraServiceTag bool = false
 
+@description('Address ranges in CIDR form (e.g. 203.0.113.7/32) that may call the app besides Entra while restrictToEntraServiceTag is true: the machine that runs `func azure functionapp publish` (Core Tools checks the app\'s health after the upload) and any address you test from. Has no effect while restrictToEntraServiceTag is false, when every address may call.')
+param allowedIpRanges array = []
+
 @description('Replication of the storage account that holds the SCIM table: LRS is cheapest; ZRS survives a zone outage; GRS/GZRS add a copy in the paired region.')
 @allowed([
   'Standard_LRS'
@@ -68,7 +71,7 @@ param adminPrincipalId string = ''
 ])
 param adminPrincipalType string = 'User'
 
-@description('Days a deleted vault stays recoverable (7-90). Purge protection keeps the vault name reserved for this long after deletion.')
+@description('Days a deleted vault stays recoverable (7-90). Purge protection keeps the vault name reserved for this long after deletion. Set once: Key Vault takes it only when the vault is created, and a later deployment with another value fails.')
 @minValue(7)
 @maxValue(90)
 param keyVaultRetentionInDays int = 90
@@ -143,6 +146,7 @@ module functionApp 'modules/functionapp.bicep' = {
     instanceMemoryMB: instanceMemoryMB
     maximumInstanceCount: maximumInstanceCount
     restrictToEntraServiceTag: restrictToEntraServiceTag
+    allowedIpRanges: allowedIpRanges
     storageAccountName: storage.outputs.name
     deploymentContainerUrl: storage.outputs.deploymentContainerUrl
     appInsightsName: monitoring.outputs.appInsightsName

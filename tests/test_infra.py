@@ -445,6 +445,38 @@ def test_entra_service_tag_restriction_is_optional_and_off_by_default() -> None:
     assert "restrictToEntraServiceTag ? 'Deny' : 'Allow'" in app
 
 
+def test_allowed_ip_ranges_become_allow_rules_beside_entra_when_restricted() -> None:
+    """allowedIpRanges (empty by default) adds one Allow rule per range, ahead of the Deny."""
+    main, app = bicep("main.bicep"), bicep("functionapp.bicep")
+    assert has(main, "param allowedIpRanges array = []")
+    assert has(main, "allowedIpRanges: allowedIpRanges") and has(app, "param allowedIpRanges array")
+    loop = re.search(
+        r"^var allowedAddressRules = \[for \((\w+), (\w+)\) in allowedIpRanges: \{(.*?)^\}\]",
+        app,
+        re.MULTILINE | re.DOTALL,
+    )
+    assert loop is not None
+    item, index, rule = loop.groups()
+    assert has(rule, "action: 'Allow'") and has(rule, f"ipAddress: {item}")
+    assert "tag:" not in rule  # a plain address range, not a service tag
+    # Entra's rule has priority 100; the address rules come after it, each with its own.
+    assert has(rule, f"priority: 200 + {index}") and has(app, "priority: 100")
+    assert re.search(rf"name: 'AllowAddress\$\{{{index} \+ 1\}}'", rule)
+    rules = "restrictToEntraServiceTag ? concat(entraOnlyRules, allowedAddressRules) : []"
+    assert has(app, f"ipSecurityRestrictions: {rules}")
+    deny = "restrictToEntraServiceTag ? 'Deny' : 'Allow'"
+    assert has(app, f"ipSecurityRestrictionsDefaultAction: {deny}")
+    assert has(app, "scmIpSecurityRestrictionsUseMain: false")
+
+
+def test_readme_parameter_table_lists_every_template_parameter() -> None:
+    """README's Parameters table names exactly the parameters of main.bicep, in their order."""
+    params = re.findall(r"^param (\w+) ", bicep("main.bicep"), re.MULTILINE)
+    readme = (REPO / "README.md").read_text()
+    table = readme.split("\n### Parameters\n", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE) == params
+
+
 def test_outputs_name_the_app_tenant_url_vault_and_storage() -> None:
     """main.bicep outputs the app name, the /scim/v2 Tenant URL, the vault URL and the storage."""
     main = bicep("main.bicep")

@@ -42,6 +42,9 @@ param maximumInstanceCount int
 @description('When true, only Entra provisioning (the AzureActiveDirectory service tag) may call the app; everything else gets 403.')
 param restrictToEntraServiceTag bool
 
+@description('Address ranges (CIDR) allowed besides Entra while restrictToEntraServiceTag is true, e.g. the publisher\'s address.')
+param allowedIpRanges array
+
 @description('Name of the storage account used by the runtime and the SCIM table.')
 param storageAccountName string
 
@@ -93,6 +96,17 @@ var entraOnlyRules = [
   }
 ]
 
+// Allow rules for the publisher and for test clients. `func azure functionapp publish` uploads
+// through the scm site, then calls /admin/host/status on the main site: without a rule for its
+// address the Deny below answers 403 and Core Tools reports the app as unhealthy.
+var allowedAddressRules = [for (cidr, i) in allowedIpRanges: {
+  name: 'AllowAddress${i + 1}'
+  description: 'Allowed address range ${i + 1} (allowedIpRanges)'
+  action: 'Allow'
+  priority: 200 + i
+  ipAddress: cidr
+}]
+
 resource site 'Microsoft.Web/sites@2024-11-01' = {
   // checkov:skip=CKV_AZURE_222: Entra provisioning calls the Tenant URL over the internet, so the app must be publicly reachable; restrictToEntraServiceTag narrows it to the AzureActiveDirectory service tag
   // checkov:skip=CKV_AZURE_17: Entra provisioning does not present a client certificate; requests are authenticated by the bearer token
@@ -140,7 +154,7 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
       minTlsVersion: '1.2'
       scmMinTlsVersion: '1.2'
       http20Enabled: true
-      ipSecurityRestrictions: restrictToEntraServiceTag ? entraOnlyRules : []
+      ipSecurityRestrictions: restrictToEntraServiceTag ? concat(entraOnlyRules, allowedAddressRules) : []
       ipSecurityRestrictionsDefaultAction: restrictToEntraServiceTag ? 'Deny' : 'Allow'
       // The deployment endpoint (scm) keeps its own, open rule set so that
       // `func azure functionapp publish` and `azd deploy` still work; it accepts only
