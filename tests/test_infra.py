@@ -477,6 +477,23 @@ def test_readme_parameter_table_lists_every_template_parameter() -> None:
     assert re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE) == params
 
 
+def test_deploy_checklist_uses_real_commands_parameters_and_outputs() -> None:
+    """docs/deploy-check.md runs admin subcommands that exist, with main.bicep's parameters."""
+    doc = (REPO / "docs" / "deploy-check.md").read_text()
+    admin = (REPO / "scim_core" / "admin.py").read_text()
+    subcommands = set(re.findall(r'^\s*\w+ = add\("([\w-]+)"', admin, re.MULTILINE))
+    used = set(re.findall(r"python -m scim_core\.admin ([\w-]+)", doc))
+    assert used == {"rotate-token", "retire-token", "show-endpoint"} <= subcommands
+    params = set(re.findall(r"^param (\w+) ", bicep("main.bicep"), re.MULTILINE))
+    given = set(re.findall(r"'?\b(\w+)=[\[$\w]", " ".join(re.findall(r"--parameters .*", doc))))
+    assert given and given <= params, given - params
+    outputs = set(re.findall(r"^output (\w+) ", bicep("main.bicep"), re.MULTILINE))
+    assert set(re.findall(r"output `(\w+)`", doc)) == outputs - {"STORAGE_ACCOUNT_NAME"}
+    for step in ("what-if", "az deployment group create", "func azure functionapp publish"):
+        assert step in doc, step
+    assert "Test Connection" in doc and "Provision on demand" in doc
+
+
 def test_outputs_name_the_app_tenant_url_vault_and_storage() -> None:
     """main.bicep outputs the app name, the /scim/v2 Tenant URL, the vault URL and the storage."""
     main = bicep("main.bicep")
