@@ -142,10 +142,6 @@ class Operation:
     request_model: str | None
     response_models: tuple[str, ...]
 
-    @property
-    def type_path(self) -> str:
-        return "/".join((self.provider, *self.types))
-
 
 @dataclass
 class VersionSource:
