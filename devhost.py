@@ -1,13 +1,5 @@
-"""A local stand-in for the Azure Functions host: ``python -m devhost [--host] [--port]``.
-
-It serves the HTTP triggers that ``function_app.py`` registers, with their route templates
-and the ``routePrefix`` from host.json, and the app settings from local.settings.json
-``Values`` under the environment (the environment wins, as with the real host), so what
-runs locally is exactly the code Azure runs. Threaded, HTTP/1.1 keep-alive, TCP_NODELAY.
-``FUNCTIONS_WORKER_PROCESS_COUNT`` (1 to 10, default 1) starts that many worker processes,
-as the host starts that many Python workers: they share the listening socket and nothing
-else, so a store kept in process memory is not shared between them.
-"""
+"""A local stand-in for the Azure Functions host: ``python -m devhost [--host] [--port]``
+(docs/architecture.md, "The dev host")."""
 
 from __future__ import annotations
 

@@ -1,14 +1,9 @@
-"""Azure Functions entry point (Python v2 programming model).
-
-Each trigger turns a ``func.HttpRequest`` into a neutral ``scim_core.Request``, lets the
-core answer, and turns the neutral response back into a ``func.HttpResponse``. No SCIM
-logic lives here. The bearer token is checked by the core, so the triggers are anonymous.
-"""
+"""Azure Functions entry point (v2 model): triggers that translate to and from the core's
+neutral requests, no SCIM logic (docs/architecture.md, "The Functions entry point")."""
 
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from urllib.parse import urlsplit
 
@@ -42,13 +37,13 @@ def reset_api(api: ScimApi | None = None) -> None:
         _api = api
 
 
-def base_url(req: func.HttpRequest) -> str:
+def base_url(req: func.HttpRequest, configured: str = "") -> str:
     """The absolute SCIM root (``https://host/scim/v2``) of a request.
 
-    ``SCIM_BASE_URL`` wins when set (a custom domain behind a proxy); otherwise the root is
-    cut from the request URL at the ``/scim/v2`` segment, keeping any routePrefix.
+    ``configured`` (the ``SCIM_BASE_URL`` setting) wins when set (a custom domain behind a
+    proxy); otherwise the root is cut from the request URL at the ``/scim/v2`` segment,
+    keeping any routePrefix.
     """
-    configured = os.environ.get("SCIM_BASE_URL", "").strip().rstrip("/")
     if configured:
         return configured
     parts = urlsplit(req.url)
@@ -58,11 +53,12 @@ def base_url(req: func.HttpRequest) -> str:
     return f"{parts.scheme}://{parts.netloc}{root}"
 
 
-def to_request(req: func.HttpRequest) -> Request:
+def to_request(req: func.HttpRequest, configured_base_url: str = "") -> Request:
+    """The neutral request for a Functions request."""
     return Request(
         method=req.method,
         path="/" + (req.route_params.get("path") or ""),
-        base_url=base_url(req),
+        base_url=base_url(req, configured_base_url),
         query=dict(req.params),
         headers=dict(req.headers),
         body=req.get_body() or b"",
@@ -85,7 +81,8 @@ def to_http_response(response: Response) -> func.HttpResponse:
 def scim(req: func.HttpRequest) -> func.HttpResponse:
     """Every SCIM route: /Users, /Groups, /Schemas, /ResourceTypes, /ServiceProviderConfig."""
     try:
-        return to_http_response(get_api().handle(to_request(req)))
+        api = get_api()
+        return to_http_response(api.handle(to_request(req, api.settings.base_url)))
     except Exception:
         # Start-up failures (bad settings) land here; the core handles everything else.
         logging.getLogger("scim_core").exception("The SCIM API could not serve the request")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import runpy
 import sys
 
-_INSTALLERS = ("install_batch_codec", "run_batch_policies_inline")
+_INSTALLERS = ("install_batch_codec",)
 
 
 def _not_installed() -> bool:

@@ -116,10 +116,11 @@ def ours_in_process(store: str = "memory", *, connection: str = "", table: str =
         (set-up only: fewer requests than the 10-member PATCHes the cycle measures)."""
         group_id = created_id(*call("POST", "/Groups", None, group_body(tag, n)),
                               what="seed group")
-        record = backend.get(settings.tenant, GROUP, group_id)
+        view = backend.tenant(settings.tenant)
+        record = view.get(GROUP, group_id)
         assert record is not None
         for i in range(0, len(members), 1000):
-            backend.update(settings.tenant, GROUP, group_id, expected_etag=None,
+            view.update(GROUP, group_id, expected_etag=None,
                            meta=Meta(record.meta.created, record.meta.last_modified,
                                      f'W/"seed{i}"'),
                            members=MemberChange(add=tuple(Member(m)

@@ -1,11 +1,5 @@
-"""Operator commands for the bearer token: ``python -m scim_core.admin <subcommand> --help``.
-
-rotate-token   create a new token version, print it once with the Tenant URL
-retire-token   disable every version older than the newest valid one
-show-endpoint  print the Tenant URL to paste into Entra
-
-Exit codes: 0 done, 1 failed (the reason is one line on stderr), 2 wrong usage.
-"""
+"""Operator commands for the bearer token: ``python -m scim_core.admin <subcommand> --help``
+(docs/architecture.md, "The admin command")."""
 
 from __future__ import annotations
 

@@ -11,7 +11,6 @@ from scim_core.auth import StaticTokenSource, TokenSource
 from scim_core.config import Settings
 from scim_core.errors import ServiceUnavailable
 from scim_core.schema import Registry
-from scim_core.service import ResourceService
 from scim_core.store import MemoryStore, Store
 
 log = logging.getLogger("scim_core")
@@ -21,21 +20,26 @@ class NoTokenConfigured:
     """Fails closed when neither Key Vault nor a static token is configured."""
 
     def accepts(self, presented: str) -> bool:
+        """Never decides: every protected request gets 503."""
         raise ServiceUnavailable(
             "No bearer token is configured: set SCIM_KEYVAULT_URL (or SCIM_BEARER_TOKEN for "
             "local runs).", retry_after=60)
 
 
 def build_store(settings: Settings) -> Store:
+    """The store ``settings`` name; for tables, with the batch codec installed first."""
     if settings.store == "memory":
         return MemoryStore()
     from scim_core.store.tables import table_store
+    from scim_core.store.tables.sdk_batches import install_batch_codec
 
+    install_batch_codec()
     store: Store = table_store(settings)
     return store
 
 
 def build_tokens(settings: Settings) -> TokenSource:
+    """Key Vault when configured, else the static token, else a source that fails closed."""
     if settings.keyvault_url:
         from scim_core.auth.keyvault import keyvault_token_source
 
@@ -48,11 +52,12 @@ def build_tokens(settings: Settings) -> TokenSource:
 
 def build_api(settings: Settings, *, store: Store | None = None,
               tokens: TokenSource | None = None) -> ScimApi:
-    registry = Registry.default(settings.extension_schemas)
-    service = ResourceService(store if store is not None else build_store(settings), registry,
-                              max_operations=settings.max_operations)
-    return ScimApi(service, tokens if tokens is not None else build_tokens(settings), settings)
+    """The API for ``settings``; a store or token source given here is used as it is."""
+    return ScimApi(store if store is not None else build_store(settings),
+                   Registry.default(settings.extension_schemas),
+                   tokens if tokens is not None else build_tokens(settings), settings)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:
+    """The API built from the process environment (or ``env``)."""
     return build_api(Settings.from_env(os.environ if env is None else env))

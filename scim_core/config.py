@@ -1,14 +1,10 @@
-"""Settings from the environment (Azure Functions app settings are environment variables).
-
-The names are part of the product: the README's settings table documents each one.
-"""
+"""Settings from the environment (Functions app settings are environment variables); their
+names are part of the product (docs/architecture.md, "Settings, SCIM errors and discovery")."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 DEFAULT_TABLE_NAME = "scim"
 DEFAULT_SECRET_NAME = "scim-bearer-token"
@@ -52,6 +48,7 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
+        """The settings ``env`` holds; raises ``SettingsError`` for a malformed one."""
         store = env.get("SCIM_STORE", "tables").strip().lower() or "tables"
         if store not in {"tables", "memory"}:
             raise SettingsError(f"SCIM_STORE must be 'tables' or 'memory', not {store!r}")
@@ -71,14 +68,3 @@ class Settings:
             base_url=env.get("SCIM_BASE_URL", "").strip().rstrip("/"),
             extension_schemas=env.get("SCIM_EXTENSION_SCHEMAS", "").strip(),
         )
-
-
-def local_settings_values(path: Path) -> dict[str, str]:
-    """The ``Values`` of a local.settings.json, as the Functions host reads them."""
-    if not path.is_file():
-        return {}
-    try:
-        values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    except (ValueError, AttributeError) as exc:
-        raise SettingsError(f"{path} is not valid local.settings.json: {exc}") from exc
-    return {str(k): str(v) for k, v in values.items()}

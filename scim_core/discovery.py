@@ -1,8 +1,5 @@
-"""The discovery documents (RFC 7644 §4): /ServiceProviderConfig, /ResourceTypes, /Schemas.
-
-All three are generated from the schema registry and the settings, so they always tell
-the truth about what this server does.
-"""
+"""The discovery documents (RFC 7644 §4), generated from the registry and the settings
+(docs/architecture.md, "Settings, SCIM errors and discovery")."""
 
 from __future__ import annotations
 
@@ -17,6 +14,7 @@ LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 def list_response(resources: list[dict[str, Any]], *, total: int | None = None,
                   start_index: int = 1) -> dict[str, Any]:
+    """A ListResponse (RFC 7644 §3.4.2) holding ``resources``."""
     return {
         "schemas": [LIST_RESPONSE],
         "totalResults": len(resources) if total is None else total,
@@ -27,6 +25,7 @@ def list_response(resources: list[dict[str, Any]], *, total: int | None = None,
 
 
 def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]:
+    """The /ServiceProviderConfig document, from the settings."""
     return {
         "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ServiceProviderConfig"],
         "patch": {"supported": True},
@@ -64,10 +63,12 @@ def service_provider_config(settings: Settings, base_url: str) -> dict[str, Any]
 
 
 def resource_types(registry: Registry, base_url: str) -> list[dict[str, Any]]:
+    """Every /ResourceTypes document."""
     return [rt.to_dict(f"{base_url}/ResourceTypes/{rt.name}") for rt in registry.resource_types]
 
 
 def resource_type(registry: Registry, base_url: str, name: str) -> dict[str, Any]:
+    """One /ResourceTypes document by name; 404 when there is none."""
     rt = registry.resource_type(name)
     if rt is None:
         raise NotFound(f"ResourceType {name[:100]} not found.")
@@ -75,10 +76,12 @@ def resource_type(registry: Registry, base_url: str, name: str) -> dict[str, Any
 
 
 def schemas(registry: Registry, base_url: str) -> list[dict[str, Any]]:
+    """Every /Schemas document."""
     return [s.to_dict(f"{base_url}/Schemas/{s.id}") for s in registry.schemas]
 
 
 def schema(registry: Registry, base_url: str, urn: str) -> dict[str, Any]:
+    """One /Schemas document by URN; 404 when there is none."""
     found = registry.schema(urn)
     if found is None:
         raise NotFound(f"Schema {urn[:200]} not found.")

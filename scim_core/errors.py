@@ -1,9 +1,5 @@
-"""SCIM errors: one exception class per ``scimType``, each knowing its HTTP status.
-
-They are raised anywhere in the core and turned into a SCIM Error response in exactly one
-place (``scim_core.api``). Their messages are shown to clients, so they must never carry a
-secret.
-"""
+"""SCIM errors: one exception class per ``scimType``, each knowing its HTTP status; never a
+secret in a message (docs/architecture.md, "Settings, SCIM errors and discovery")."""
 
 from __future__ import annotations
 
@@ -66,19 +62,11 @@ class InvalidCursor(ScimError):
     scim_type = "invalidCursor"
 
 
-class InvalidVersion(ScimError):
-    scim_type = "invalidVers"
-
-
 class Unauthorized(ScimError):
     status = 401
 
     def __init__(self, detail: str = "A valid bearer token is required.") -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
-
-
-class Forbidden(ScimError):
-    status = 403
 
 
 class NotFound(ScimError):
@@ -117,13 +105,6 @@ class PayloadTooLarge(ScimError):
 
 class UnsupportedMediaType(ScimError):
     status = 415
-
-
-class TooManyRequests(ScimError):
-    status = 429
-
-    def __init__(self, detail: str, *, retry_after: int) -> None:
-        super().__init__(detail, headers={"Retry-After": str(retry_after)})
 
 
 class InternalError(ScimError):

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from scim_core.json_keys import get_ci
+
 SCIM_MEDIA_TYPE = "application/scim+json"
 
 
@@ -27,19 +29,14 @@ class Request:
     body: bytes = b""
 
     def header(self, name: str) -> str | None:
-        lowered = name.lower()
-        for key, value in self.headers.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        """A header by name, ignoring case."""
+        value: str | None = get_ci(self.headers, name)
+        return value
 
     def param(self, name: str) -> str | None:
         """A query parameter by name, ignoring case (``startIndex`` or ``startindex``)."""
-        lowered = name.lower()
-        for key, value in self.query.items():
-            if key.lower() == lowered:
-                return value
-        return None
+        value: str | None = get_ci(self.query, name)
+        return value
 
 
 @dataclass(frozen=True)
@@ -51,11 +48,13 @@ class Response:
     @classmethod
     def json(cls, status: int, document: Any, headers: Mapping[str, str] | None = None
              ) -> Response:
+        """A response whose body is ``document`` as compact UTF-8 SCIM JSON."""
         payload = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
         return cls(status, {"Content-Type": SCIM_MEDIA_TYPE, **(headers or {})}, payload)
 
     @classmethod
     def empty(cls, status: int, headers: Mapping[str, str] | None = None) -> Response:
+        """A response without a body."""
         return cls(status, dict(headers or {}), b"")
 
     def document(self) -> Any:

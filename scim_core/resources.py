@@ -5,44 +5,26 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
+from scim_core.kinds import Kind
 from scim_core.schema import Registry, ResourceType
-from scim_core.store import GROUP, USER, IndexKey, Member, Record
-
-# Index names: the Store finds resources by these without scanning.
-USER_NAME = "userName"
-EXTERNAL_ID = "externalId"
-EMAIL = "email"
-DISPLAY_NAME = "displayName"
+from scim_core.store import IndexKey, Member, Record
 
 
-def fold(value: str) -> str:
-    """The case-insensitive form of a value, as every index and comparison uses it."""
-    return value.casefold()
-
-
-def index_keys(kind: str, document: Mapping[str, Any]) -> list[IndexKey]:
-    """The index entries of a document: unique case-folded userName (users) or
-    displayName (groups), exact externalId, and every case-folded email value."""
-    keys: list[IndexKey] = []
-    unique_name = USER_NAME if kind == USER else DISPLAY_NAME
-    name = document.get(unique_name)
-    if isinstance(name, str):
-        keys.append(IndexKey(unique_name, fold(name), unique=True))
-    external_id = document.get("externalId")
-    if isinstance(external_id, str):
-        keys.append(IndexKey(EXTERNAL_ID, external_id, unique=False))
-    if kind == USER:
-        emails = {fold(e["value"]) for e in document.get("emails", ())
-                  if isinstance(e, Mapping) and isinstance(e.get("value"), str)}
-        keys.extend(IndexKey(EMAIL, value, unique=False) for value in sorted(emails))
-    return keys
+def index_keys(registry: Registry, rt: ResourceType, document: Mapping[str, Any]
+               ) -> list[IndexKey]:
+    """The index entries of a document, one per value of each index the registry derives
+    for ``rt`` (normalised as the index compares)."""
+    return [IndexKey(spec.name, value, spec.unique)
+            for spec in registry.indexes(rt) for value in spec.values(document)]
 
 
 def location(base_url: str, rt: ResourceType, resource_id: str) -> str:
+    """The URL of a resource."""
     return f"{base_url}{rt.endpoint}/{resource_id}"
 
 
 def render_members(base_url: str, members: Iterable[Member]) -> list[dict[str, Any]]:
+    """A group's ``members`` as the API shows them."""
     rendered = []
     for member in members:
         item: dict[str, Any] = {"value": member.value, "$ref": f"{base_url}/Users/{member.value}",
@@ -54,6 +36,7 @@ def render_members(base_url: str, members: Iterable[Member]) -> list[dict[str, A
 
 
 def render_groups(base_url: str, group_ids: Iterable[str]) -> list[dict[str, Any]]:
+    """A user's ``groups`` as the API shows them."""
     return [{"value": g, "$ref": f"{base_url}/Groups/{g}", "type": "direct"} for g in group_ids]
 
 
@@ -76,7 +59,7 @@ def render(registry: Registry, rt: ResourceType, record: Record, base_url: str, 
     for key, value in document.items():
         if key != "externalId":
             resource[key] = value
-    if members is not None and rt.name == GROUP:
+    if members is not None and rt.kind is Kind.GROUP:
         resource["members"] = render_members(base_url, members)
     if groups:
         resource["groups"] = render_groups(base_url, groups)

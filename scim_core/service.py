@@ -1,53 +1,53 @@
-"""Users and Groups operations: create, get, replace, patch, delete and search.
-
-The service owns ids, ``meta`` and versions, enforces uniqueness through the store's
-unique index rows, checks that members are existing users, and retries a write that lost
-an optimistic-concurrency race, so concurrent PATCHes never lose an update.
-"""
+"""Every operation on one tenant's users and groups, and rendering what responses carry
+(docs/architecture.md, "The service")."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import secrets
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from scim_core.errors import (
-    Conflict,
-    InvalidValue,
-    NotFound,
-    PreconditionFailed,
-    ServiceUnavailable,
-    Uniqueness,
-)
+from scim_core.errors import Conflict, NotFound, PreconditionFailed
+from scim_core.failures import scim_error, translated
+from scim_core.json_keys import get_ci
+from scim_core.kinds import Kind
+from scim_core.members import parse_members
 from scim_core.patch import apply_patch, member_change_alone
-from scim_core.resources import index_keys
+from scim_core.projection import Projection
+from scim_core.query import Scope, Searcher, SearchParams, SearchResult
+from scim_core.resources import index_keys, location, render
 from scim_core.schema import Registry, ResourceType
 from scim_core.store import (
-    GROUP,
-    USER,
-    DuplicateKey,
     Member,
     MemberChange,
     Meta,
+    NotStored,
     Record,
-    Store,
+    StorageUnavailable,
+    TenantStore,
     UnknownMembers,
-    VersionMismatch,
+    VersionMoved,
 )
 from scim_core.validation import normalise_resource
 
+log = logging.getLogger("scim_core")
+
 MAX_WRITE_ATTEMPTS = 8
+Plan = Callable[[Record], tuple[dict[str, Any] | None, MemberChange | None]]
 
 
 def utc_now() -> str:
+    """The current UTC time as ``meta`` holds it (ISO 8601, milliseconds, ``Z``)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def new_version() -> str:
+    """A fresh weak version (the ETag) for one write."""
     return f'W/"{secrets.token_hex(8)}"'
 
 
@@ -59,195 +59,214 @@ def version_matches(header: str, version: str) -> bool:
 
 
 @dataclass(frozen=True)
-class Loaded:
-    """A record with, for a group, its members when they were asked for."""
+class Rendered:
+    """What a response carries: the resource as projected (None: answered without a body,
+    as Entra expects of a group PATCH), its version (ETag) and its location."""
 
-    record: Record
-    members: list[Member] | None = None
-    groups: list[str] | None = None
+    resource: dict[str, Any] | None
+    version: str
+    location: str
 
 
 class ResourceService:
-    def __init__(self, store: Store, registry: Registry, *,
+    """Users and groups of the tenant ``store`` is bound to."""
+
+    def __init__(self, store: TenantStore, registry: Registry, *,
                  clock: Callable[[], str] = utc_now, max_operations: int = 1000) -> None:
         self.store = store
         self.registry = registry
         self._clock = clock
         self._max_operations = max_operations
+        self._searcher = Searcher(store, registry)
 
-    # -- reads -----------------------------------------------------------------------------
+    # -- operations ------------------------------------------------------------------------
 
-    def load(self, tenant: str, rt: ResourceType, resource_id: str) -> Record:
-        record = self.store.get(tenant, rt.name, resource_id)
+    @translated
+    def create(self, rt: ResourceType, body: Any, *, base_url: str,
+               projection: Projection) -> Rendered:
+        """POST: a new resource with a new id; a group's unknown members are skipped."""
+        members = self._members_of_body(rt, body)
+        document = normalise_resource(self.registry, rt, body, skip=frozenset({"members"}))
+        now = self._clock()
+        record = Record(rt.kind, str(uuid.uuid4()), document, Meta(now, now, new_version()))
+        indexes = index_keys(self.registry, rt, document)
+        while True:
+            try:
+                stored = self.store.create(record, indexes, members or ())
+                break
+            except UnknownMembers as unknown:
+                gone = self._skip(unknown, [m.value for m in members or ()])
+                members = [m for m in members or () if m.value not in gone]
+        return self._rendered(rt, stored, base_url, projection,
+                              members=members if rt.kind is Kind.GROUP else None)
+
+    @translated
+    def get(self, rt: ResourceType, resource_id: str, *, base_url: str,
+            projection: Projection) -> Rendered:
+        """GET of one resource, with the relations the projection shows."""
+        return self._with_relations(rt, self._load(rt, resource_id), base_url, projection)
+
+    @translated
+    def replace(self, rt: ResourceType, resource_id: str, body: Any, *, base_url: str,
+                projection: Projection, if_match: str | None = None) -> Rendered:
+        """PUT: the whole resource (and a group's whole member list) replaced."""
+        members = self._members_of_body(rt, body)
+        document = normalise_resource(self.registry, rt, body, skip=frozenset({"members"}))
+        change = (MemberChange(remove_all=True, add=tuple(members or ()))
+                  if rt.kind is Kind.GROUP else None)
+        record = self._write(rt, resource_id, if_match, lambda _current: (document, change))
+        return self._with_relations(rt, record, base_url, projection)
+
+    @translated
+    def patch(self, rt: ResourceType, resource_id: str, body: Any, *, base_url: str,
+              projection: Projection, if_match: str | None = None) -> Rendered:
+        """PATCH. A group answers without a body (204) unless attributes were asked for;
+        Entra's member PATCH of a group is then one write that does not read the group."""
+        if rt.kind is Kind.GROUP and projection.is_identity:
+            version = self._patch_quietly(rt, resource_id, body, if_match=if_match)
+            return Rendered(None, version, location(base_url, rt, resource_id))
+
+        record = self._write(rt, resource_id, if_match, self._patch_plan(rt, body))
+        return self._with_relations(rt, record, base_url, projection)
+
+    @translated
+    def delete(self, rt: ResourceType, resource_id: str, *,
+               if_match: str | None = None) -> None:
+        """DELETE; the groups a deleted user belonged to get a new version."""
+        if if_match is not None:
+            current = self._load(rt, resource_id)
+            if not version_matches(if_match, current.meta.version):
+                raise PreconditionFailed("The resource has changed (If-Match does not match).")
+        groups = self.store.groups_of(resource_id) if rt.kind is Kind.USER else []
+        self.store.delete(rt.kind, resource_id)
+        for group_id in groups:
+            self._touch_group(group_id)
+
+    @translated
+    def search(self, scopes: Sequence[Scope], params: SearchParams, *,
+               base_url: str) -> SearchResult:
+        """GET on a collection, or POST /.search on one resource type or (root) several."""
+        return self._searcher.search(scopes, params, base_url)
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _load(self, rt: ResourceType, resource_id: str) -> Record:
+        record = self.store.get(rt.kind, resource_id)
         if record is None:
             raise NotFound(f"{rt.name} {resource_id[:200]} not found.")
         return record
 
-    def get(self, tenant: str, rt: ResourceType, resource_id: str, *, members: bool,
-            groups: bool = False) -> Loaded:
-        record = self.load(tenant, rt, resource_id)
-        return self._with_relations(tenant, record, members=members, groups=groups)
+    def _rendered(self, rt: ResourceType, record: Record, base_url: str,
+                  projection: Projection, *, members: Sequence[Member] | None = None,
+                  groups: Sequence[str] | None = None) -> Rendered:
+        resource = render(self.registry, rt, record, base_url, members=members, groups=groups)
+        return Rendered(projection.apply(resource), record.meta.version,
+                        location(base_url, rt, record.id))
 
-    def _with_relations(self, tenant: str, record: Record, *, members: bool,
-                        groups: bool = False) -> Loaded:
-        member_list = (list(self.store.members(tenant, record.id))
-                       if members and record.kind == GROUP else None)
-        group_list = (self.store.groups_of(tenant, record.id)
-                      if groups and record.kind != GROUP else None)
-        return Loaded(record, member_list, group_list)
+    def _with_relations(self, rt: ResourceType, record: Record, base_url: str,
+                        projection: Projection) -> Rendered:
+        """The rendered record with a group's members or a user's groups, when shown."""
+        members = (list(self.store.members(record.id))
+                   if rt.kind is Kind.GROUP and projection.wants("members") else None)
+        groups = (self.store.groups_of(record.id)
+                  if rt.kind is Kind.USER and projection.wants("groups") else None)
+        return self._rendered(rt, record, base_url, projection, members=members, groups=groups)
 
-    # -- writes ----------------------------------------------------------------------------
+    def _patch_quietly(self, rt: ResourceType, resource_id: str, body: Any, *,
+                       if_match: str | None) -> str:
+        """A PATCH answered without a body; returns the new version. Adding and removing
+        listed members without If-Match (Entra's member PATCH) does not read the group at
+        all: the write itself fails if the group is gone."""
+        change = (None if if_match is not None else
+                  member_change_alone(self.registry, rt, body,
+                                      max_operations=self._max_operations))
+        if change is None:
+            return self._write(rt, resource_id, if_match, self._patch_plan(rt, body),
+                               read_back=False).meta.version
+        while change:
+            version = new_version()
+            try:
+                self.store.change_members(resource_id, last_modified=self._clock(),
+                                          version=version, members=change)
+                return version
+            except UnknownMembers as unknown:
+                change = change.without(self._skip(unknown, [m.value for m in change.add]))
+        return self._load(rt, resource_id).meta.version
 
-    def create(self, tenant: str, rt: ResourceType, body: Any, *, members: bool = True
-               ) -> Loaded:
-        new_members = self._members_from_body(tenant, rt, body)
-        document = normalise_resource(self.registry, rt, body, skip=frozenset({"members"}))
-        now = self._clock()
-        record = Record(rt.name, str(uuid.uuid4()), document, Meta(now, now, new_version()))
-        try:
-            stored = self.store.create(tenant, record, index_keys(rt.name, document),
-                                       new_members or ())
-        except DuplicateKey as exc:
-            raise self._uniqueness(exc) from exc
-        except UnknownMembers as exc:
-            raise self._unknown_members(exc) from exc
-        return Loaded(stored, new_members if members and rt.name == GROUP else None)
-
-    def replace(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
-                if_match: str | None = None, members: bool = True) -> Loaded:
-        new_members = self._members_from_body(tenant, rt, body)
-        document = normalise_resource(self.registry, rt, body, skip=frozenset({"members"}))
-        change = (MemberChange(remove_all=True, add=tuple(new_members or ()))
-                  if rt.name == GROUP else None)
-        record = self._write(tenant, rt, resource_id, if_match,
-                             lambda _current: (document, change))
-        return self._with_relations(tenant, record, members=members)
-
-    def patch(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
-              if_match: str | None = None, members: bool = True,
-              read_back: bool = True) -> Loaded:
-        """Apply a PATCH. With ``read_back=False`` the caller needs only the new meta: a
-        member-only change then skips reading the group back, and the returned record holds
-        the document as read before the change."""
+    def _patch_plan(self, rt: ResourceType, body: Any) -> Plan:
         def plan(current: Record) -> tuple[dict[str, Any] | None, MemberChange | None]:
             result = apply_patch(
                 self.registry, rt, current.document, body,
-                load_members=lambda: list(self.store.members(tenant, current.id)),
+                load_members=lambda: list(self.store.members(current.id)),
                 max_operations=self._max_operations,
             )
             document = None if result.document == current.document else result.document
             return document, (result.members or None)
 
-        record = self._write(tenant, rt, resource_id, if_match, plan, read_back=read_back)
-        return self._with_relations(tenant, record, members=members)
+        return plan
 
-    def patch_quietly(self, tenant: str, rt: ResourceType, resource_id: str, body: Any, *,
-                      if_match: str | None = None) -> str:
-        """Apply a PATCH answered without a body (204, as Entra expects for groups); returns
-        the new version. Adding and removing listed members without If-Match, Entra's member
-        PATCH, does not read the group at all: the write itself fails if it is gone."""
-        change = (None if if_match is not None else
-                  member_change_alone(self.registry, rt, body,
-                                      max_operations=self._max_operations))
-        if change is None:
-            return self.patch(tenant, rt, resource_id, body, if_match=if_match, members=False,
-                              read_back=False).record.meta.version
-        version = new_version()
-        try:
-            self.store.change_members(tenant, resource_id, last_modified=self._clock(),
-                                      version=version, members=change)
-        except UnknownMembers as exc:
-            raise self._unknown_members(exc) from exc
-        return version
-
-    def delete(self, tenant: str, rt: ResourceType, resource_id: str, *,
-               if_match: str | None = None) -> None:
-        if if_match is not None:
-            current = self.load(tenant, rt, resource_id)
-            if not version_matches(if_match, current.meta.version):
-                raise PreconditionFailed("The resource has changed (If-Match does not match).")
-        groups = self.store.groups_of(tenant, resource_id) if rt.name == USER else []
-        self.store.delete(tenant, rt.name, resource_id)
-        for group_id in groups:
-            self._touch_group(tenant, group_id)
-
-    def _touch_group(self, tenant: str, group_id: str) -> None:
+    def _touch_group(self, group_id: str) -> None:
         """A new version for a group whose member list changed without a write to it (a
         member user was deleted), so ETags and If-None-Match see the change. Best effort:
         the delete has happened, so neither a vanished group nor a storage fault fails it."""
-        with contextlib.suppress(NotFound, ServiceUnavailable):
-            self.store.change_members(tenant, group_id, last_modified=self._clock(),
+        with contextlib.suppress(NotStored, StorageUnavailable):
+            self.store.change_members(group_id, last_modified=self._clock(),
                                       version=new_version(), members=MemberChange())
 
-    # -- helpers ---------------------------------------------------------------------------
-
-    def _write(self, tenant: str, rt: ResourceType, resource_id: str, if_match: str | None,
-               plan: Callable[[Record], tuple[dict[str, Any] | None, MemberChange | None]],
-               *, read_back: bool = True) -> Record:
+    def _write(self, rt: ResourceType, resource_id: str, if_match: str | None,
+               plan: Plan, *, read_back: bool = True) -> Record:
         """Read, plan and write with the read's etag; on a lost race read again and replan.
 
         A plan that changes nothing writes nothing. A member-only change does not rewrite
-        the document, so concurrent member edits of one group never contend.
+        the document, so concurrent member edits of one group never contend. Added members
+        that are not users of the tenant are skipped. With ``read_back=False`` the caller
+        needs only the new meta: a member-only change then skips reading the group back,
+        and the returned record holds the document as read before the change.
         """
+        skipped: set[str] = set()
         for _ in range(MAX_WRITE_ATTEMPTS):
-            current = self.load(tenant, rt, resource_id)
+            current = self._load(rt, resource_id)
             if if_match is not None and not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")
             document, change = plan(current)
+            if change is not None and skipped:
+                change = change.without(skipped)
             if document is None and not change:
                 return current
-            meta = self._renewed(current.meta)
+            meta = Meta(current.meta.created, self._clock(), new_version())
             try:
                 if document is None and change and not read_back:
                     etag = self.store.change_members(
-                        tenant, resource_id, last_modified=meta.last_modified,
-                        version=meta.version, members=change)
-                    return Record(rt.name, resource_id, current.document, meta, etag)
-                stored = self.store.update(
-                    tenant, rt.name, resource_id, meta=meta,
+                        resource_id, last_modified=meta.last_modified, version=meta.version,
+                        members=change)
+                    return Record(rt.kind, resource_id, current.document, meta, etag)
+                return self.store.update(
+                    rt.kind, resource_id, meta=meta,
                     expected_etag=current.etag if document is not None else None,
                     document=document,
-                    indexes=index_keys(rt.name, document) if document is not None else None,
+                    indexes=(index_keys(self.registry, rt, document)
+                             if document is not None else None),
                     members=change,
                 )
-            except DuplicateKey as exc:
-                raise self._uniqueness(exc) from exc
-            except UnknownMembers as exc:
-                raise self._unknown_members(exc) from exc
-            except VersionMismatch:
+            except UnknownMembers as unknown:
+                skipped |= self._skip(unknown, [m.value for m in change.add] if change else [])
+            except VersionMoved:
                 continue
-            return stored
         raise Conflict("The resource is being changed concurrently; retry the request.")
 
-    def _renewed(self, meta: Meta) -> Meta:
-        """The meta of a changed resource: same creation time, now, a new version."""
-        return Meta(meta.created, self._clock(), new_version())
+    def _skip(self, unknown: UnknownMembers, added: Sequence[str]) -> set[str]:
+        """The ids of ``added`` that the store found no user for, logged as skipped, so the
+        rest of the change can apply. When it names none of them, its error stands."""
+        gone = set(unknown.ids) & set(added)
+        if not gone:
+            raise scim_error(unknown) from unknown
+        shown = ", ".join(repr(i[:100]) for i in sorted(gone)[:20])
+        log.warning("Skipped %d member(s) that are not users of tenant %r: %s", len(gone),
+                    self.store.tenant[:100], shown)
+        return gone
 
-    def _members_from_body(self, tenant: str, rt: ResourceType, body: Any
-                           ) -> list[Member] | None:
-        if rt.name != GROUP or not isinstance(body, Mapping):
+    def _members_of_body(self, rt: ResourceType, body: Any) -> list[Member] | None:
+        if rt.kind is not Kind.GROUP or not isinstance(body, Mapping):
             return None
-        raw = next((v for k, v in body.items() if k.lower() == "members"), None)
-        if raw is None:
-            return []
-        if not isinstance(raw, list):
-            raise InvalidValue("'members' must be a list of {\"value\": \"<user id>\"}.")
-        found: dict[str, Member] = {}
-        for item in raw:
-            value = item.get("value") if isinstance(item, Mapping) else None
-            if not isinstance(value, str) or not value:
-                raise InvalidValue("Each member needs a 'value' holding a user id.")
-            display = item.get("display")
-            found[value] = Member(value, display if isinstance(display, str) else None)
-        return list(found.values())
+        return parse_members(get_ci(body, "members"), "members")
 
-    @staticmethod
-    def _unknown_members(exc: UnknownMembers) -> InvalidValue:
-        shown = ", ".join(m[:100] for m in exc.ids[:5])
-        more = f" and {len(exc.ids) - 5} more" if len(exc.ids) > 5 else ""
-        return InvalidValue(f"Members must be existing users; unknown id(s): {shown}{more}.")
-
-    @staticmethod
-    def _uniqueness(exc: DuplicateKey) -> Uniqueness:
-        return Uniqueness(f"{exc.key.name} '{exc.key.value[:200]}' is already in use by "
-                          "another resource (compared case-insensitively).")

@@ -1,10 +1,5 @@
-"""Checking and normalising attribute values against the schema registry.
-
-Known attributes get their canonical names and types (Boolean strings in any case become
-JSON booleans, a ``manager`` string becomes ``{"value": …}``); unknown attributes are kept
-verbatim so that clients such as Entra see back exactly what they sent. ``None`` means
-"absent" everywhere: it is never stored and never emitted.
-"""
+"""Checking and normalising attribute values against the schema registry
+(docs/architecture.md, "Validation, filters and PATCH")."""
 
 from __future__ import annotations
 

@@ -22,8 +22,10 @@ import pytest
 from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from bench.azurite import AZURITE_TABLE, azurite_environment, keyed_command
-from scim_core.store.tables import TableStore
+from scim_core.kinds import Kind
+from scim_core.store.tables import TableStore, TableTenantStore
 from scim_core.store.tables.batches import Step
+from scim_core.store.tables.sdk_batches import install_batch_codec
 
 __all__ = [
     "ACCOUNT_KEY",
@@ -241,6 +243,7 @@ def _harness(azurite: Azurite) -> Iterator[TableHarness]:
         **FAST_CLIENT_OPTIONS)
     assert isinstance(client, RecordingTableClient)
     client.batch_sizes = []
+    install_batch_codec()  # as the app's builder does for a tables store
     harness = TableHarness(TableStore(client), client, log, azurite)
     try:
         yield harness
@@ -387,24 +390,35 @@ class RacingTableStore(TableStore):
         self.after_first_batch: Callable[[], object] | None = None
         harness.extra.append(self)
 
-    def _read(self, partition: str, row_key: str,
-              select: list[str] | None = None) -> TableEntity | None:
-        entity = super()._read(partition, row_key, select)
-        if self.touch_group_on_read and entity is not None and row_key.startswith("group:"):
-            self.raw.update_entity({"PartitionKey": partition, "RowKey": row_key,
-                                    "touched": time.monotonic()}, mode=UpdateMode.MERGE)
+    def tenant(self, name: str) -> RacingTenantStore:
+        return RacingTenantStore(self, name)
+
+
+class RacingTenantStore(TableTenantStore):
+    """A tenant of a RacingTableStore: its hooks run inside the store's own work."""
+
+    def __init__(self, store: RacingTableStore, tenant: str) -> None:
+        super().__init__(store, tenant)
+        self.racing = store
+
+    def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:
+        entity = super()._read(row_key, select)
+        if self.racing.touch_group_on_read and entity is not None and row_key.startswith(
+                "group:"):
+            self.racing.raw.update_entity({"PartitionKey": self._partition, "RowKey": row_key,
+                                           "touched": time.monotonic()}, mode=UpdateMode.MERGE)
         return entity
 
-    def _group_ids(self, partition: str, user_id: str) -> list[str]:
-        found = super()._group_ids(partition, user_id)
-        hook, self.after_listing_groups = self.after_listing_groups, None
+    def _group_ids(self, user_id: str) -> list[str]:
+        found = super()._group_ids(user_id)
+        hook, self.racing.after_listing_groups = self.racing.after_listing_groups, None
         if hook is not None:
             hook()
         return found
 
-    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: str,
-                      resource_id: str) -> None:
-        hook, self.after_first_batch = self.after_first_batch, None
+    def _submit_later(self, batches: Sequence[Sequence[Step]], kind: Kind,
+                      resource_id: str) -> str | None:
+        hook, self.racing.after_first_batch = self.racing.after_first_batch, None
         if hook is not None:
             hook()
-        super()._submit_later(batches, kind, resource_id)
+        return super()._submit_later(batches, kind, resource_id)

@@ -14,9 +14,11 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from scim_core.resources import fold
+from scim_core.schema import Registry
 from scim_core.store import GROUP, USER, Store
 from tests.support import ERROR_SCHEMA, Result
+
+REGISTRY = Registry.default()
 
 FIGURES: Counter[str] = Counter()
 
@@ -79,32 +81,32 @@ def check_store_invariants(store: Store, tenant: str = "default") -> int:
     from scim_core.store import IndexKey
 
     checks = 0
-    users = {r.id: r for r in store.scan(tenant, USER)}
-    groups = {r.id: r for r in store.scan(tenant, GROUP)}
+    users = {r.id: r for r in store.tenant(tenant).scan(USER)}
+    groups = {r.id: r for r in store.tenant(tenant).scan(GROUP)}
     for kind, records, attr in ((USER, users, "userName"), (GROUP, groups, "displayName")):
         names: dict[str, str] = {}
         for record in records.values():
             name = record.document.get(attr)
             assert isinstance(name, str), (kind, record.id, record.document)
-            key = fold(name)
+            key = name.casefold()
             assert key not in names, f"{kind} {attr} {name!r} held by {names[key]} and {record.id}"
             names[key] = record.id
-            found = [r.id for r in store.lookup(tenant, kind, IndexKey(attr, key, True))]
+            found = [r.id for r in store.tenant(tenant).lookup(kind, IndexKey(attr, key, True))]
             assert found == [record.id], (kind, name, found, record.id)
             checks += 2
     memberships: set[tuple[str, str]] = set()
     for group_id in groups:
-        for member in store.members(tenant, group_id):
+        for member in store.tenant(tenant).members(group_id):
             assert member.value in users, f"group {group_id} holds missing user {member.value}"
-            assert store.is_member(tenant, group_id, member.value)
+            assert store.tenant(tenant).is_member(group_id, member.value)
             memberships.add((group_id, member.value))
             checks += 2
     for user_id in users:
-        for group_id in store.groups_of(tenant, user_id):
+        for group_id in store.tenant(tenant).groups_of(user_id):
             assert group_id in groups, f"user {user_id} lists missing group {group_id}"
             assert (group_id, user_id) in memberships, (group_id, user_id)
             checks += 2
-    listed = {(g, u) for u in users for g in store.groups_of(tenant, u)}
+    listed = {(g, u) for u in users for g in store.tenant(tenant).groups_of(u)}
     assert listed == memberships, memberships ^ listed
     return checks + 1
 
@@ -144,7 +146,9 @@ def check_table_rows(table: Any, tenant: str = "default") -> int:
         assert row_key == keys.document_key(kind, resource_id), row_key
         document = stored_document(entity)
         expected = {}
-        for key in index_keys(kind, document):
+        rt = REGISTRY.resource_type(kind)
+        assert rt is not None
+        for key in index_keys(REGISTRY, rt, document):
             if key.unique:
                 expected[keys.unique_index_key(kind, key.name, key.value)] = key
             else:
@@ -159,7 +163,7 @@ def check_table_rows(table: Any, tenant: str = "default") -> int:
             owners[index_row] = row_key
             checks += 3
         unique_attr = "userName" if kind == USER else "displayName"
-        folded = fold(document[unique_attr])
+        folded = document[unique_attr].casefold()
         assert (kind, folded) not in names, f"{kind} {folded!r} held by two resources"
         names[(kind, folded)] = resource_id
         checks += 2

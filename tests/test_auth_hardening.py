@@ -218,14 +218,28 @@ def _all_log_text(records: Iterable[logging.LogRecord]) -> str:
     return "\n".join(parts)
 
 
+class BrokenTenantStore:
+    """A tenant whose reads blow up (everything else as the wrapped one): drives the API's
+    500 path."""
+
+    def __init__(self, view: Any) -> None:
+        self._view = view
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._view, name)
+
+    def scan(self, kind: Any) -> Any:
+        raise RuntimeError("storage exploded")
+
+    def get(self, kind: Any, resource_id: str) -> Any:
+        raise RuntimeError("storage exploded")
+
+
 class BrokenStore(MemoryStore):
-    """A store whose reads blow up: drives the API's 500 path."""
+    """A store whose tenants' reads blow up."""
 
-    def scan(self, tenant: str, kind: str) -> Any:
-        raise RuntimeError("storage exploded")
-
-    def get(self, tenant: str, kind: str, resource_id: str) -> Any:
-        raise RuntimeError("storage exploded")
+    def tenant(self, name: str) -> Any:
+        return BrokenTenantStore(super().tenant(name))
 
 
 def _secrets() -> list[str]:

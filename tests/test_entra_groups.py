@@ -169,18 +169,55 @@ def test_add_several_members_in_one_operation(client: FunctionClient, op: str) -
     assert len(after["members"]) == 3
 
 
-def test_unknown_member_id_is_400_and_changes_nothing(client: FunctionClient) -> None:
-    """Adding an id that is no user is 400 invalidValue naming it; the group is unchanged."""
+def test_unknown_member_ids_are_skipped_and_the_known_ones_added(
+        client: FunctionClient, caplog: pytest.LogCaptureFixture) -> None:
+    """A member PATCH naming an id that is no user adds the known members, answers 204 and
+    logs a warning naming the skipped id; no membership of the unknown id is stored."""
     a, b = users(client, 2)
     group = client.create_group("Team", members=[{"value": a}])
-    before = get(client, group["id"])
     ghost = str(uuid.uuid4())
-    result = client.patch_ops(f"/Groups/{group['id']}",
-                              {"op": "Add", "path": "members",
-                               "value": [{"value": b}, {"value": ghost}]})
-    error = assert_scim_error(result, 400, "invalidValue")
-    assert ghost in error["detail"]
+    with caplog.at_level("WARNING", logger="scim_core"):
+        patch_204(client, group["id"], {"op": "Add", "path": "members",
+                                        "value": [{"value": b}, {"value": ghost}]})
+    assert member_ids(client, group["id"]) == sorted([a, b])
+    assert ghost in caplog.text and "Skipped 1 member" in caplog.text
+    assert_scim_error(client.get(f"/Users/{ghost}"), 404)
+
+
+def test_a_member_patch_of_only_unknown_ids_changes_nothing(client: FunctionClient) -> None:
+    """A member PATCH whose every id is unknown answers 204 and leaves the group and its
+    version as they were."""
+    (a,) = users(client, 1)
+    group = client.create_group("Team", members=[{"value": a}])
+    before = get(client, group["id"])
+    result = client.patch_ops(f"/Groups/{group['id']}", {"op": "Add", "path": "members",
+                                                        "value": [{"value": "ghost"}]})
+    assert result.status == 204 and result.header("ETag") == before["meta"]["version"]
     assert get(client, group["id"]) == before
+
+
+@pytest.mark.parametrize("write", ["POST", "PUT", "PATCH with attributes"])
+def test_unknown_members_are_skipped_on_every_write(client: FunctionClient, write: str) -> None:
+    """POST and PUT of a group, and a PATCH answered with a body, skip member ids that are
+    no user of the tenant and store the rest."""
+    a, b = users(client, 2)
+    members = [{"value": a}, {"value": "ghost-1"}, {"value": b}, {"value": "ghost-2"}]
+    if write == "POST":
+        result = client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "T",
+                                         "members": members})
+        assert result.status == 201, result.body[:300]
+    else:
+        group = client.create_group("T")["id"]
+        if write == "PUT":
+            result = client.put(f"/Groups/{group}", {"schemas": [GROUP_SCHEMA],
+                                                     "displayName": "T", "members": members})
+        else:
+            result = client.patch_ops(f"/Groups/{group}",
+                                      {"op": "add", "path": "members", "value": members},
+                                      params={"attributes": "members"})
+        assert result.status == 200, result.body[:300]
+    assert sorted(m["value"] for m in result.json["members"]) == sorted([a, b])
+    assert member_ids(client, result.json["id"]) == sorted([a, b])
 
 
 @pytest.mark.parametrize("op", [
@@ -317,3 +354,44 @@ def test_delete_group_is_204_then_404(client: FunctionClient) -> None:
     assert search(client, 'displayName eq "Team"')["totalResults"] == 0
     assert client.get(f"/Users/{a}").status == 200
     assert client.get("/Groups", params={"filter": f'members eq "{a}"'}).json["totalResults"] == 0
+
+
+# -- one reading of a member list ----------------------------------------------------------
+
+
+def test_post_put_and_patch_read_duplicate_members_alike(client: FunctionClient) -> None:
+    """A member listed twice is one member with the first listing's display, whether it
+    arrives by POST, PUT or PATCH."""
+    (a,) = users(client, 1)
+    twice = [{"value": a, "display": "first"}, {"value": a, "display": "second"}]
+    posted = client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "P",
+                                     "members": twice})
+    assert posted.status == 201 and posted.json["members"][0]["display"] == "first"
+    put = client.put(f"/Groups/{posted.json['id']}", {"schemas": [GROUP_SCHEMA],
+                                                      "displayName": "P", "members": twice})
+    assert put.status == 200 and [m["display"] for m in put.json["members"]] == ["first"]
+    other = client.create_group("Q")["id"]
+    patch_204(client, other, {"op": "add", "path": "members", "value": twice})
+    assert [m.get("display") for m in get(client, other)["members"]] == ["first"]
+
+
+@pytest.mark.parametrize("bad", [{"value": ""}, {"value": "   "}, {"value": "x" * 2000},
+                                 {"value": 7}, "not-an-object", {"value": "u", "display": 5}])
+def test_post_put_and_patch_refuse_a_malformed_member_alike(
+        client: FunctionClient, bad: Any) -> None:
+    """A blank, over-long or non-string member id (or a non-string display) is 400
+    invalidValue by POST, PUT and PATCH alike, and nothing is stored."""
+    group = client.create_group("Keep")
+    before = get(client, group["id"])
+    results = [
+        client.post("/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "New",
+                                "members": [bad]}),
+        client.put(f"/Groups/{group['id']}", {"schemas": [GROUP_SCHEMA], "displayName": "Keep",
+                                              "members": [bad]}),
+        client.patch_ops(f"/Groups/{group['id']}",
+                         {"op": "add", "path": "members", "value": [bad]}),
+    ]
+    for result in results:
+        assert_scim_error(result, 400, "invalidValue")
+    assert get(client, group["id"]) == before
+    assert [g["displayName"] for g in client.get("/Groups").json["Resources"]] == ["Keep"]

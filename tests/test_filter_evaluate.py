@@ -11,14 +11,12 @@ import pytest
 
 from scim_core.errors import InvalidFilter
 from scim_core.filter import (
-    And,
     Compare,
     ValuePath,
     check_filter,
     element_matches,
     matches,
     parse_filter,
-    referenced_paths,
     sort_key,
     values_at,
 )
@@ -515,16 +513,3 @@ def test_sort_key_orders_none_last_and_strings_case_insensitively() -> None:
     assert ordered.index(1.5) < ordered.index(2)
     assert sort_key(None) == sort_key(None)
     assert sort_key("X") != sort_key(None)
-
-
-# -- referenced paths ------------------------------------------------------------------------
-
-
-def test_referenced_paths_lists_lower_cased_top_level_names() -> None:
-    """The planner learns which attributes a filter reads, URN prefixes stripped."""
-    expr = parse_filter(f'id eq "g" and Members[value eq "u"] or {ENTERPRISE}:manager.value pr'
-                        ' or not (name.givenName sw "a")')
-    assert referenced_paths(expr) == {"id", "members", "manager", "name"}
-    assert referenced_paths(And(Compare("userName", "eq", "x"), Compare("USERNAME", "pr"))) == {
-        "username"}
-    assert "members" not in referenced_paths(parse_filter('displayName eq "x"'))

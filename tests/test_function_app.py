@@ -5,7 +5,8 @@ from __future__ import annotations
 import azure.functions as func
 
 import function_app
-from tests.support import BASE, ERROR_SCHEMA, USER_SCHEMA, FunctionClient
+from scim_core import Settings, build_api
+from tests.support import BASE, ERROR_SCHEMA, TOKEN, USER_SCHEMA, FunctionClient, use_api
 
 
 def test_app_registers_one_anonymous_catch_all_http_trigger() -> None:
@@ -83,31 +84,29 @@ def test_base_url_keeps_route_prefix_and_scheme() -> None:
 
 
 def test_base_url_setting_wins() -> None:
-    """SCIM_BASE_URL overrides the URL the request came in on (custom domains, proxies)."""
-    import pytest
-
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.setenv("SCIM_BASE_URL", "https://scim.contoso.example/scim/v2/")
-        req = func.HttpRequest("GET", "https://x.azurewebsites.net/scim/v2/Users", body=b"")
-        assert function_app.base_url(req) == "https://scim.contoso.example/scim/v2"
-    finally:
-        mp.undo()
+    """SCIM_BASE_URL, read once into the settings, overrides the URL the request came in
+    on (custom domains, proxies) in Location and meta.location."""
+    settings = Settings.from_env({"SCIM_STORE": "memory", "SCIM_BEARER_TOKEN": TOKEN,
+                                  "SCIM_BASE_URL": "https://scim.contoso.example/scim/v2/"})
+    use_api(build_api(settings))
+    created = FunctionClient().post("/Users", {"schemas": [USER_SCHEMA], "userName": "b@x"})
+    assert created.header("Location").startswith("https://scim.contoso.example/scim/v2/Users/")
+    assert created.json["meta"]["location"] == created.header("Location")
 
 
 def test_nothing_answers_500_on_unhandled_errors(memory_client: FunctionClient) -> None:
     """An unexpected exception in the core becomes a SCIM 500 body, never a crash."""
     api = function_app.get_api()
-    original = api.service.get
+    original = api.store.tenant
 
     def boom(*args: object, **kwargs: object) -> object:
         raise RuntimeError("boom")
 
-    api.service.get = boom  # type: ignore[method-assign,assignment]
+    api.store.tenant = boom  # type: ignore[method-assign,assignment]
     try:
         result = memory_client.get("/Users/abc")
     finally:
-        api.service.get = original  # type: ignore[method-assign]
+        api.store.tenant = original  # type: ignore[method-assign]
     assert result.status == 500
     assert result.json["schemas"] == [ERROR_SCHEMA]
     assert b"boom" not in result.body

@@ -593,10 +593,69 @@ def test_deleting_a_member_user_gives_the_group_a_new_version(client: FunctionCl
     assert after.json["meta"]["version"] == after.header("ETag")
 
 
-@pytest.mark.parametrize(("method", "path"), [("POST", "/.search"), ("GET", "/Me"),
-                                              ("PATCH", "/Me")])
+@pytest.mark.parametrize(("method", "path"), [("GET", "/Me"), ("PATCH", "/Me")])
 def test_endpoints_the_rfc_defines_but_we_do_not_offer_answer_501(
         client: FunctionClient, method: str, path: str) -> None:
-    """Root /.search and /Me answer 501 Not Implemented (RFC 7644 §3.11, §3.12)."""
+    """/Me answers 501 Not Implemented (RFC 7644 §3.11, §3.12)."""
     body = {"schemas": [SEARCH_REQUEST]} if method != "GET" else None
     assert_scim_error(client.request(method, path, body), 501)
+
+
+# -- searching across resource types (§3.4.3) -----------------------------------------------
+
+
+def test_root_search_covers_users_and_groups(client: FunctionClient) -> None:
+    """POST /.search searches Users and Groups together: a filter naming a common
+    attribute finds both kinds, one naming a User attribute finds users only, and paging
+    and sorting apply to the combined list."""
+    user = client.create_user("root@x.example", externalId="shared")["id"]
+    group = client.create_group("Root Group", externalId="shared")["id"]
+    client.create_user("other@x.example")
+
+    def search(**body: Any) -> dict[str, Any]:
+        result = client.post("/.search", {"schemas": [SEARCH_REQUEST], **body})
+        assert result.status == 200, result.body[:300]
+        assert result.json["schemas"] == [LIST_RESPONSE]
+        return dict(result.json)
+
+    both = search(filter='externalId eq "shared"')
+    assert sorted(r["id"] for r in both["Resources"]) == sorted([user, group])
+    assert {r["meta"]["resourceType"] for r in both["Resources"]} == {"User", "Group"}
+    users_only = search(filter='userName sw "root"')
+    assert [r["id"] for r in users_only["Resources"]] == [user]
+    everything = search(sortBy="meta.created", count=2)
+    assert everything["totalResults"] == 3 and len(everything["Resources"]) == 2
+    names = search(filter='externalId eq "shared"', attributes=["userName", "displayName"])
+    assert all(set(r) <= {"id", "schemas", "userName", "displayName"}
+               for r in names["Resources"])
+
+
+def test_root_search_refuses_what_no_resource_type_accepts(client: FunctionClient) -> None:
+    """A root /.search whose filter is malformed is 400 invalidFilter; GET is 405."""
+    result = client.post("/.search", {"schemas": [SEARCH_REQUEST], "filter": "userName eq"})
+    assert_scim_error(result, 400, "invalidFilter")
+    assert_scim_error(client.get("/.search"), 405)
+
+
+@pytest.mark.parametrize("where", ["query", "body"])
+def test_attribute_names_with_a_value_filter_name_their_attribute(
+        client: FunctionClient, where: str) -> None:
+    """``attributes=emails[type eq "work"]`` (as Microsoft's test collection sends it)
+    returns ``emails``, and ``excludedAttributes`` of one leaves ``emails`` out."""
+    client.create_user("vf@x.example", displayName="VF",
+                       emails=[{"value": "vf@x.example", "type": "work"}])
+    named = 'emails[type eq "work"],displayName'
+    if where == "query":
+        shown = client.get("/Users", params={"attributes": named}).json["Resources"][0]
+        hidden = client.get("/Users", params={"excludedAttributes": 'emails[type eq "work"]'}
+                            ).json["Resources"][0]
+    else:
+        def search(**body: Any) -> Any:
+            result = client.post("/Users/.search", {"schemas": [SEARCH_REQUEST], **body})
+            return result.json["Resources"][0]
+        shown = search(attributes=['emails[type eq "work"]', "displayName"])
+        hidden = search(excludedAttributes=['emails[type eq "work"].value'])
+    assert set(shown) == {"id", "schemas", "emails", "displayName"}
+    assert shown["emails"] == [{"value": "vf@x.example", "type": "work"}]
+    assert "emails" not in hidden or all("value" not in e for e in hidden["emails"])
+    assert hidden["displayName"] == "VF"

@@ -84,6 +84,7 @@ def pristine(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(sdk_batches, "_warned", False)
     yield
     sdk_batches.uninstall_batch_codec()
+    monkeypatch.undo()  # the stand-ins a test set go before the codec goes back in
     if was_installed:
         assert sdk_batches.install_batch_codec()
 

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from azure.core.exceptions import ResourceExistsError
@@ -14,7 +15,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scim_core.config import Settings, SettingsError
-from scim_core.errors import NotFound, PayloadTooLarge, ServiceUnavailable
 from scim_core.store import (
     GROUP,
     USER,
@@ -22,8 +22,11 @@ from scim_core.store import (
     Member,
     MemberChange,
     Meta,
+    NotStored,
     Record,
+    StorageUnavailable,
     Store,
+    TooLarge,
 )
 from scim_core.store.tables import TableStore, keys, table_store
 from scim_core.store.tables.batches import MAX_BATCH, add_units
@@ -57,6 +60,11 @@ pytest_plugins = ["tests.azurite"]
 pytestmark = pytest.mark.timeout(300)
 
 T = "default"
+
+
+def decoded(component: str) -> str:
+    """The value an unhashed key component encodes."""
+    return unquote(component, encoding="utf-8", errors="surrogatepass")
 META = Meta("2024-01-01T00:00:00Z", "2024-01-01T00:00:00Z", "1")
 FORBIDDEN = set("/\\#?") | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
 BIG_GROUP = int(os.environ.get("SCIM_BIG_GROUP_MEMBERS", "3000"))
@@ -89,13 +97,14 @@ def user_keys(user_name: str, external_id: str | None = None) -> list[IndexKey]:
 
 def add_user(store: Store, resource_id: str, user_name: str, external_id: str | None = None,
              tenant: str = T) -> Record:
-    return store.create(tenant, user(resource_id, user_name, external_id),
+    return store.tenant(tenant).create(user(resource_id, user_name, external_id),
                         user_keys(user_name, external_id))
 
 
 def stored_users(store: Store, user_ids: list[str], tenant: str = T) -> None:
     """Members must be stored users: create the ones that are not yet."""
-    for user_id in sorted(set(user_ids) - store.existing(tenant, USER, user_ids)):
+    view = store.tenant(tenant)
+    for user_id in sorted(u for u in set(user_ids) if view.get(USER, u) is None):
         add_user(store, user_id, f"user {user_id}", tenant=tenant)
 
 
@@ -103,7 +112,7 @@ def add_group(store: Store, resource_id: str, name: str, members: list[str] | No
               tenant: str = T) -> Record:
     """A group with ``members``, whose users are created first where missing."""
     stored_users(store, members or [], tenant)
-    return store.create(tenant, Record(GROUP, resource_id, {"displayName": name}, META),
+    return store.tenant(tenant).create(Record(GROUP, resource_id, {"displayName": name}, META),
                         [IndexKey("displayName", name, True)],
                         [Member(m) for m in members or []])
 
@@ -125,9 +134,9 @@ def counted(log: RequestLog, call: Callable[[], Any]) -> int:
 
 def consistent(store: Store, group_id: str, users: list[str]) -> list[str]:
     """The members of a group, after checking every user's reverse rows agree with them."""
-    members = [m.value for m in store.members(T, group_id)]
+    members = [m.value for m in store.tenant(T).members(group_id)]
     for user_id in users:
-        assert (group_id in store.groups_of(T, user_id)) == (user_id in members), user_id
+        assert (group_id in store.tenant(T).groups_of(user_id)) == (user_id in members), user_id
     return members
 
 
@@ -139,8 +148,8 @@ def test_encoded_components_are_valid_key_text_and_decode_back(value: str) -> No
     encoded = keys.encode_component(value)
     assert not FORBIDDEN & set(encoded) and ":" not in encoded and "'" not in encoded
     assert units(encoded) <= keys.COMPONENT_BUDGET
-    if not keys.is_hashed(encoded):
-        assert keys.decode_component(encoded) == value
+    if keys.HASH_MARK not in encoded:
+        assert decoded(encoded) == value
 
 
 ESCAPED = frozenset("%/\\#?:'\u2028\u2029") | {chr(c) for c in (*range(0x20), *range(0x7F, 0xA0))}
@@ -171,7 +180,7 @@ def test_long_values_are_hashed_with_a_readable_prefix() -> None:
     value = "ab/" * 200
     encoded = keys.encode_component(value)
     assert encoded.startswith("ab%2Fab") and keys.HASH_MARK in encoded
-    assert encoded.endswith(keys.digest(value)) and keys.decode_component(encoded) is None
+    assert encoded.endswith(keys.digest(value)) and keys.HASH_MARK in encoded
     assert keys.encode_component(value + "x") != encoded
     assert units(keys.index_key(USER, "x" * 500, "y" * 500, "z" * 500)) <= 512
 
@@ -191,24 +200,24 @@ def test_hostile_values_round_trip_everywhere(table_store: TableStore,
     """Hostile strings work as ids, unique and non-unique values, member ids and displays."""
     for value in HOSTILE:
         created = add_user(table_store, value, value, value)
-        assert table_store.get(T, USER, value) == created
+        assert table_store.tenant(T).get(USER, value) == created
     add_group(table_store, "g", "group", [])
-    table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    table_store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                        members=MemberChange(add=tuple(Member(v, v) for v in HOSTILE)))
     for value in HOSTILE:
-        got = table_store.get(T, USER, value)
+        got = table_store.tenant(T).get(USER, value)
         assert got is not None and got.document == {"userName": value, "externalId": value}
-        unique = table_store.lookup(T, USER, IndexKey("userName", value, True))
-        other = table_store.lookup(T, USER, IndexKey("externalId", value, False))
+        unique = table_store.tenant(T).lookup(USER, IndexKey("userName", value, True))
+        other = table_store.tenant(T).lookup(USER, IndexKey("externalId", value, False))
         assert [r.id for r in unique] == [value] == [r.id for r in other]
-        assert table_store.is_member(T, "g", value)
-        assert table_store.groups_of(T, value) == ["g"]
-    assert {m.value: m.display for m in table_store.members(T, "g")} == {v: v for v in HOSTILE}
-    assert {r.id for r in table_store.scan(T, USER)} == set(HOSTILE)
-    assert table_store.existing(T, USER, HOSTILE) == set(HOSTILE)
+        assert table_store.tenant(T).is_member("g", value)
+        assert table_store.tenant(T).groups_of(value) == ["g"]
+    assert ({m.value: m.display for m in table_store.tenant(T).members("g")}
+            == {v: v for v in HOSTILE})
+    assert {r.id for r in table_store.tenant(T).scan(USER)} == set(HOSTILE)
     for value in HOSTILE:
-        table_store.delete(T, USER, value)
-    table_store.delete(T, GROUP, "g")
+        table_store.tenant(T).delete(USER, value)
+    table_store.tenant(T).delete(GROUP, "g")
     assert rows(table_harness) == []
 
 
@@ -217,10 +226,10 @@ def test_no_value_changes_the_meaning_of_a_lookup(table_store: TableStore) -> No
     for n, value in enumerate(["a", "a:b", "a%3Ab", "a;", "ab", "a'", "A"]):
         add_user(table_store, f"u{n}", f"name{n}", value)
     for probe in ["' or 1 eq 1", "a' or RowKey ne '", "*", "%", "", "a:", "a%", "a%3A"]:
-        assert table_store.lookup(T, USER, IndexKey("externalId", probe, False)) == []
-        assert table_store.lookup(T, USER, IndexKey("userName", probe, True)) == []
+        assert table_store.tenant(T).lookup(USER, IndexKey("externalId", probe, False)) == []
+        assert table_store.tenant(T).lookup(USER, IndexKey("userName", probe, True)) == []
     for n, value in enumerate(["a", "a:b", "a%3Ab", "a;", "ab", "a'", "A"]):
-        found = table_store.lookup(T, USER, IndexKey("externalId", value, False))
+        found = table_store.tenant(T).lookup(USER, IndexKey("externalId", value, False))
         assert [r.id for r in found] == [f"u{n}"]
 
 
@@ -230,9 +239,9 @@ def test_hostile_tenants_are_isolated_partitions(table_store: TableStore) -> Non
     for n, tenant in enumerate(tenants):
         add_user(table_store, "u", "same", f"ext{n}", tenant=tenant)
     for n, tenant in enumerate(tenants):
-        found = table_store.lookup(tenant, USER, IndexKey("userName", "same", True))
+        found = table_store.tenant(tenant).lookup(USER, IndexKey("userName", "same", True))
         assert [r.document["externalId"] for r in found] == [f"ext{n}"]
-        assert [r.id for r in table_store.scan(tenant, USER)] == ["u"]
+        assert [r.id for r in table_store.tenant(tenant).scan(USER)] == ["u"]
 
 
 # -- sizes ---------------------------------------------------------------------------------
@@ -245,8 +254,8 @@ def test_large_documents_are_split_across_properties_and_round_trip(
         "wide": {"blob": "漢字😀" * 90_000, "odd": "\ud800\x00\u2028"},
     }
     for resource_id, document in documents.items():
-        table_store.create(T, Record(USER, resource_id, document, META), [])
-        got = table_store.get(T, USER, resource_id)
+        table_store.tenant(T).create(Record(USER, resource_id, document, META), [])
+        got = table_store.tenant(T).get(USER, resource_id)
         assert got is not None and got.document == document
         raw = table_harness.client.get_entity(keys.partition_key(T),
                                               keys.document_key(USER, resource_id))
@@ -256,22 +265,23 @@ def test_large_documents_are_split_across_properties_and_round_trip(
 
 def test_an_oversized_document_is_refused_before_anything_is_written(
         table_store: TableStore, table_harness: TableHarness) -> None:
-    """A document beyond the 1 MiB entity limit raises PayloadTooLarge and writes nothing."""
+    """A document beyond the 1 MiB entity limit raises TooLarge and writes nothing."""
     huge = {"blob": "x" * 530_000}
-    assert table_store.get(T, USER, "u1") is None
-    with pytest.raises(PayloadTooLarge):
-        table_store.create(T, Record(USER, "u1", huge, META), user_keys("alice"))
-    assert table_store.get(T, USER, "u1") is None
+    assert table_store.tenant(T).get(USER, "u1") is None
+    with pytest.raises(TooLarge):
+        table_store.tenant(T).create(Record(USER, "u1", huge, META), user_keys("alice"))
+    assert table_store.tenant(T).get(USER, "u1") is None
     assert rows(table_harness) == []
     created = add_user(table_store, "u1", "alice")
-    with pytest.raises(PayloadTooLarge):
-        table_store.update(T, USER, "u1", meta=META, expected_etag=None, document=huge,
+    with pytest.raises(TooLarge):
+        table_store.tenant(T).update(USER, "u1", meta=META, expected_etag=None, document=huge,
                            indexes=user_keys("bob"))
-    assert table_store.get(T, USER, "u1") == created
-    assert table_store.lookup(T, USER, IndexKey("userName", "bob", True)) == []
-    with pytest.raises(PayloadTooLarge):
-        table_store.create(T, user("u2", "x"), [IndexKey(f"k{n}", "v", True) for n in range(50)])
-    assert table_store.get(T, USER, "u2") is None
+    assert table_store.tenant(T).get(USER, "u1") == created
+    assert table_store.tenant(T).lookup(USER, IndexKey("userName", "bob", True)) == []
+    with pytest.raises(TooLarge):
+        table_store.tenant(T).create(user("u2", "x"),
+                                     [IndexKey(f"k{n}", "v", True) for n in range(50)])
+    assert table_store.tenant(T).get(USER, "u2") is None
 
 
 # -- membership at scale -------------------------------------------------------------------
@@ -290,13 +300,13 @@ def test_member_lists_over_100_go_in_batches_of_at_most_100(
     assert sizes == [98, 100, 100, 100, 100, 100, 100, 61]
     assert consistent(table_store, "g", members) == members
     sizes.clear()
-    table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    table_store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                        members=MemberChange(remove_all=True, add=newcomers))
     guards = len(sizes) - 1
     assert max(sizes) <= MAX_BATCH and sum(sizes) == 1 + 2 * 250 + 3 * 120 + guards
     assert consistent(table_store, "g", members) == [m.value for m in newcomers]
     sizes.clear()
-    table_store.delete(T, GROUP, "g")
+    table_store.tenant(T).delete(GROUP, "g")
     assert max(sizes) <= MAX_BATCH and sum(sizes) == 2 + 2 * 120
     assert rows_besides_users(table_harness) == []
 
@@ -323,16 +333,16 @@ def check_large_group(harness: TableHarness, size: int, *, through_store: bool =
     add_user(store, "newcomer", "newcomer")
     ids = [f"{n:08d}-member" for n in range(size)]
     add_group(store, "small", "small", ["x1", "x2", "x3"])
-    store.update(T, GROUP, "small", meta=META, expected_etag=None,
+    store.tenant(T).update(GROUP, "small", meta=META, expected_etag=None,
                  members=MemberChange(remove=("x3",)))
     small = {
-        "get": counted(log, lambda: store.get(T, GROUP, "small")),
-        "is_member": counted(log, lambda: store.is_member(T, "small", "x1")),
-        "add": counted(log, lambda: store.update(
-            T, GROUP, "small", meta=META, expected_etag=None,
+        "get": counted(log, lambda: store.tenant(T).get(GROUP, "small")),
+        "is_member": counted(log, lambda: store.tenant(T).is_member("small", "x1")),
+        "add": counted(log, lambda: store.tenant(T).update(
+            GROUP, "small", meta=META, expected_etag=None,
             members=MemberChange(add=(Member("x3"),)))),
-        "remove": counted(log, lambda: store.update(
-            T, GROUP, "small", meta=META, expected_etag=None,
+        "remove": counted(log, lambda: store.tenant(T).update(
+            GROUP, "small", meta=META, expected_etag=None,
             members=MemberChange(remove=("x3",)))),
     }
     started = time.monotonic()
@@ -342,7 +352,7 @@ def check_large_group(harness: TableHarness, size: int, *, through_store: bool =
         # 33 adds fill one batch (3 operations each, and the group's meta)
         for start in range(1000, size, 33):
             chunk = tuple(Member(i) for i in ids[start:start + 33])
-            store.update(T, GROUP, "big", meta=META, expected_etag=None,
+            store.tenant(T).update(GROUP, "big", meta=META, expected_etag=None,
                          members=MemberChange(add=chunk))
     else:
         add_group(store, "big", "big")
@@ -354,21 +364,21 @@ def check_large_group(harness: TableHarness, size: int, *, through_store: bool =
     built = time.monotonic() - started
     assert max(harness.client.batch_sizes) <= MAX_BATCH
     big = {
-        "get": counted(log, lambda: store.get(T, GROUP, "big")),
-        "is_member": counted(log, lambda: store.is_member(T, "big", ids[-1])),
-        "add": counted(log, lambda: store.update(
-            T, GROUP, "big", meta=META, expected_etag=None,
+        "get": counted(log, lambda: store.tenant(T).get(GROUP, "big")),
+        "is_member": counted(log, lambda: store.tenant(T).is_member("big", ids[-1])),
+        "add": counted(log, lambda: store.tenant(T).update(
+            GROUP, "big", meta=META, expected_etag=None,
             members=MemberChange(add=(Member("newcomer"),)))),
-        "remove": counted(log, lambda: store.update(
-            T, GROUP, "big", meta=META, expected_etag=None,
+        "remove": counted(log, lambda: store.tenant(T).update(
+            GROUP, "big", meta=META, expected_etag=None,
             members=MemberChange(remove=("newcomer",)))),
     }
     assert big == small == {"get": 1, "is_member": 1, "add": 2, "remove": 2}
     log.clear()
-    listed = [m.value for m in store.members(T, "big")]
+    listed = [m.value for m in store.tenant(T).members("big")]
     assert listed == ids and size / 1000 <= log.count <= size // 1000 + 1
-    assert store.is_member(T, "big", ids[0]) and not store.is_member(T, "big", "no")
-    assert store.groups_of(T, ids[size // 2]) == ["big"]
+    assert store.tenant(T).is_member("big", ids[0]) and not store.tenant(T).is_member("big", "no")
+    assert store.tenant(T).groups_of(ids[size // 2]) == ["big"]
     print(f"\n{size} members written in {built:.1f}s")
 
 
@@ -406,24 +416,22 @@ def test_lookups_cost_the_same_requests_with_50_or_2000_users(
         add_user(table_store, f"{n:08d}-user", f"user{n}", f"ext{n}")
 
     def costs() -> list[int]:
-        return [counted(log, lambda: table_store.lookup(T, USER, IndexKey("userName", "user7",
-                                                                          True))),
-                counted(log, lambda: table_store.lookup(T, USER, IndexKey("externalId", "ext7",
-                                                                          False))),
-                counted(log, lambda: table_store.lookup(T, USER, IndexKey("userName", "none",
-                                                                          True)))]
+        view = table_store.tenant(T)
+        return [counted(log, lambda: view.lookup(USER, IndexKey("userName", "user7", True))),
+                counted(log, lambda: view.lookup(USER, IndexKey("externalId", "ext7", False))),
+                counted(log, lambda: view.lookup(USER, IndexKey("userName", "none", True)))]
 
     at_50 = costs()
     seed_users(table_harness, 50, 1950)
     at_2000 = costs()
     assert at_50 == at_2000 == [2, 2, 1]
-    found = table_store.lookup(T, USER, IndexKey("externalId", "ext1999", False))
+    found = table_store.tenant(T).lookup(USER, IndexKey("externalId", "ext1999", False))
     assert [r.document["userName"] for r in found] == ["user1999"]
     log.clear()
-    table_store.lookup(T, USER, IndexKey("userName", "user1500", True))
+    table_store.tenant(T).lookup(USER, IndexKey("userName", "user1500", True))
     assert log.point_reads() == 2
     log.clear()
-    scanned = table_store.scan(T, USER)
+    scanned = table_store.tenant(T).scan(USER)
     first = next(scanned)
     assert first.id == "00000000-user" and log.count == 1
     assert 1 + sum(1 for _ in scanned) == 2000 and log.count in (2, 3)
@@ -439,7 +447,7 @@ def test_a_member_add_is_one_batch_and_one_read_for_1_or_30_members(
 
     def add(members: list[str]) -> list[int]:
         log.clear()
-        table_store.update(T, GROUP, "g", meta=META, expected_etag=None,
+        table_store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                            members=MemberChange(add=tuple(Member(m) for m in members)))
         return [log.count, log.point_reads()]
 
@@ -481,21 +489,15 @@ def test_an_entra_member_patch_is_one_transaction_without_reading_the_group(
     assert sorted(m["value"] for m in current.json["members"]) == sorted(users)
 
 
-def test_group_get_and_existing_read_single_rows_only(
+def test_group_get_reads_a_single_row_only(
         table_store: TableStore, table_harness: TableHarness) -> None:
-    """get() of a 300-member group is one point read; existing() of 100 ids 100 point reads."""
+    """get() of a 300-member group is one point read, whatever its members."""
     log = table_harness.requests
     add_group(table_store, "g", "staff", seed_users(table_harness, 1000, 300, "m{:04d}"))
-    for n in range(20):
-        add_user(table_store, f"u{n:03d}", f"user{n}")
     log.clear()
-    group = table_store.get(T, GROUP, "g")
+    group = table_store.tenant(T).get(GROUP, "g")
     assert group is not None and group.document == {"displayName": "staff"}
     assert log.count == log.point_reads() == 1 and "RowKey='group:g'" in log.entries[0][1]
-    log.clear()
-    asked = [f"u{n:03d}" for n in range(100)]
-    assert table_store.existing(T, USER, asked) == set(asked[:20])
-    assert log.count == log.point_reads() == 100
 
 
 # -- races ---------------------------------------------------------------------------------
@@ -507,10 +509,10 @@ def test_member_edits_do_not_contend_with_other_writes_to_the_group(
     add_user(store, "u1", "alice")
     add_group(store, "g", "staff")
     store.touch_group_on_read = True
-    updated = store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    updated = store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                            members=MemberChange(add=(Member("u1"),)))
     assert updated.document == {"displayName": "staff"}
-    assert store.is_member(T, "g", "u1")
+    assert store.tenant(T).is_member("g", "u1")
 
 
 def test_a_member_added_while_its_user_is_deleted_is_removed_by_the_delete(
@@ -521,11 +523,11 @@ def test_a_member_added_while_its_user_is_deleted_is_removed_by_the_delete(
     add_user(store, "u1", "alice")
     add_group(store, "g", "staff", ["u1"])
     add_group(store, "h", "other")
-    store.after_listing_groups = lambda: table_harness.store.update(
-        T, GROUP, "h", meta=META, expected_etag=None, members=MemberChange(add=(Member("u1"),)))
-    store.delete(T, USER, "u1")
+    store.after_listing_groups = lambda: table_harness.store.tenant(T).update(
+        GROUP, "h", meta=META, expected_etag=None, members=MemberChange(add=(Member("u1"),)))
+    store.tenant(T).delete(USER, "u1")
     assert store.after_listing_groups is None
-    assert store.groups_of(T, "u1") == [] and list(store.members(T, "h")) == []
+    assert store.tenant(T).groups_of("u1") == [] and list(store.tenant(T).members("h")) == []
     assert sorted(rows(table_harness)) == sorted([
         keys.document_key(GROUP, "g"), keys.document_key(GROUP, "h"),
         keys.unique_index_key(GROUP, "displayName", "staff"),
@@ -538,9 +540,9 @@ def test_a_group_deleted_during_a_large_member_change_keeps_no_membership_row(
     store = RacingTableStore(table_harness)
     seed_users(table_harness, 0, 150, "u{:03d}")
     add_group(store, "g", "staff")
-    store.after_first_batch = lambda: table_harness.store.delete(T, GROUP, "g")
-    with pytest.raises(NotFound):
-        store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    store.after_first_batch = lambda: table_harness.store.tenant(T).delete(GROUP, "g")
+    with pytest.raises(NotStored):
+        store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                      members=MemberChange(add=tuple(Member(f"u{n:03d}") for n in range(150))))
     assert store.after_first_batch is None
     assert rows_besides_users(table_harness) == []
@@ -553,8 +555,8 @@ def test_a_user_deleted_during_a_large_member_change_is_left_out(
     store = RacingTableStore(table_harness)
     users = seed_users(table_harness, 0, 150, "u{:03d}")
     add_group(store, "g", "staff")
-    store.after_first_batch = lambda: table_harness.store.delete(T, USER, users[-1])
-    store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    store.after_first_batch = lambda: table_harness.store.tenant(T).delete(USER, users[-1])
+    store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                  members=MemberChange(add=tuple(Member(u) for u in users)))
     assert store.after_first_batch is None
     assert consistent(store, "g", users) == users[:-1]
@@ -567,19 +569,18 @@ def every_call(store: Store) -> dict[str, Callable[[], Any]]:
     change = MemberChange(add=(Member("u9"),))
     return {
         "create": lambda: add_user(store, "u2", "bob"),
-        "get": lambda: store.get(T, USER, "u1"),
-        "update": lambda: store.update(T, USER, "u1", meta=META, expected_etag=None,
+        "get": lambda: store.tenant(T).get(USER, "u1"),
+        "update": lambda: store.tenant(T).update(USER, "u1", meta=META, expected_etag=None,
                                        document={"userName": "x"}, indexes=user_keys("x")),
-        "members update": lambda: store.update(T, GROUP, "g1", meta=META,
+        "members update": lambda: store.tenant(T).update(GROUP, "g1", meta=META,
                                                expected_etag=None, members=change),
-        "delete": lambda: store.delete(T, USER, "u1"),
-        "lookup": lambda: store.lookup(T, USER, IndexKey("userName", "alice", True)),
-        "scan": lambda: list(store.scan(T, USER)),
-        "page": lambda: store.page(T, USER, cursor=None, size=10),
-        "members": lambda: list(store.members(T, "g1")),
-        "is_member": lambda: store.is_member(T, "g1", "u1"),
-        "groups_of": lambda: store.groups_of(T, "u1"),
-        "existing": lambda: store.existing(T, USER, ["u1", "u2"]),
+        "delete": lambda: store.tenant(T).delete(USER, "u1"),
+        "lookup": lambda: store.tenant(T).lookup(USER, IndexKey("userName", "alice", True)),
+        "scan": lambda: list(store.tenant(T).scan(USER)),
+        "page": lambda: store.tenant(T).page(USER, cursor=None, size=10),
+        "members": lambda: list(store.tenant(T).members("g1")),
+        "is_member": lambda: store.tenant(T).is_member("g1", "u1"),
+        "groups_of": lambda: store.tenant(T).groups_of("u1"),
     }
 
 
@@ -588,22 +589,22 @@ def test_storage_down_gives_503_for_every_call_and_no_partial_state(
     """With Azurite stopped every call gives 503; restarted, data is intact and unchanged."""
     add_user(table_store, "u1", "alice", "ext-1")
     add_group(table_store, "g1", "staff", ["u1"])
-    alice = table_store.get(T, USER, "u1")
+    alice = table_store.tenant(T).get(USER, "u1")
     before = sorted(rows(table_harness))
     azurite.stop()
     try:
         started = time.monotonic()
         for name, call in every_call(table_store).items():
-            with pytest.raises(ServiceUnavailable) as raised:
+            with pytest.raises(StorageUnavailable) as raised:
                 call()
             assert raised.value.retry_after >= 1, name
         assert time.monotonic() - started < 20
     finally:
         azurite.start()
     assert sorted(rows(table_harness)) == before
-    assert table_store.get(T, USER, "u1") == alice
-    assert [m.value for m in table_store.members(T, "g1")] == ["u1"]
-    assert table_store.get(T, USER, "u2") is None
+    assert table_store.tenant(T).get(USER, "u1") == alice
+    assert [m.value for m in table_store.tenant(T).members("g1")] == ["u1"]
+    assert table_store.tenant(T).get(USER, "u2") is None
 
 
 @pytest.mark.parametrize(("fault", "retry_after"), [
@@ -614,14 +615,14 @@ def test_storage_down_gives_503_for_every_call_and_no_partial_state(
 def test_throttling_gives_503_with_storages_retry_after(
         table_harness: TableHarness, fault_proxy: FaultProxy, fault: Fault,
         retry_after: int) -> None:
-    """Storage throttling or server faults become ServiceUnavailable carrying Retry-After."""
+    """Storage throttling or server faults become StorageUnavailable carrying Retry-After."""
     add_user(table_harness.store, "u1", "alice")
     add_group(table_harness.store, "g1", "staff", ["u1"])
     store = table_harness.another_store(connection_string=fault_proxy.connection_string)
-    store.get(T, USER, "u1")
+    store.tenant(T).get(USER, "u1")
     fault_proxy.rule = lambda method, target, number: fault
     for name, call in every_call(store).items():
-        with pytest.raises(ServiceUnavailable) as raised:
+        with pytest.raises(StorageUnavailable) as raised:
             call()
         assert raised.value.retry_after == retry_after, name
     assert fault_proxy.faults() >= len(every_call(store))
@@ -635,17 +636,17 @@ def test_production_retries_wait_briefly_then_hand_retry_after_to_the_client(
                         table_name=table_harness.client.table_name)
     store = table_store(settings)
     table_harness.extra.append(store)
-    store.get(T, USER, "u1")
+    store.tenant(T).get(USER, "u1")
     fault_proxy.rule = lambda method, target, number: Fault.busy("30")
     started = time.monotonic()
-    with pytest.raises(ServiceUnavailable) as raised:
-        store.get(T, USER, "u1")
+    with pytest.raises(StorageUnavailable) as raised:
+        store.tenant(T).get(USER, "u1")
     assert raised.value.retry_after == 30 and fault_proxy.faults() == 2
     assert time.monotonic() - started < 5
     first = len(fault_proxy.requests)
     fault_proxy.rule = lambda method, target, number: (Fault.busy("1") if number == first
                                                        else None)
-    assert store.get(T, USER, "u1") is not None
+    assert store.tenant(T).get(USER, "u1") is not None
 
 
 def fail_batch(proxy: FaultProxy, which: int) -> None:
@@ -668,11 +669,11 @@ def test_an_interrupted_create_leaves_a_consistent_group_that_a_retry_completes(
     store = table_harness.another_store(connection_string=fault_proxy.connection_string)
     members = seed_users(table_harness, 0, 300, "u{:03d}")
     fail_batch(fault_proxy, 1)
-    with pytest.raises(ServiceUnavailable):
+    with pytest.raises(StorageUnavailable):
         add_group(store, "g", "staff", members)
-    assert store.get(T, GROUP, "g") is not None
+    assert store.tenant(T).get(GROUP, "g") is not None
     assert consistent(store, "g", members) == members[:32]
-    store.update(T, GROUP, "g", meta=META, expected_etag=None,
+    store.tenant(T).update(GROUP, "g", meta=META, expected_etag=None,
                  members=MemberChange(add=tuple(Member(m) for m in members)))
     assert consistent(store, "g", members) == members
 
@@ -684,17 +685,18 @@ def test_an_interrupted_delete_leaves_the_resource_whole_and_a_retry_finishes_it
     members = seed_users(table_harness, 0, 300, "u{:03d}")
     add_group(store, "g", "staff", members)
     fail_batch(fault_proxy, 0)
-    with pytest.raises(ServiceUnavailable):
-        store.delete(T, GROUP, "g")
+    with pytest.raises(StorageUnavailable):
+        store.tenant(T).delete(GROUP, "g")
     assert consistent(store, "g", members) == members
     fail_batch(fault_proxy, 6)
-    with pytest.raises(ServiceUnavailable):
-        store.delete(T, GROUP, "g")
-    assert store.get(T, GROUP, "g") is not None
-    assert [r.id for r in store.lookup(T, GROUP, IndexKey("displayName", "staff", True))] == ["g"]
+    with pytest.raises(StorageUnavailable):
+        store.tenant(T).delete(GROUP, "g")
+    assert store.tenant(T).get(GROUP, "g") is not None
+    staff = store.tenant(T).lookup(GROUP, IndexKey("displayName", "staff", True))
+    assert [r.id for r in staff] == ["g"]
     assert consistent(store, "g", members) == members[-49:]
     fault_proxy.rule = lambda method, target, number: None
-    store.delete(T, GROUP, "g")
+    store.tenant(T).delete(GROUP, "g")
     assert rows_besides_users(table_harness) == []
 
 
@@ -703,9 +705,9 @@ def test_a_table_deleted_underneath_gives_503_and_is_created_again(
     """A vanished table gives 503 (not 'not found'), and the next call creates it again."""
     add_user(table_store, "u1", "alice")
     table_harness.client.delete_table()
-    with pytest.raises(ServiceUnavailable):
-        table_store.get(T, USER, "u1")
-    assert table_store.get(T, USER, "u1") is None
+    with pytest.raises(StorageUnavailable):
+        table_store.tenant(T).get(USER, "u1")
+    assert table_store.tenant(T).get(USER, "u1") is None
     add_user(table_store, "u1", "alice")
 
 
@@ -720,8 +722,8 @@ def test_the_factory_builds_a_store_that_creates_its_table_once(azurite: Azurite
     try:
         assert log.count == 0
         add_user(store, "u1", "alice")
-        assert store.get(T, USER, "u1") is not None
-        assert store.get(T, USER, "u2") is None
+        assert store.tenant(T).get(USER, "u1") is not None
+        assert store.tenant(T).get(USER, "u2") is None
         assert [target for method, target in log.entries if method == "POST"
                 and target.startswith("Tables")] == ["Tables"]
     finally:
@@ -774,7 +776,7 @@ def test_a_transaction_starts_no_thread(table_harness: TableHarness,
     """A batch runs its per-part SDK policies on the calling thread, not on new threads."""
     import threading
 
-    table_harness.store.create(T, user("u0", "warm"), user_keys("warm"))
+    table_harness.store.tenant(T).create(user("u0", "warm"), user_keys("warm"))
     started: list[str] = []
     start = threading.Thread.start
 
@@ -845,7 +847,7 @@ def test_without_environment_settings_no_call_looks_for_netrc(
     store = table_store(settings, **FAST_CLIENT_OPTIONS)
     try:
         add_user(store, "u1", "alice")
-        assert store.get(T, USER, "u1") is not None
+        assert store.tenant(T).get(USER, "u1") is not None
         assert looked == []
     finally:
         table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()

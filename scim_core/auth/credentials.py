@@ -1,9 +1,5 @@
-"""The one place that builds Azure credentials: managed identity in Azure, ``az login`` for admins.
-
-Both factories import ``azure.identity`` lazily and are never called by tests or local runs
-(tests inject a fake credential): a managed-identity credential probes the instance metadata
-address, which must not be touched outside Azure.
-"""
+"""The one place that builds Azure credentials: managed identity in Azure, ``az login`` for
+admins (docs/architecture.md, "Azure credentials")."""
 
 from __future__ import annotations
 

@@ -1,36 +1,5 @@
-"""Bearer tokens kept as the versions of one Key Vault secret, cached, rotatable without downtime.
-
-Which versions are accepted
-    The values of the **newest two valid versions** of the secret, newest by ``created_on``;
-    a version is valid when it is enabled, its ``not_before`` has passed and its ``expires_on``
-    has not. Validity is checked first and the newest two are taken from what remains (not "take
-    the newest two, then drop the invalid ones") because:
-
-    - after ``retire-token`` every older version is disabled, so only the newest is accepted,
-      which is what retiring must achieve; both readings agree on that;
-    - a disabled or expired version must not hold one of the two places: otherwise disabling a
-      lost or leaked pending token, or a version reaching its expiry, would push the token that
-      Entra still sends out of the window and stop provisioning;
-    - the price, an older version that was never retired becoming valid again when a newer one is
-      disabled, is kept small by the admin command: ``retire-token`` disables every older version,
-      and ``rotate-token`` refuses to start while a rotation is pending (two valid versions).
-
-    Expiry is also checked on every request against the cached ``expires_on``, so a version stops
-    being accepted at its expiry and not up to one cache interval later. Versions created in the
-    same second are ordered by version id (arbitrary but the same everywhere, see ``newest_first``).
-
-Caching and Key Vault load
-    Accepted tokens are cached for ``cache_seconds`` (``SCIM_TOKEN_CACHE_SECONDS``). Any call to
-    Key Vault, whatever triggers it (cache expiry, a token not in the cache, a retry after a
-    failure), is at least ``min_refresh_interval`` seconds after the previous one, so a flood of
-    bad tokens causes at most one refresh per interval per instance. One refresh runs at a time;
-    other requests keep using the cache, or wait up to ``wait_seconds`` when there is none yet.
-
-When Key Vault cannot be reached
-    With tokens cached, they keep being served, past their TTL if need be, with a warning in the
-    log (never token material). With nothing cached, ``accepts`` raises ``ServiceUnavailable``
-    (503 + ``Retry-After``); Entra retries. It never accepts in doubt and raises nothing else.
-"""
+"""Bearer tokens kept as the versions of one Key Vault secret, cached, rotatable without
+downtime (docs/architecture.md, "Key Vault token source")."""
 
 from __future__ import annotations
 
@@ -142,7 +111,8 @@ class _Snapshot:
 
 
 class KeyVaultTokenSource:
-    """A ``TokenSource`` backed by the versions of one Key Vault secret (see module docstring)."""
+    """A ``TokenSource`` backed by the versions of one Key Vault secret: the newest two valid
+    ones (docs/architecture.md, "Key Vault token source")."""
 
     def __init__(
         self,
@@ -180,12 +150,15 @@ class KeyVaultTokenSource:
 
     @property
     def secret_name(self) -> str:
+        """The name of the Key Vault secret whose versions are the tokens."""
         return self._secret_name
 
     def close(self) -> None:
+        """Close the Key Vault client."""
         self._client.close()
 
     def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is an accepted version's value; refreshes the cache as needed."""
         snapshot = self._snapshot
         if snapshot is None:
             snapshot = self._load_cold()

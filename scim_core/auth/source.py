@@ -15,7 +15,9 @@ class TokenSource(Protocol):
     It never accepts when in doubt.
     """
 
-    def accepts(self, presented: str) -> bool: ...
+    def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is valid now; ``ServiceUnavailable`` when it cannot tell."""
+        ...
 
 
 def constant_time_in(presented: str, accepted: Iterable[str]) -> bool:
@@ -41,4 +43,5 @@ class StaticTokenSource:
         return "StaticTokenSource(<redacted>)"
 
     def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is the configured token (constant-time)."""
         return constant_time_in(presented, (self._token,))

@@ -16,7 +16,6 @@ from scim_core.filter.evaluate import (
     check_filter,
     element_matches,
     matches,
-    referenced_paths,
     values_at,
 )
 from scim_core.filter.parser import parse_filter, parse_path
@@ -36,7 +35,6 @@ __all__ = [
     "matches",
     "parse_filter",
     "parse_path",
-    "referenced_paths",
     "sort_key",
     "values_at",
 ]

@@ -1,8 +1,5 @@
-"""The SCIM filter syntax tree (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2).
-
-Attribute paths are kept as written (``emails.value``, ``urn:…:User:manager``); the schema
-registry resolves them, so names stay case-insensitive in exactly one place.
-"""
+"""The SCIM filter syntax tree (RFC 7644 §3.4.2.2) and PATCH paths (§3.5.2), paths kept as
+written for the registry to resolve (docs/architecture.md, "Validation, filters and PATCH")."""
 
 from __future__ import annotations
 

@@ -61,6 +61,7 @@ def type_problem(op: str, literal: Value, kind: str | None) -> str | None:
 
 
 def compare(op: str, literal: Value, actual: Any, definition: Attribute | None) -> bool:
+    """Whether ``actual op literal`` holds by the attribute's type; False if incomparable."""
     if op == "eq":
         return equal(literal, actual, definition)
     pair = comparable(literal, actual, definition)
@@ -78,6 +79,7 @@ def compare(op: str, literal: Value, actual: Any, definition: Attribute | None) 
 
 
 def equal(literal: Value, actual: Any, definition: Attribute | None) -> bool:
+    """Whether ``actual`` equals ``literal`` as the attribute compares (type and case)."""
     pair = comparable(literal, actual, definition)
     return pair is not None and pair[0] == pair[1]
 
@@ -106,6 +108,7 @@ def comparable(literal: Value, actual: Any,
 
 
 def as_bool(value: Any) -> bool | None:
+    """A bool, or the string true/false in any case, as a bool; else None."""
     if isinstance(value, bool):
         return value
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
@@ -114,6 +117,7 @@ def as_bool(value: Any) -> bool | None:
 
 
 def is_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON number (an int or float, not a bool)."""
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -127,6 +131,7 @@ def instant(value: Any) -> datetime | None:
 
 
 def text(value: Any) -> str:
+    """A scalar as comparable text: strings as they are, Booleans as true/false."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

@@ -8,6 +8,7 @@ from typing import Any
 from scim_core.errors import InvalidFilter
 from scim_core.filter.ast import And, Compare, Expr, Not, Or, Value, ValuePath
 from scim_core.filter.compare import compare, equal, instant, text, type_problem
+from scim_core.json_keys import get_ci
 from scim_core.schema import Attribute, AttrPath, Registry, ResourceType
 from scim_core.schema.model import COMPLEX, DATETIME
 
@@ -53,17 +54,6 @@ def check_filter(expr: Expr, registry: Registry, rt: ResourceType) -> None:
     """Raise ``InvalidFilter`` when a path, operator or literal cannot apply to ``rt``."""
     for term in _terms(expr):
         _check_resource_term(term, registry, rt)
-
-
-def referenced_paths(expr: Expr) -> set[str]:
-    """Lower-cased top-level attribute names ``expr`` reads, e.g. ``{"id", "members"}``."""
-    names: set[str] = set()
-    for term in _terms(expr):
-        path = term.path
-        if path[:4].lower() == "urn:":
-            path = path.rpartition(":")[2]
-        names.add(path.partition(".")[0].lower())
-    return names
 
 
 def values_at(resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
@@ -136,17 +126,7 @@ def _resolve(registry: Registry, rt: ResourceType, path: str) -> AttrPath:
 def _lookup(mapping: Any, name: str) -> Any:
     """``mapping[name]`` ignoring the case of the key; None when absent or not a mapping.
     Only the matching key is read, so lazy mappings load nothing else."""
-    if not isinstance(mapping, Mapping):
-        return None
-    try:
-        return mapping[name]
-    except (KeyError, TypeError):
-        pass
-    lowered = name.lower()
-    for key in mapping:
-        if isinstance(key, str) and key.lower() == lowered:
-            return mapping[key]
-    return None
+    return get_ci(mapping, name) if isinstance(mapping, Mapping) else None
 
 
 def _container(resource: Mapping[str, Any], path: AttrPath) -> Any:

@@ -100,12 +100,14 @@ class _Parser:
     # -- entry points ----------------------------------------------------------------------
 
     def parse_filter(self) -> Expr:
+        """The whole text as a filter; a stray ``)`` or ``]`` fails."""
         expr = self._expression(in_brackets=False)
         if self.pos < len(self.text):
             self._fail("unexpected ')'" if self._peek() == ")" else "unexpected ']'")
         return expr
 
     def parse_path(self) -> PatchPath:
+        """The whole text as a PATCH path."""
         self._skip_spaces()
         start = self.pos
         word = self._match(_WORD)

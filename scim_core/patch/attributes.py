@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from scim_core.errors import InvalidPath, InvalidValue, Mutability, NoTarget
-from scim_core.patch.jsonvalues import find_key, get_ci, merge_ci, pop_ci, set_ci
+from scim_core.json_keys import find_key, get_ci, merge_ci, pop_ci, set_ci
 from scim_core.patch.paths import Target, eq_template, matches, resolve_target
 from scim_core.schema import Attribute, Registry, ResourceType
 from scim_core.schema.model import COMPLEX
@@ -59,6 +59,7 @@ class AttributeEditor:
         self.doc = document
 
     def apply(self, op: str, target: Target, value: Any) -> None:
+        """Apply one add, replace or remove at ``target``."""
         if target.is_root:
             self._extension_object(op, target, value)
             return

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim_core.errors import InvalidValue, Mutability, NoTarget, ScimError
+from scim_core.kinds import Kind
 from scim_core.patch.attributes import AttributeEditor
 from scim_core.patch.envelope import Operation, read_operations
 from scim_core.patch.jsonvalues import without_nulls
@@ -57,7 +58,7 @@ def member_change_alone(registry: Registry, rt: ResourceType, body: Any, *,
     needs the group: another attribute, no path, a filter other than ``value eq "id"``,
     replacing or clearing all members, or an invalid operation (``apply_patch`` then
     reports it, after the group has been found)."""
-    if rt.name.lower() != "group":
+    if rt.kind is not Kind.GROUP:
         return None
     edits = MemberEdits(None)
     try:
@@ -93,9 +94,10 @@ class _Patcher:
         self.rt = rt
         self.editor = AttributeEditor(registry, rt, document)
         self.members = MemberEdits(load_members)
-        self.is_group = rt.name.lower() == "group"
+        self.is_group = rt.kind is Kind.GROUP
 
     def run(self, operation: Operation) -> None:
+        """Apply one operation, at its path or path-less."""
         if operation.path is None:
             self._pathless(operation.op, operation.value)
         else:

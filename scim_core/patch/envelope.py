@@ -25,6 +25,7 @@ class Operation:
     has_value: bool
 
     def label(self) -> str:
+        """How error messages name the operation: ``Operations[i] (op path)``."""
         where = f" {self.path}" if self.path is not None else ""
         return f"Operations[{self.index}] ({self.op}{where})"
 

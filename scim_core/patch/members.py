@@ -5,13 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from scim_core.errors import InvalidPath, InvalidValue
+from scim_core.errors import InvalidPath
 from scim_core.filter.ast import Compare, Expr
-from scim_core.patch.jsonvalues import get_ci
+from scim_core.members import parse_members
 from scim_core.patch.paths import Target, matches
 from scim_core.store.base import Member, MemberChange
-
-MAX_ID_LENGTH = 1024
 
 
 class MemberEdits:
@@ -27,17 +25,20 @@ class MemberEdits:
         self.added: dict[str, Member] = {}
 
     def add(self, members: list[Member]) -> None:
+        """Add ``members``, cancelling earlier removes of the same ids."""
         for member in members:
             self.removed.pop(member.value, None)
             self.added[member.value] = member
 
     def remove(self, ids: list[str]) -> None:
+        """Remove ``ids``, cancelling earlier adds of the same ids."""
         for member_id in ids:
             self.added.pop(member_id, None)
             if not self.remove_all:
                 self.removed[member_id] = None
 
     def clear(self) -> None:
+        """Remove every member, forgetting the edits so far."""
         self.remove_all = True
         self.removed.clear()
         self.added.clear()
@@ -57,6 +58,7 @@ class MemberEdits:
         return kept + list(self.added.values())
 
     def change(self) -> MemberChange:
+        """The edits so far as the store's ``MemberChange``."""
         return MemberChange(self.remove_all, tuple(self.removed), tuple(self.added.values()))
 
 
@@ -98,27 +100,3 @@ def _filtered_ids(edits: MemberEdits, expr: Expr, target: Target, where: str) ->
         if matches(expr, element, target.attribute):
             found.append(member.value)
     return found
-
-
-def parse_members(value: Any, where: str) -> list[Member]:
-    """Members from a list of ``{"value": id, "display"?, "$ref"?, "type"?}`` objects (or a
-    single object); duplicate ids collapse to the first. ``$ref`` and ``type`` are ignored:
-    the id alone identifies a member."""
-    if value is None:
-        return []
-    items = value if isinstance(value, list) else [value]
-    found: dict[str, Member] = {}
-    for index, item in enumerate(items):
-        if not isinstance(item, dict):
-            raise InvalidValue(f"'{where}': member {index} must be an object with a 'value'.")
-        member_id = get_ci(item, "value")
-        if not isinstance(member_id, str) or not member_id.strip():
-            raise InvalidValue(f"'{where}': member {index} needs a non-empty string 'value'.")
-        if len(member_id) > MAX_ID_LENGTH:
-            raise InvalidValue(f"'{where}': member {index} has an over-long 'value'.")
-        display = get_ci(item, "display")
-        if display is not None and not isinstance(display, str):
-            raise InvalidValue(f"'{where}': member {index} has a 'display' that is not a "
-                               "string.")
-        found.setdefault(member_id, Member(member_id, display))
-    return list(found.values())

@@ -9,6 +9,7 @@ from scim_core.errors import InvalidFilter, InvalidPath
 from scim_core.filter.ast import And, Compare, Expr
 from scim_core.filter.evaluate import element_matches
 from scim_core.filter.parser import parse_path
+from scim_core.json_keys import find_key
 from scim_core.schema import Attribute, Registry, ResourceType
 from scim_core.schema.model import COMPLEX
 
@@ -28,14 +29,17 @@ class Target:
 
     @property
     def is_root(self) -> bool:
+        """Whether the target is a whole extension object."""
         return self.container is not None and not self.name
 
     @property
     def is_complex(self) -> bool:
+        """Whether the targeted attribute is complex."""
         return self.attribute is not None and self.attribute.type == COMPLEX
 
     @property
     def leaf(self) -> Attribute | None:
+        """The definition written to: the sub-attribute when named, else the attribute."""
         return self.sub if self.sub_name is not None else self.attribute
 
 
@@ -98,7 +102,7 @@ def eq_template(expr: Expr, attribute: Attribute | None) -> dict[str, Any] | Non
             return None
         sub = attribute.sub(name) if attribute is not None else None
         key = sub.name if sub is not None else name
-        previous = next((k for k in found if k.lower() == key.lower()), None)
+        previous = find_key(found, key)
         if previous is not None and found[previous] != node.value:
             return None
         found[previous or key] = node.value

@@ -23,11 +23,13 @@ def _s(name: str, description: str = "", **kw: object) -> Attribute:
 
 def _multi(name: str, description: str, *, types: tuple[str, ...], value_type: str = "string",
            extra: tuple[Attribute, ...] = (), returned: str = "default",
-           mutability: str = "readWrite", reference_types: tuple[str, ...] = ()) -> Attribute:
-    """A multi-valued complex attribute with the RFC 7643 §2.4 value/display/type/primary."""
+           mutability: str = "readWrite", reference_types: tuple[str, ...] = (),
+           value_index: str | None = None) -> Attribute:
+    """A multi-valued complex attribute with the RFC 7643 §2.4 value/display/type/primary;
+    ``value_index`` names the index that finds resources by ``value``."""
     subs = (
         _s("value", f"The {name} value.", type=value_type, mutability=mutability,
-           reference_types=reference_types),
+           reference_types=reference_types, index=value_index),
         _s("display", "A human-readable name, primarily for display.", mutability=mutability),
         _s("type", "A label indicating the attribute's function.", canonical_values=types,
            mutability=mutability),
@@ -78,7 +80,7 @@ USER = Schema(
     description="User Account",
     attributes=(
         _s("userName", "Unique identifier for the user, as used to sign in.", required=True,
-           uniqueness="server"),
+           uniqueness="server", index="userName"),
         _NAME,
         _s("displayName", "The name of the user, suitable for display."),
         _s("nickName", "The casual way to address the user."),
@@ -92,7 +94,8 @@ USER = Schema(
         _s("active", "The user's administrative status.", type=BOOLEAN),
         _s("password", "The user's cleartext password; accepted and never stored or returned.",
            mutability="writeOnly", returned="never"),
-        _multi("emails", "Email addresses for the user.", types=("work", "home", "other")),
+        _multi("emails", "Email addresses for the user.", types=("work", "home", "other"),
+               value_index="email"),
         _multi("phoneNumbers", "Phone numbers for the user.",
                types=("work", "home", "mobile", "fax", "pager", "other")),
         _multi("ims", "Instant messaging addresses for the user.",
@@ -135,7 +138,7 @@ GROUP = Schema(
     description="Group",
     attributes=(
         _s("displayName", "A human-readable name for the group; unique.", required=True,
-           uniqueness="server"),
+           uniqueness="server", index="displayName"),
         _s(
             "members", "The members of the group (users).", type=COMPLEX, multi_valued=True,
             sub_attributes=(
@@ -154,7 +157,8 @@ GROUP = Schema(
 COMMON_ATTRIBUTES: tuple[Attribute, ...] = (
     _s("id", "Unique identifier assigned by the service provider.", case_exact=True,
        mutability="readOnly", returned="always", uniqueness="server"),
-    _s("externalId", "Identifier assigned by the provisioning client.", case_exact=True),
+    _s("externalId", "Identifier assigned by the provisioning client.", case_exact=True,
+       index="externalId"),
     _s(
         "meta", "Resource metadata.", type=COMPLEX, mutability="readOnly",
         sub_attributes=(

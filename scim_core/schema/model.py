@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from scim_core.kinds import Kind
+
 STRING = "string"
 BOOLEAN = "boolean"
 DECIMAL = "decimal"
@@ -30,6 +32,9 @@ class Attribute:
     sub_attributes: tuple[Attribute, ...] = ()
     canonical_values: tuple[str, ...] = ()
     reference_types: tuple[str, ...] = ()
+    index: str | None = None
+    """The name of the index that finds resources by this attribute's value; None when it
+    is not looked up by value (a unique attribute always is: see ``Registry.indexes``)."""
     _by_lower: dict[str, Attribute] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -41,9 +46,16 @@ class Attribute:
 
     @property
     def read_only(self) -> bool:
+        """Whether only the server sets it (``mutability: readOnly``)."""
         return self.mutability == "readOnly"
 
+    @property
+    def unique(self) -> bool:
+        """Whether the service keeps its values unique among the resources of its type."""
+        return self.uniqueness in ("server", "global")
+
     def to_dict(self) -> dict[str, Any]:
+        """The RFC 7643 §7 JSON form, as /Schemas shows it."""
         doc: dict[str, Any] = {
             "name": self.name,
             "type": self.type,
@@ -102,6 +114,7 @@ class Schema:
         return self._by_lower.get(name.lower())
 
     def to_dict(self, location: str) -> dict[str, Any]:
+        """The /Schemas document of this schema at ``location``."""
         return {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Schema"],
             "id": self.id,
@@ -113,6 +126,7 @@ class Schema:
 
     @classmethod
     def from_dict(cls, doc: dict[str, Any]) -> Schema:
+        """A schema from its RFC 7643 §7 JSON form (used for configured extensions)."""
         schema_id = doc.get("id")
         if not isinstance(schema_id, str) or not schema_id.startswith("urn:"):
             raise ValueError("a schema needs an 'id' that is a URN")
@@ -132,7 +146,13 @@ class ResourceType:
     description: str
     extensions: tuple[tuple[str, bool], ...] = ()
 
+    @property
+    def kind(self) -> Kind:
+        """What the store keeps resources of this type as."""
+        return Kind(self.name)
+
     def to_dict(self, location: str) -> dict[str, Any]:
+        """The /ResourceTypes document of this type at ``location``."""
         doc: dict[str, Any] = {
             "schemas": ["urn:ietf:params:scim:schemas:core:2.0:ResourceType"],
             "id": self.name,

@@ -1,8 +1,5 @@
-"""The one schema registry: resource types, their schemas, and attribute-path resolution.
-
-Everything that needs to know about attributes (validation, PATCH, filters, projection,
-discovery documents) asks this registry, so there is exactly one copy of the truth.
-"""
+"""The one schema registry: resource types, their schemas, indexes and attribute paths
+(docs/architecture.md, "The schema registry and its indexes")."""
 
 from __future__ import annotations
 
@@ -20,6 +17,7 @@ from scim_core.schema.definitions import (
     USER,
     USER_TYPE,
 )
+from scim_core.schema.indexes import IndexSpec, derive_indexes
 from scim_core.schema.model import Attribute, ResourceType, Schema
 
 
@@ -45,6 +43,7 @@ class AttrPath:
 
     @property
     def leaf(self) -> Attribute | None:
+        """The definition the path ends at: the sub-attribute when named, else the attribute."""
         return self.sub if self.sub_name is not None else self.attribute
 
     def __str__(self) -> str:
@@ -64,6 +63,13 @@ class Registry:
             for urn in (rt.schema, *(u for u, _ in rt.extensions)):
                 if urn.lower() not in self._schemas:
                     raise ValueError(f"resource type {rt.name} names unknown schema {urn}")
+        self._indexes = {
+            name: derive_indexes([
+                (None, (*self.core_schema(rt).attributes, *COMMON_ATTRIBUTES)),
+                *((s.id, s.attributes) for s in self.extension_schemas(rt)),
+            ])
+            for name, rt in self._types.items()
+        }
 
     @classmethod
     def default(cls, extension_source: str = "") -> Registry:
@@ -90,25 +96,32 @@ class Registry:
 
     @property
     def resource_types(self) -> list[ResourceType]:
+        """Every resource type (User, then Group)."""
         return list(self._types.values())
 
     @property
     def schemas(self) -> list[Schema]:
+        """Every schema, core and extension."""
         return list(self._schemas.values())
 
     def resource_type(self, name: str) -> ResourceType | None:
+        """A resource type by name, ignoring case; None when unknown."""
         return self._types.get(name.lower())
 
     def by_endpoint(self, segment: str) -> ResourceType | None:
+        """The resource type served at an endpoint segment (``Users``), ignoring case."""
         return self._endpoints.get(segment.strip("/").lower())
 
     def schema(self, urn: str) -> Schema | None:
+        """A schema by URN, ignoring case; None when unknown."""
         return self._schemas.get(urn.lower())
 
     def core_schema(self, rt: ResourceType) -> Schema:
+        """The core schema of ``rt``."""
         return self._schemas[rt.schema.lower()]
 
     def extension_schemas(self, rt: ResourceType) -> list[Schema]:
+        """The extension schemas ``rt`` declares, in order."""
         return [self._schemas[urn.lower()] for urn, _ in rt.extensions]
 
     def extension_urn(self, rt: ResourceType, key: str) -> str | None:
@@ -130,6 +143,22 @@ class Registry:
         if any(c in key for c in "[]\"' "):
             return False
         return key.rpartition(":")[2].lower() == rt.name.lower()
+
+    def indexes(self, rt: ResourceType) -> tuple[IndexSpec, ...]:
+        """The indexes resources of ``rt`` are found by, derived from their schemas."""
+        return self._indexes[rt.name.lower()]
+
+    def index_for(self, rt: ResourceType, path: AttrPath) -> IndexSpec | None:
+        """The index holding the values ``path`` designates: its attribute, or, for a bare
+        multi-valued complex attribute (``emails``), that attribute's ``value``."""
+        if path.attribute is None:
+            return None
+        for spec in self.indexes(rt):
+            if spec.container == path.container and spec.attribute == path.name and (
+                    spec.sub == path.sub_name
+                    or (path.sub_name is None and spec.sub == "value" and spec.multi_valued)):
+                return spec
+        return None
 
     def top_attribute(self, rt: ResourceType, name: str) -> Attribute | None:
         """A core or common attribute of ``rt`` by name, ignoring case."""

@@ -1,31 +1,45 @@
-"""Storage behind one protocol: in memory, or Azure Table Storage."""
+"""Storage behind one protocol, bound to a tenant: in memory, or Azure Table Storage."""
 
 from scim_core.store.base import (
     GROUP,
     USER,
-    DuplicateKey,
     IndexKey,
     Member,
     MemberChange,
     Meta,
     Record,
     Store,
+    TenantStore,
+)
+from scim_core.store.errors import (
+    BadCursor,
+    KeyTaken,
+    NotStored,
+    StorageUnavailable,
+    StoreError,
+    TooLarge,
     UnknownMembers,
-    VersionMismatch,
+    VersionMoved,
 )
 from scim_core.store.memory import MemoryStore
 
 __all__ = [
     "GROUP",
     "USER",
-    "DuplicateKey",
+    "BadCursor",
     "IndexKey",
+    "KeyTaken",
     "Member",
     "MemberChange",
     "MemoryStore",
     "Meta",
+    "NotStored",
     "Record",
+    "StorageUnavailable",
     "Store",
+    "StoreError",
+    "TenantStore",
+    "TooLarge",
     "UnknownMembers",
-    "VersionMismatch",
+    "VersionMoved",
 ]

@@ -1,25 +1,23 @@
-"""The Store protocol: what the service needs from storage, and the values it trades in.
-
-Documents hold a resource's attributes only (no ``id``, ``meta`` or ``schemas``); a group's
-document never holds its members, which live in membership rows of their own so that
-member changes cost the same whatever the group's size.
-"""
+"""The Store protocol, bound to one tenant, and the values it trades in; failures are in
+``store.errors`` (docs/architecture.md, "The store protocol")."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-USER = "User"
-GROUP = "Group"
+from scim_core.kinds import Kind
+
+USER = Kind.USER
+GROUP = Kind.GROUP
 
 
 @dataclass(frozen=True)
 class IndexKey:
-    """One value a resource is found by: ``userName``, ``externalId``, ``email`` or
-    ``displayName``. ``value`` is already normalised (case-folded where the attribute is
-    case-insensitive). A unique key may belong to one resource of its kind only."""
+    """One value a resource is found by, named by its index (``userName``, ``email``, ...).
+    ``value`` is already normalised (case-folded where the attribute is case-insensitive).
+    A unique key may belong to one resource of its kind only."""
 
     name: str
     value: str
@@ -43,6 +41,11 @@ class MemberChange:
     def __bool__(self) -> bool:
         return self.remove_all or bool(self.remove) or bool(self.add)
 
+    def without(self, user_ids: frozenset[str] | set[str]) -> MemberChange:
+        """The same change with no add of ``user_ids``."""
+        return MemberChange(self.remove_all, self.remove,
+                            tuple(m for m in self.add if m.value not in user_ids))
+
 
 @dataclass(frozen=True)
 class Meta:
@@ -55,7 +58,7 @@ class Meta:
 
 @dataclass(frozen=True)
 class Record:
-    kind: str
+    kind: Kind
     id: str
     document: dict[str, Any] = field(compare=False)
     meta: Meta
@@ -63,50 +66,37 @@ class Record:
     """The store's own concurrency token; opaque to the service."""
 
 
-class DuplicateKey(Exception):
-    """A unique index value already belongs to another resource."""
-
-    def __init__(self, key: IndexKey) -> None:
-        super().__init__(f"{key.name} is already in use")
-        self.key = key
-
-
-class UnknownMembers(Exception):
-    """Members to add whose users are not stored (nothing was written)."""
-
-    def __init__(self, ids: Collection[str]) -> None:
-        self.ids = tuple(sorted(ids))
-        super().__init__(f"{len(self.ids)} member(s) are not stored users")
-
-
-class VersionMismatch(Exception):
-    """The stored resource changed since it was read (its etag moved on)."""
-
-
-class Store(Protocol):
-    """Storage for one or more tenants' users and groups.
+class TenantStore(Protocol):
+    """One tenant's users, groups and memberships.
 
     Every write is atomic: it happens whole or not at all (member changes beyond one
     storage transaction are the documented exception: they are idempotent and complete on
     retry). A member added must be a stored user of the tenant when the write lands: else
     ``UnknownMembers`` is raised and nothing is written, and no membership outlives its
     user or group (a user deleted while a change beyond one transaction is under way is left
-    out of the rest of it). Missing resources raise ``scim_core.errors.NotFound``; storage
-    faults raise ``scim_core.errors.ServiceUnavailable``.
+    out of the rest of it). A missing resource raises ``NotStored``; a storage fault
+    ``StorageUnavailable``; what exceeds a storage limit ``TooLarge``.
     """
 
-    def create(self, tenant: str, record: Record, indexes: Sequence[IndexKey],
+    @property
+    def tenant(self) -> str:
+        """The tenant this view is bound to."""
+        ...
+
+    def create(self, record: Record, indexes: Sequence[IndexKey],
                members: Sequence[Member] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group).
 
-        Raises ``DuplicateKey`` when a unique index value is taken and ``UnknownMembers``
+        Raises ``KeyTaken`` when a unique index value is taken and ``UnknownMembers``
         when a member is not a stored user (nothing is written).
         """
         ...
 
-    def get(self, tenant: str, kind: str, resource_id: str) -> Record | None: ...
+    def get(self, kind: Kind, resource_id: str) -> Record | None:
+        """The stored resource, or None."""
+        ...
 
-    def update(self, tenant: str, kind: str, resource_id: str, *, meta: Meta,
+    def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
                members: MemberChange | None = None) -> Record:
@@ -114,49 +104,54 @@ class Store(Protocol):
         membership edits, as one change.
 
         With ``expected_etag`` the write happens only if the stored etag still equals it
-        (else ``VersionMismatch``). ``document=None`` keeps the stored document and indexes
-        (a member-only change). Raises ``DuplicateKey`` when a new unique value is taken and
+        (else ``VersionMoved``). ``document=None`` keeps the stored document and indexes
+        (a member-only change). Raises ``KeyTaken`` when a new unique value is taken and
         ``UnknownMembers`` when an added member is not a stored user.
         """
         ...
 
-    def change_members(self, tenant: str, group_id: str, *, last_modified: str, version: str,
+    def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange) -> str:
         """``update`` of a group's members (no document, no etag) that sets its meta's
         ``last_modified`` and ``version`` (``created`` stays; an empty change renews only
         them) and does not read the group, before or after; returns the group's new etag."""
         ...
 
-    def delete(self, tenant: str, kind: str, resource_id: str) -> None:
+    def delete(self, kind: Kind, resource_id: str) -> None:
         """Remove a resource, its index rows and its membership rows in both directions."""
         ...
 
-    def lookup(self, tenant: str, kind: str, key: IndexKey) -> list[Record]:
+    def lookup(self, kind: Kind, key: IndexKey) -> list[Record]:
         """The resources whose index ``key.name`` holds ``key.value`` (a point read)."""
         ...
 
-    def scan(self, tenant: str, kind: str) -> Iterator[Record]:
+    def scan(self, kind: Kind) -> Iterator[Record]:
         """Every resource of a kind, ordered by id."""
         ...
 
-    def page(self, tenant: str, kind: str, *, cursor: str | None,
+    def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
         """Up to ``size`` resources of a kind in id order, starting at an opaque ``cursor``
         from an earlier page (None: the first page); returns them and the next cursor
-        (None after the last page). Raises ``scim_core.errors.InvalidCursor`` for a cursor it did
-        not issue."""
+        (None after the last page). Raises ``BadCursor`` for a cursor it did not issue."""
         ...
 
-    def members(self, tenant: str, group_id: str) -> Iterator[Member]:
+    def members(self, group_id: str) -> Iterator[Member]:
         """A group's members, ordered by user id."""
         ...
 
-    def is_member(self, tenant: str, group_id: str, user_id: str) -> bool: ...
+    def is_member(self, group_id: str, user_id: str) -> bool:
+        """Whether the user is a direct member of the group."""
+        ...
 
-    def groups_of(self, tenant: str, user_id: str) -> list[str]:
+    def groups_of(self, user_id: str) -> list[str]:
         """The ids of the groups a user is a direct member of."""
         ...
 
-    def existing(self, tenant: str, kind: str, ids: Collection[str]) -> set[str]:
-        """Which of ``ids`` name stored resources of ``kind``."""
+
+class Store(Protocol):
+    """Storage for any number of tenants, each reached through its own bound view."""
+
+    def tenant(self, name: str) -> TenantStore:
+        """The view of tenant ``name``; cheap, so callers may ask for it per request."""
         ...

@@ -1,5 +1,5 @@
 """The Store protocol on Azure Table Storage (layout: README "Table layout")."""
 
-from scim_core.store.tables.store import TableStore, table_store
+from scim_core.store.tables.store import TableStore, TableTenantStore, table_store
 
-__all__ = ["TableStore", "table_store"]
+__all__ = ["TableStore", "TableTenantStore", "table_store"]

@@ -1,15 +1,5 @@
-"""Table transactions: the operations of one change, packed into batches of at most 100.
-
-A batch (entity group transaction) is atomic, holds at most 100 operations on one
-partition, and names each entity once. A membership is two rows (``member:`` and
-``memberOf:``) that always travel in the same batch, so the two directions agree after
-every batch. Adding one also merges nothing into the user's document row, which fails the
-batch if the user is gone and moves the user's etag, so a user delete racing the add either
-sees the new rows or fails its If-Match and looks again. These operations form a *unit*
-that is never split. A change's own operations (its *head*) go first, with as many units as
-fit, and the rest follow in batches led by a write of the group row that fails if the group
-is gone.
-"""
+"""Table transactions: the operations of one change, packed into batches of at most 100
+(docs/architecture.md, "Table Storage store")."""
 
 from __future__ import annotations
 
@@ -20,7 +10,8 @@ from typing import Any
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
-from scim_core.store.base import USER, DuplicateKey, IndexKey, Member, Meta
+from scim_core.store.base import USER, IndexKey, Member, Meta
+from scim_core.store.errors import KeyTaken
 from scim_core.store.tables import keys
 from scim_core.store.tables.entities import (
     document_entity,
@@ -28,6 +19,7 @@ from scim_core.store.tables.entities import (
     stored_document,
     stored_index_rows,
 )
+from scim_core.store.tables.errors import Failure, failure_of
 
 MAX_BATCH = 100
 
@@ -40,13 +32,14 @@ class Step:
     entity: dict[str, Any]
     options: dict[str, Any] = field(default_factory=dict)
     claims: IndexKey | None = None
-    """The unique key this ``create`` takes: its conflict is that key's ``DuplicateKey``."""
+    """The unique key this ``create`` takes: its conflict is that key's ``KeyTaken``."""
     optional: bool = False
     """A delete whose row may already be gone."""
     member: str | None = None
     """On each operation of a member add: the user id, whose document row must exist."""
 
     def operation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
+        """The operation as ``TableClient.submit_transaction`` takes it."""
         return self.verb, self.entity, self.options
 
 
@@ -55,16 +48,13 @@ Unit = tuple[Step, ...]
 
 
 def row(partition: str, row_key: str, **properties: Any) -> dict[str, Any]:
+    """An entity of ``partition`` with RowKey ``row_key`` and ``properties``."""
     return {"PartitionKey": partition, "RowKey": row_key, **properties}
 
 
 def if_match(etag: str) -> dict[str, Any]:
+    """The options that make an operation conditional on ``etag``."""
     return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
-
-
-def table_missing(error: Exception) -> bool:
-    code: object = getattr(error, "error_code", None)
-    return code == "TableNotFound"
 
 
 def pack(head: list[Step], units: Iterable[Unit],
@@ -100,7 +90,7 @@ def added_users(batches: Iterable[Sequence[Step]]) -> set[str]:
 def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str | None:
     """The user id whose document row a failed batch of member adds did not find."""
     index: int = error.index
-    if error.status_code == 404 and not table_missing(error) and 0 <= index < len(steps):
+    if failure_of(error) is Failure.MISSING and 0 <= index < len(steps):
         return steps[index].member
     return None
 
@@ -121,7 +111,7 @@ def submit(table: TableClient, steps: Sequence[Step], *,
                 raise
             position, failed = pending[index]
             error.index = position
-            if error.status_code == 404 and not table_missing(error) and failed.optional:
+            if failure_of(error) is Failure.MISSING and failed.optional:
                 del pending[index]
                 continue
             gone = missing_member(error, steps) if drop_missing_members else None
@@ -168,7 +158,10 @@ def document_steps(partition: str, kind: str, resource_id: str, current: TableEn
 
 
 def add_unit(partition: str, group_id: str, member: Member) -> Unit:
-    """The user's row merged with nothing (If-Match: *), then both membership rows."""
+    """Both membership rows, then the user's row merged with nothing (If-Match: *). The
+    merge comes last so that a reader who sees the user's etag move (a user delete) also
+    sees the rows, even on a storage emulator that applies a batch's operations one by one
+    where concurrent readers can see them."""
     user_id = member.value
     forward = row(partition, keys.member_key(group_id, user_id),
                   groupId=group_id, userId=user_id)
@@ -177,13 +170,14 @@ def add_unit(partition: str, group_id: str, member: Member) -> Unit:
     reverse = row(partition, keys.member_of_key(user_id, group_id),
                   userId=user_id, groupId=group_id)
     replace = {"mode": UpdateMode.REPLACE}
-    return (Step("update", row(partition, keys.document_key(USER, user_id)),
-                 {"mode": UpdateMode.MERGE}, member=user_id),
-            Step("upsert", forward, replace, member=user_id),
-            Step("upsert", reverse, replace, member=user_id))
+    return (Step("upsert", forward, replace, member=user_id),
+            Step("upsert", reverse, replace, member=user_id),
+            Step("update", row(partition, keys.document_key(USER, user_id)),
+                 {"mode": UpdateMode.MERGE}, member=user_id))
 
 
 def remove_unit(partition: str, group_id: str, user_id: str) -> Unit:
+    """The optional deletes of both rows of one membership."""
     return (Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True),
             Step("delete", row(partition, keys.member_of_key(user_id, group_id)),
                  optional=True))
@@ -197,14 +191,14 @@ def add_units(partition: str, group_id: str, members: Iterable[Member]) -> list[
 
 
 def duplicate_of(steps: Sequence[Step], index: int, resource_id: str,
-                 owner: Callable[[str], str | None]) -> DuplicateKey:
+                 owner: Callable[[str], str | None]) -> KeyTaken:
     """The unique key a batch failed on with 409: the failed operation's, or, when storage
     did not say which operation failed, the first claimed row that ``owner`` (a read of the
     row's id) shows in another resource's hands; else the document's own id."""
     claimed = steps[index].claims if 0 <= index < len(steps) else None
     if claimed is not None:
-        return DuplicateKey(claimed)
+        return KeyTaken(claimed)
     for step in steps:
         if step.claims is not None and owner(step.entity["RowKey"]) not in (None, resource_id):
-            return DuplicateKey(step.claims)
-    return DuplicateKey(IndexKey("id", resource_id, True))
+            return KeyTaken(step.claims)
+    return KeyTaken(IndexKey("id", resource_id, True))

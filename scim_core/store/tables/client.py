@@ -1,22 +1,5 @@
-"""Builds the ``TableClient`` from settings, with retries and timeouts sized for SCIM requests.
-
-Entra gives a provisioning call a bounded time and retries failures itself (escrow), so a
-request must fail fast rather than wait long inside one call. The defaults retry a dropped
-connection twice and a 5xx/429 once with short backoff, time out a connect after 3 s and a
-read after 10 s, and give up on the whole call after 20 s. A Retry-After longer than
-``MAX_IN_REQUEST_WAIT`` is not slept out inside the request: the transport shortens the
-wait, and if the retry fails too the store answers 503 with storage's Retry-After, so the
-client waits instead of the request.
-
-The client is a ``TableClient`` built directly, not through ``TableServiceClient``:
-``get_table_client`` wraps the transport in one whose ``sleep`` is plain ``time.sleep``,
-which would bypass the bounded wait.
-
-The transport's ``requests`` session reads the environment (proxies, CA bundle, ``.netrc``)
-only when the process has settings that apply to the storage endpoint (a CA bundle only
-to an https one): otherwise ``requests`` would look for them on every call, 13% of the dev
-host's CPU in a profile of Entra's cycle.
-"""
+"""Builds the ``TableClient`` from settings, with retries and timeouts sized for SCIM
+requests (docs/architecture.md, "The table client")."""
 
 from __future__ import annotations
 
@@ -67,6 +50,7 @@ class BoundedWaitTransport(RequestsTransport):  # type: ignore[misc]  # untyped 
         self.max_wait = max_wait
 
     def sleep(self, duration: float) -> None:
+        """Sleep ``duration`` seconds, but at most ``max_wait``."""
         super().sleep(min(duration, self.max_wait))
 
 

@@ -1,11 +1,5 @@
-"""Document rows: a resource's JSON split across string properties, its meta, and size rules.
-
-A String property holds at most 64 KiB of UTF-16 (32,768 code units), an entity at most
-1 MiB and 255 properties. The document's compact JSON is cut into ``doc_0``, ``doc_1``, ...
-of at most ``CHUNK_UNITS`` code units each (never between the two halves of a surrogate
-pair); ``docChunks`` says how many there are. A document whose row would exceed the entity
-limit is refused with ``PayloadTooLarge`` before anything is written.
-"""
+"""Document rows: a resource's JSON split across string properties, its meta, and size
+rules (docs/architecture.md, "Document rows and size limits")."""
 
 from __future__ import annotations
 
@@ -14,8 +8,9 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scim_core.errors import PayloadTooLarge
+from scim_core.kinds import Kind
 from scim_core.store.base import IndexKey, Meta, Record
+from scim_core.store.errors import TooLarge
 from scim_core.store.tables.keys import utf16_units
 
 LAYOUT_VERSION = 1
@@ -42,6 +37,7 @@ def document_json(document: Mapping[str, Any]) -> str:
 
 
 def split_chunks(text: str, units: int = CHUNK_UNITS) -> list[str]:
+    """``text`` in pieces of at most ``units`` UTF-16 code units, never inside a character."""
     if utf16_units(text) <= units:
         return [text]
     chunks: list[str] = []
@@ -76,15 +72,16 @@ def entity_size(entity: Mapping[str, Any]) -> int:
 
 
 def meta_properties(meta: Meta) -> dict[str, str]:
+    """The meta as document-row properties."""
     return {"created": meta.created, "lastModified": meta.last_modified, "version": meta.version}
 
 
 def document_entity(partition: str, row: str, *, kind: str, resource_id: str,
                     document: Mapping[str, Any], meta: Meta,
                     index_rows: Sequence[str]) -> dict[str, Any]:
-    """The whole document row; raises ``PayloadTooLarge`` if it cannot be one entity."""
+    """The whole document row; raises ``TooLarge`` if it cannot be one entity."""
     if len(index_rows) > MAX_INDEX_ROWS:
-        raise PayloadTooLarge(
+        raise TooLarge(
             f"The resource has {len(index_rows)} indexed values; at most {MAX_INDEX_ROWS} "
             "can be stored.")
     chunks = split_chunks(document_json(document))
@@ -101,7 +98,7 @@ def document_entity(partition: str, row: str, *, kind: str, resource_id: str,
     entity.update({f"doc_{i}": chunk for i, chunk in enumerate(chunks)})
     if (len(entity) - 2 > MAX_PROPERTIES or entity_size(entity) > MAX_ENTITY_BYTES
             or utf16_units(entity["id"]) > MAX_STRING_UNITS):
-        raise PayloadTooLarge("The resource is too large to store (the limit is about 1 MiB).")
+        raise TooLarge("The resource is too large to store (the limit is about 1 MiB).")
     return entity
 
 
@@ -109,22 +106,25 @@ def index_entity(partition: str, row: str, *, key: IndexKey,
                  resource_id: str) -> dict[str, Any]:
     """An index row: the owner's id, and the full value (the key may hold only its hash)."""
     if max(utf16_units(key.value), utf16_units(resource_id)) > MAX_STRING_UNITS:
-        raise PayloadTooLarge(f"The {key.name} value is too large to store.")
+        raise TooLarge(f"The {key.name} value is too large to store.")
     return {"PartitionKey": partition, "RowKey": row, "id": resource_id, "name": key.name,
             "value": key.value}
 
 
 def stored_index_rows(entity: Mapping[str, Any]) -> list[str]:
+    """The RowKeys of the index rows a document row says it owns."""
     rows = json.loads(entity.get("indexRows") or "[]")
     return [str(row) for row in rows]
 
 
 def stored_document(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The document a document row holds, joined from its chunks."""
     count = int(entity["docChunks"])
     document: dict[str, Any] = json.loads("".join(entity[f"doc_{i}"] for i in range(count)))
     return document
 
 
 def record_from_entity(kind: str, entity: Mapping[str, Any], etag: str) -> Record:
+    """The ``Record`` a document row holds."""
     meta = Meta(entity["created"], entity["lastModified"], entity["version"])
-    return Record(kind, entity["id"], stored_document(entity), meta, etag)
+    return Record(Kind(kind), entity["id"], stored_document(entity), meta, etag)

@@ -1,11 +1,5 @@
-"""The one place where Azure Table Storage failures become SCIM errors.
-
-The store catches the failures it expects as answers (a missing entity, a taken unique
-key, a moved etag) next to the call that expects them; everything else that escapes an
-``azure-data-tables`` call passes through ``translating_storage_errors`` and becomes
-``ServiceUnavailable`` (503 + Retry-After), or ``PayloadTooLarge`` for a request the
-service refused as too large. No Azure exception leaves the store.
-"""
+"""The one place where Azure Table Storage failures are decoded; no Azure exception leaves
+the store (docs/architecture.md, "Storage errors")."""
 
 from __future__ import annotations
 
@@ -16,6 +10,7 @@ import math
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from enum import Enum
 
 from azure.core.exceptions import (
     AzureError,
@@ -25,7 +20,7 @@ from azure.core.exceptions import (
     ServiceResponseError,
 )
 
-from scim_core.errors import PayloadTooLarge, ServiceUnavailable
+from scim_core.store.errors import StorageUnavailable, StoreError, TooLarge
 
 _LOG = logging.getLogger(__name__)
 
@@ -36,6 +31,30 @@ ACCESS_DENIED_RETRY_AFTER = 60
 MAX_RETRY_AFTER = 3600
 _TRANSIENT_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 _UNAVAILABLE = "Storage is unavailable; retry later."
+
+
+class Failure(Enum):
+    """What a storage answer means to the store."""
+
+    MISSING = "an entity the operation needs is not there"
+    TABLE_MISSING = "the table itself is gone"
+    TAKEN = "an entity to insert already exists"
+    MOVED = "an If-Match condition failed"
+    OTHER = "anything else"
+
+
+def failure_of(error: BaseException) -> Failure:
+    """The meaning of a storage error, by its status and error code."""
+    status = getattr(error, "status_code", None)
+    if getattr(error, "error_code", None) == "TableNotFound":
+        return Failure.TABLE_MISSING
+    if status == 404:
+        return Failure.MISSING
+    if status == 409:
+        return Failure.TAKEN
+    if status == 412:
+        return Failure.MOVED
+    return Failure.OTHER
 
 
 def _parse_seconds(raw: str) -> float | None:
@@ -69,40 +88,40 @@ def retry_after_seconds(error: HttpResponseError) -> int:
     return max(1, min(MAX_RETRY_AFTER, math.ceil(seconds)))
 
 
-def unavailable(error: BaseException) -> ServiceUnavailable | PayloadTooLarge:
-    """The SCIM error for a storage failure the store did not expect."""
+def unavailable(error: BaseException) -> StoreError:
+    """The store's failure for a storage error it did not expect."""
     if isinstance(error, ClientAuthenticationError):
         _LOG.error("storage refused the credentials: %s", error)
-        return ServiceUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
+        return StorageUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
     if isinstance(error, HttpResponseError) and error.status_code is not None:
         status = error.status_code
         if status == 413:
-            return PayloadTooLarge("The change is too large for one storage transaction.")
+            return TooLarge("The change is too large for one storage transaction.")
         if status in _TRANSIENT_STATUSES:
             _LOG.warning("storage is throttling or failing (%s %s)", status,
                          getattr(error, "error_code", None))
-            return ServiceUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
+            return StorageUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
         if status in (401, 403):
             _LOG.error("storage denied access (%s): check the identity's role on the table: %s",
                        status, error)
-            return ServiceUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
+            return StorageUnavailable(_UNAVAILABLE, retry_after=ACCESS_DENIED_RETRY_AFTER)
         _LOG.error("unexpected storage answer %s: %s", status, error)
-        return ServiceUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
+        return StorageUnavailable(_UNAVAILABLE, retry_after=retry_after_seconds(error))
     if isinstance(error, (ServiceRequestError, ServiceResponseError)):
         _LOG.warning("storage cannot be reached: %s", error)
     else:
         _LOG.error("storage call failed: %r", error)
-    return ServiceUnavailable(_UNAVAILABLE, retry_after=DEFAULT_RETRY_AFTER)
+    return StorageUnavailable(_UNAVAILABLE, retry_after=DEFAULT_RETRY_AFTER)
 
 
 @contextmanager
-def translating_storage_errors() -> Iterator[None]:
-    """Turn any storage failure raised inside the block into a SCIM error.
+def storage_errors() -> Iterator[None]:
+    """Turn any storage failure raised inside the block into the store's own failure.
 
     Connection failures and timeouts (``ServiceRequestError``/``ServiceResponseError``),
     throttling and server faults (408/429/5xx), refused credentials and any other storage
-    answer the store did not handle become ``ServiceUnavailable``; a 413 becomes
-    ``PayloadTooLarge``. ``OSError`` and ``http.client.HTTPException`` are included: a
+    answer the store did not handle become ``StorageUnavailable``; a 413 becomes
+    ``TooLarge``. ``OSError`` and ``http.client.HTTPException`` are included: a
     connection dropped while a batch response is being parsed surfaces as those.
     """
     try:

@@ -1,45 +1,11 @@
-"""Table keys: how tenants, ids and index values become PartitionKeys and RowKeys.
-
-Every variable part of a key (tenant, id, index name, index value) is one *component*,
-encoded so that any string is storable and no component can reach into another:
-
-* ``%`` itself, the characters Table keys forbid (``/ \\ # ?``, U+0000-U+001F,
-  U+007F-U+009F), the separator ``:``, the quote ``'`` (OData's string delimiter), the
-  line and paragraph separators U+2028/U+2029 (Azurite splits batch request lines on them,
-  so a key holding one cannot be deleted in a batch) and lone surrogates are
-  percent-encoded as the UTF-8 bytes of the character (``%2F``).
-  Every other character is kept, so ordinary ids and names stay readable and
-  ``urllib.parse.unquote`` reverses the encoding.
-* A component whose encoded form is longer than ``COMPONENT_BUDGET`` UTF-16 code units is
-  replaced by a readable prefix, the marker ``%h`` and the URL-safe base64 SHA-256 of the
-  whole value. ``%h`` cannot occur otherwise (``%`` is always followed by two hex digits),
-  so hashed and plain forms never meet. Rows keyed by a hashed component store the full
-  value in a property, and readers compare it, so a collision cannot match a wrong row.
-
-Three components of at most 150 code units plus fixed prefixes stay below Table's key
-limit of 1 KiB (512 UTF-16 code units).
-
-RowKeys (``{x}`` is an encoded component; ``user``/``group`` is the kind):
-
-========================================  ==============================================
-``user:{id}`` / ``group:{id}``            the resource document and its meta
-``ux:{kind}:{name}:{value}``              unique index row -> ``id``
-``ix:{kind}:{name}:{value}:{id}``         non-unique index row
-``member:{groupId}:{userId}``             one membership (``display`` optional)
-``memberOf:{userId}:{groupId}``           the same membership, seen from the user
-========================================  ==============================================
-
-A prefix ending in ``:`` is queried as ``RowKey ge 'p:' and RowKey lt 'p;'`` (``;`` is
-the character after ``:``); since ``:`` never occurs inside a component, that range holds
-exactly the rows of that prefix.
-"""
+"""Table keys: how tenants, ids and index values become PartitionKeys and RowKeys
+(docs/architecture.md, "Table keys")."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
 import re
-from urllib.parse import unquote
 
 from scim_core.store.base import GROUP, USER
 
@@ -49,9 +15,9 @@ COMPONENT_BUDGET = 150
 HASH_MARK = "%h"
 _HASH_PREFIX_BUDGET = COMPONENT_BUDGET - len(HASH_MARK) - 43
 _ESCAPED = re.compile("[%/\\\\#?:'\u2028\u2029\x00-\x1f\x7f-\x9f\ud800-\udfff]")
-"""The characters a component percent-encodes (see above)."""
+"""The characters a component percent-encodes (docs/architecture.md, "Table keys")."""
 
-KIND_PREFIXES = {USER: "user", GROUP: "group"}
+KIND_PREFIXES: dict[str, str] = {USER: "user", GROUP: "group"}
 
 
 def utf16_units(text: str) -> int:
@@ -81,6 +47,7 @@ def _readable_prefix(encoded: str, budget: int) -> str:
 
 
 def digest(value: str) -> str:
+    """The URL-safe base64 SHA-256 of ``value`` (no padding), for hashed components."""
     raw = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
     return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
 
@@ -91,18 +58,6 @@ def encode_component(value: str) -> str:
     if utf16_units(encoded) <= COMPONENT_BUDGET:
         return encoded
     return _readable_prefix(encoded, _HASH_PREFIX_BUDGET) + HASH_MARK + digest(value)
-
-
-def decode_component(component: str) -> str | None:
-    """The original value of a component, or None when it was hashed (read the row's
-    property holding the full value instead)."""
-    if HASH_MARK in component:
-        return None
-    return unquote(component, encoding="utf-8", errors="surrogatepass")
-
-
-def is_hashed(component: str) -> bool:
-    return HASH_MARK in component
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
@@ -119,41 +74,51 @@ def _kind(kind: str) -> str:
 
 
 def partition_key(tenant: str) -> str:
+    """The PartitionKey of a tenant."""
     return encode_component(tenant)
 
 
 def document_key(kind: str, resource_id: str) -> str:
+    """The RowKey of a resource's document row."""
     return f"{_kind(kind)}:{encode_component(resource_id)}"
 
 
 def documents_range(kind: str) -> tuple[str, str]:
+    """The RowKey range of every document row of ``kind``."""
     return prefix_range(f"{_kind(kind)}:")
 
 
 def unique_index_key(kind: str, name: str, value: str) -> str:
+    """The RowKey of a unique index row."""
     return f"ux:{_kind(kind)}:{encode_component(name)}:{encode_component(value)}"
 
 
 def index_key(kind: str, name: str, value: str, resource_id: str) -> str:
+    """The RowKey of one holder's row of a non-unique index value."""
     prefix = f"ix:{_kind(kind)}:{encode_component(name)}:{encode_component(value)}:"
     return prefix + encode_component(resource_id)
 
 
 def index_range(kind: str, name: str, value: str) -> tuple[str, str]:
+    """The RowKey range of a non-unique index value's rows, one per holder."""
     return prefix_range(f"ix:{_kind(kind)}:{encode_component(name)}:{encode_component(value)}:")
 
 
 def member_key(group_id: str, user_id: str) -> str:
+    """The RowKey of a membership, seen from the group."""
     return f"member:{encode_component(group_id)}:{encode_component(user_id)}"
 
 
 def members_range(group_id: str) -> tuple[str, str]:
+    """The RowKey range of a group's membership rows."""
     return prefix_range(f"member:{encode_component(group_id)}:")
 
 
 def member_of_key(user_id: str, group_id: str) -> str:
+    """The RowKey of a membership, seen from the user."""
     return f"memberOf:{encode_component(user_id)}:{encode_component(group_id)}"
 
 
 def member_of_range(user_id: str) -> tuple[str, str]:
+    """The RowKey range of a user's membership rows."""
     return prefix_range(f"memberOf:{encode_component(user_id)}:")

@@ -1,22 +1,5 @@
-"""Table transactions through the SDK without its per-batch thread pools and email parsing.
-
-azure-core prepares every part of a multipart batch, and parses every part of its answer,
-on a new ``ThreadPoolExecutor`` each time, nested once for the changeset; and it builds and
-parses the multipart bodies with the ``email`` package, which compiles a regular expression
-for every new boundary and re-parses each header several times. Profiling the dev host on
-the Table Storage store put 16% of its CPU in the thread pools and 40% of a create's in the
-``email`` work; each part is then written by a subclass of ``http.client.HTTPConnection``,
-another 20 µs per operation. The replacements below run the same per-part policies, in
-the same order, inline; write the body and each part byte for byte as azure-core does
-(``tests/test_sdk_batches.py`` compares them on every shape of transaction and request);
-and read a well-formed answer directly, handing anything else to azure-core's own parser.
-
-They replace azure-core's private helpers process-wide, so nothing is replaced until the
-app's builder calls ``install_batch_codec()``, and then only if azure-core is the minor
-version they were tested with (``TESTED_AZURE_CORE``, pinned in requirements.txt) and every
-replaced helper has the signature they were written against; otherwise the SDK's own code
-runs unchanged. Why it is kept: docs/performance.md, "azure-core batch codec: kept or removed".
-"""
+"""Table transactions through the SDK without its per-batch thread pools and email parsing,
+once ``install_batch_codec()`` has run (docs/architecture.md, "The batch codec")."""
 
 from __future__ import annotations
 
@@ -132,12 +115,15 @@ class _PartAnswer:
         self._body = body
 
     def getheaders(self) -> list[tuple[str, str]]:
+        """The answer's headers, as ``http.client`` lists them."""
         return self._headers
 
     def read(self, *_: Any) -> bytes:
+        """The answer's body."""
         return self._body
 
     def close(self) -> None:
+        """Nothing to release."""
         pass
 
 
@@ -332,8 +318,3 @@ def batch_codec_installed() -> bool:
     """Whether ``install_batch_codec`` has replaced azure-core's helpers."""
     return bool(_saved)
 
-
-def run_batch_policies_inline() -> bool:
-    """Does nothing (the codec is installed only by ``install_batch_codec``); kept until
-    ``TableStore.__init__`` stops calling it."""
-    return False
