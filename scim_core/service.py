@@ -104,7 +104,8 @@ class ResourceService:
     def get(self, rt: ResourceType, resource_id: str, *, base_url: str,
             projection: Projection) -> Rendered:
         """GET of one resource, with the relations the projection shows."""
-        return self._with_relations(rt, self._load(rt, resource_id), base_url, projection)
+        return self._with_relations(rt, self._load(rt, resource_id), base_url, projection,
+                                    groups=True)
 
     @translated
     def replace(self, rt: ResourceType, resource_id: str, body: Any, *, base_url: str,
@@ -164,13 +165,18 @@ class ResourceService:
                         location(base_url, rt, record.id))
 
     def _with_relations(self, rt: ResourceType, record: Record, base_url: str,
-                        projection: Projection) -> Rendered:
-        """The rendered record with a group's members or a user's groups, when shown."""
+                        projection: Projection, *, groups: bool = False) -> Rendered:
+        """The rendered record with a group's members when shown, and a user's groups when
+        ``groups`` (a GET) or the projection asks for them by name: write responses leave
+        them out, so that Entra's writes cost no extra read."""
         members = (list(self.store.members(record.id))
                    if rt.kind is Kind.GROUP and projection.wants("members") else None)
-        groups = (self.store.groups_of(record.id)
-                  if rt.kind is Kind.USER and projection.wants("groups") else None)
-        return self._rendered(rt, record, base_url, projection, members=members, groups=groups)
+        shown = projection.wants("groups") if groups else projection.explicitly_requested(
+            "groups")
+        group_ids = (self.store.groups_of(record.id)
+                     if rt.kind is Kind.USER and shown else None)
+        return self._rendered(rt, record, base_url, projection, members=members,
+                              groups=group_ids)
 
     def _patch_quietly(self, rt: ResourceType, resource_id: str, body: Any, *,
                        if_match: str | None) -> str:

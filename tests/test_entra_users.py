@@ -573,3 +573,19 @@ def test_delete_removes_the_user_from_every_group(client: FunctionClient) -> Non
     assert client.get("/Groups", params={"filter": f'members eq "{other["id"]}"'}
                       ).json["totalResults"] == 2
     assert GROUP_SCHEMA in groups[0]["schemas"]
+
+
+def test_write_responses_leave_groups_out_unless_asked(client: FunctionClient) -> None:
+    """PUT and PATCH of a user answer without ``groups`` (no extra read), GET shows them,
+    and a write that asks for them with ``attributes=groups`` gets them."""
+    user = client.create_user("grouped@x.example")["id"]
+    group = client.create_group("G", members=[{"value": user}])["id"]
+    patched = client.patch_ops(f"/Users/{user}", {"op": "replace", "path": "displayName",
+                                                  "value": "G1"})
+    put = client.put(f"/Users/{user}", {"schemas": [USER_SCHEMA], "userName": "grouped@x.example"})
+    assert patched.status == put.status == 200
+    assert "groups" not in patched.json and "groups" not in put.json
+    assert [g["value"] for g in client.get(f"/Users/{user}").json["groups"]] == [group]
+    asked = client.patch_ops(f"/Users/{user}", {"op": "replace", "path": "displayName",
+                                                "value": "G2"}, params={"attributes": "groups"})
+    assert [g["value"] for g in asked.json["groups"]] == [group]

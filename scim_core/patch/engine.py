@@ -45,7 +45,7 @@ def apply_patch(registry: Registry, rt: ResourceType, document: Mapping[str, Any
             patcher.run(operation)
         except ScimError as exc:
             if exc.status != 400:
-                raise  # e.g. a storage fault while loading members: not the client's error
+                raise  # keep its own status: only a 400 names the failed operation
             raise type(exc)(f"{operation.label()}: {exc.detail}") from None
     patcher.check_required()
     return PatchResult(_tidy(patcher.editor.doc), patcher.members.change())
