@@ -12,6 +12,7 @@ import azure.functions as func
 from scim_core import Request, Response, ScimApi, api_from_environment
 
 SCIM_ROOT = "scim/v2"
+TENANT_ROOT = "tenants"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
@@ -37,31 +38,37 @@ def reset_api(api: ScimApi | None = None) -> None:
         _api = api
 
 
-def base_url(req: func.HttpRequest, configured: str = "") -> str:
-    """The absolute SCIM root (``https://host/scim/v2``) of a request.
+def base_url(req: func.HttpRequest, configured: str = "", tenant: str | None = None) -> str:
+    """The absolute SCIM root of a request: ``https://host/scim/v2``, or for a tenant
+    ``https://host/tenants/{tenant}/scim/v2``.
 
-    ``configured`` (the ``SCIM_BASE_URL`` setting) wins when set (a custom domain behind a
-    proxy); otherwise the root is cut from the request URL at the ``/scim/v2`` segment,
-    keeping any routePrefix.
+    ``configured`` (the ``SCIM_BASE_URL`` setting, the default tenant's root) wins when set
+    (a custom domain behind a proxy); otherwise the root is cut from the request URL at
+    the SCIM root, keeping any routePrefix.
     """
+    root = "/" + (f"{TENANT_ROOT}/{tenant}/" if tenant else "") + SCIM_ROOT
     if configured:
-        return configured
+        site = configured[:-len(SCIM_ROOT) - 1] if configured.lower().endswith(
+            "/" + SCIM_ROOT) else configured
+        return site + root
     parts = urlsplit(req.url)
     path = parts.path
-    cut = path.lower().find("/" + SCIM_ROOT)
-    root = path[: cut + len(SCIM_ROOT) + 1] if cut >= 0 else path.rstrip("/")
-    return f"{parts.scheme}://{parts.netloc}{root}"
+    cut = path.lower().find(root.lower())
+    prefix = path[:cut] if cut >= 0 else path.rstrip("/")
+    return f"{parts.scheme}://{parts.netloc}{prefix}{root if cut >= 0 else ''}"
 
 
 def to_request(req: func.HttpRequest, configured_base_url: str = "") -> Request:
-    """The neutral request for a Functions request."""
+    """The neutral request for a Functions request (of either SCIM route)."""
+    tenant = req.route_params.get("tenant")
     return Request(
         method=req.method,
         path="/" + (req.route_params.get("path") or ""),
-        base_url=base_url(req, configured_base_url),
+        base_url=base_url(req, configured_base_url, tenant),
         query=dict(req.params),
         headers=dict(req.headers),
         body=req.get_body() or b"",
+        tenant=tenant,
     )
 
 
@@ -79,7 +86,20 @@ def to_http_response(response: Response) -> func.HttpResponse:
 
 @app.route(route=SCIM_ROOT + "/{*path}", methods=METHODS, auth_level=func.AuthLevel.ANONYMOUS)
 def scim(req: func.HttpRequest) -> func.HttpResponse:
-    """Every SCIM route: /Users, /Groups, /Schemas, /ResourceTypes, /ServiceProviderConfig."""
+    """Every SCIM route of the default tenant: /Users, /Groups, /Schemas, /ResourceTypes,
+    /ServiceProviderConfig."""
+    return serve(req)
+
+
+@app.route(route=TENANT_ROOT + "/{tenant}/" + SCIM_ROOT + "/{*path}", methods=METHODS,
+           auth_level=func.AuthLevel.ANONYMOUS)
+def tenant_scim(req: func.HttpRequest) -> func.HttpResponse:
+    """Every SCIM route of one tenant, at /tenants/{tenant}/scim/v2."""
+    return serve(req)
+
+
+def serve(req: func.HttpRequest) -> func.HttpResponse:
+    """The core's answer to a request of either route."""
     try:
         api = get_api()
         return to_http_response(api.handle(to_request(req, api.settings.base_url)))

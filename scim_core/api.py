@@ -7,7 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from scim_core.auth import TokenSource, authenticate
+from scim_core.auth import authenticate
+from scim_core.auth.tenant_tokens import RefuseAll, TenantTokens
 from scim_core.config import Settings
 from scim_core.discovery import (
     list_response,
@@ -18,13 +19,16 @@ from scim_core.discovery import (
     service_provider_config,
 )
 from scim_core.errors import (
+    Forbidden,
     InternalError,
     MethodNotAllowed,
     NotAcceptable,
     NotFound,
     NotImplementedByServer,
     ScimError,
+    Unauthorized,
 )
+from scim_core.failures import scim_error
 from scim_core.http import SCIM_MEDIA_TYPE, Request, Response
 from scim_core.query import Scope, SearchParams
 from scim_core.request_parts import (
@@ -38,7 +42,8 @@ from scim_core.request_parts import (
 )
 from scim_core.schema import Registry, ResourceType
 from scim_core.service import Rendered, ResourceService, version_matches
-from scim_core.store import Store
+from scim_core.store import Store, StoreError
+from scim_core.tenants import DISABLED, ENABLED, CachedTenants, Tenant
 
 log = logging.getLogger("scim_core")
 
@@ -53,14 +58,17 @@ Handler = Callable[[Request, ResourceService, ResourceType, str], Response]
 
 
 class ScimApi:
-    """Serves SCIM requests for one store, schema registry and token source."""
+    """Serves SCIM requests for every tenant of one store, with one schema registry."""
 
-    def __init__(self, store: Store, registry: Registry, tokens: TokenSource,
-                 settings: Settings) -> None:
+    def __init__(self, store: Store, registry: Registry, tokens: TenantTokens,
+                 settings: Settings, *, tenants: CachedTenants | None = None) -> None:
         self.store = store
         self.registry = registry
         self.tokens = tokens
         self.settings = settings
+        self.tenants = tenants or CachedTenants(
+            store.tenant_registry(), ttl=settings.tenant_cache_seconds,
+            size=settings.tenant_cache_size)
 
     def handle(self, request: Request) -> Response:
         """The response to one request; never raises."""
@@ -85,12 +93,14 @@ class ScimApi:
         method = request.method.upper()
         segments = [s for s in request.path.split("/") if s]
         head = segments[0].lower() if segments else ""
-        if not (head in PUBLIC_ROUTES and method in ("GET", "HEAD")):
-            authenticate(request.header("Authorization"), self.tokens)
+        if head in PUBLIC_ROUTES and method in ("GET", "HEAD"):
+            _check_accept(request)
+            return self._discovery(method, head, segments[1:], request.base_url)
+        tenant = self._admitted(request)
         _check_accept(request)
         if head in PUBLIC_ROUTES:
             return self._discovery(method, head, segments[1:], request.base_url)
-        service = self.service(self.settings.tenant)
+        service = self.service(tenant.id)
         if head == ".search" and len(segments) == 1:
             if method != "POST":
                 raise MethodNotAllowed(".search takes POST.", allow=("POST",))
@@ -122,6 +132,25 @@ class ScimApi:
             raise MethodNotAllowed(f"{method} is not allowed on {rt.endpoint}/{{id}}.",
                                    allow=RESOURCE_METHODS)
         return handler(request, service, rt, segments[1])
+
+    def _admitted(self, request: Request) -> Tenant:
+        """The tenant a request may act in: its token must be the tenant's, and the tenant
+        enabled. An unknown tenant and a wrong token both answer 401, so tenant ids cannot
+        be probed; a disabled tenant answers 403 to its own token only."""
+        tenant_id = request.tenant or self.settings.tenant
+        try:
+            tenant = self.tenants.get(tenant_id)
+        except StoreError as failure:
+            raise scim_error(failure) from failure
+        if tenant is None or tenant.state not in (ENABLED, DISABLED):
+            # An unknown tenant refuses every token exactly as a known one refuses a wrong one.
+            authenticate(request.header("Authorization"), RefuseAll())
+            raise Unauthorized()
+        authenticate(request.header("Authorization"), self.tokens.source(tenant.id))
+        if tenant.state == DISABLED:
+            raise Forbidden("Provisioning is disabled for this tenant; an administrator of "
+                            "the service must enable it again.")
+        return tenant
 
     def _discovery(self, method: str, head: str, rest: list[str], base: str) -> Response:
         if method not in ("GET", "HEAD"):

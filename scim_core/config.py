@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from scim_core.tenants.model import DEFAULT_TENANT
+
 DEFAULT_TABLE_NAME = "scim"
 DEFAULT_SECRET_NAME = "scim-bearer-token"
-DEFAULT_TENANT = "default"
 
 
 class SettingsError(ValueError):
@@ -38,6 +39,8 @@ class Settings:
     keyvault_url: str = ""
     token_secret_name: str = DEFAULT_SECRET_NAME
     token_cache_seconds: int = 60
+    tenant_cache_seconds: int = 60
+    tenant_cache_size: int = 20_000
     max_body_bytes: int = 1_048_576
     max_operations: int = 1_000
     max_results: int = 1_000
@@ -61,6 +64,8 @@ class Settings:
             keyvault_url=env.get("SCIM_KEYVAULT_URL", "").strip(),
             token_secret_name=env.get("SCIM_TOKEN_SECRET_NAME", "").strip() or DEFAULT_SECRET_NAME,
             token_cache_seconds=_int(env, "SCIM_TOKEN_CACHE_SECONDS", 60),
+            tenant_cache_seconds=_int(env, "SCIM_TENANT_CACHE_SECONDS", 60),
+            tenant_cache_size=_int(env, "SCIM_TENANT_CACHE_SIZE", 20_000, minimum=1),
             max_body_bytes=_int(env, "SCIM_MAX_BODY_BYTES", 1_048_576, minimum=1024),
             max_operations=_int(env, "SCIM_MAX_OPERATIONS", 1_000, minimum=1),
             max_results=_int(env, "SCIM_MAX_RESULTS", 1_000, minimum=1),

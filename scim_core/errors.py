@@ -69,6 +69,10 @@ class Unauthorized(ScimError):
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
 
 
+class Forbidden(ScimError):
+    status = 403
+
+
 class NotFound(ScimError):
     status = 404
 

@@ -27,6 +27,8 @@ class Request:
     query: Mapping[str, str] = field(default_factory=dict)
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes = b""
+    tenant: str | None = None
+    """The tenant its URL names (``/tenants/{tenant}/scim/v2``); None for ``/scim/v2``."""
 
     def header(self, name: str) -> str | None:
         """A header by name, ignoring case."""

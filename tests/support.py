@@ -96,16 +96,24 @@ class _Client:
         return self.patch(path, {"schemas": [PATCH_OP], "Operations": list(operations)}, **kw)
 
 
-class FunctionClient(_Client):
-    """Calls the ``scim`` function registered in function_app.py, routed by its template."""
+def tenant_root(tenant: str | None) -> str:
+    """The SCIM root path of a tenant (None: the default tenant's ``/scim/v2``)."""
+    return "/scim/v2" if tenant is None else f"/tenants/{tenant}/scim/v2"
 
-    def __init__(self) -> None:
+
+class FunctionClient(_Client):
+    """Calls the functions registered in function_app.py, routed by their templates, at the
+    SCIM root of ``tenant`` (None: the default tenant's ``/scim/v2``)."""
+
+    def __init__(self, tenant: str | None = None, token: str | None = TOKEN) -> None:
         self.routes = devhost.load_routes()
+        self.root = tenant_root(tenant)
+        self.token = token
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
                 params: dict[str, str] | None = None, headers: dict[str, str] | None = None,
                 token: str | None = "default") -> Result:
-        url_path = "/scim/v2" + path
+        url_path = self.root + path
         found = None
         for route in self.routes:
             match = route.pattern.match(url_path)
@@ -129,8 +137,11 @@ class FunctionClient(_Client):
 class HttpClient(_Client):
     """Speaks HTTP/1.1 to a dev host on 127.0.0.1 over one keep-alive connection."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, tenant: str | None = None, token: str | None = TOKEN
+                 ) -> None:
         self.port = port
+        self.root = tenant_root(tenant)
+        self.token = token
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
@@ -140,13 +151,13 @@ class HttpClient(_Client):
         payload = _encode(body, raw)
         all_headers = self._headers(body, raw, headers, token)
         try:
-            self.connection.request(method, f"/scim/v2{path}{query}", payload or None,
+            self.connection.request(method, f"{self.root}{path}{query}", payload or None,
                                     all_headers)
             response = self.connection.getresponse()
         except (ConnectionError, http.client.HTTPException):
             self.connection.close()
             self.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
-            self.connection.request(method, f"/scim/v2{path}{query}", payload or None,
+            self.connection.request(method, f"{self.root}{path}{query}", payload or None,
                                     all_headers)
             response = self.connection.getresponse()
         return Result(response.status, dict(response.getheaders()), response.read())

@@ -9,17 +9,21 @@ from scim_core import Settings, build_api
 from tests.support import BASE, ERROR_SCHEMA, TOKEN, USER_SCHEMA, FunctionClient, use_api
 
 
-def test_app_registers_one_anonymous_catch_all_http_trigger() -> None:
-    """function_app registers an anonymous HTTP trigger on scim/v2/{*path} for every verb."""
+def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> None:
+    """function_app registers anonymous HTTP triggers on scim/v2/{*path} (the default
+    tenant) and tenants/{tenant}/scim/v2/{*path}, each for every verb."""
     functions = function_app.app.get_functions()
-    assert [f.get_function_name() for f in functions] == ["scim"]
-    trigger = functions[0].get_trigger()
-    assert trigger is not None
-    binding = trigger.get_dict_repr()
-    assert binding["route"] == "scim/v2/{*path}"
-    assert str(getattr(binding["authLevel"], "value", binding["authLevel"])) == "anonymous"
-    methods = {str(getattr(m, "value", m)) for m in binding["methods"]}
-    assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim"]
+    routes = []
+    for function in functions:
+        trigger = function.get_trigger()
+        assert trigger is not None
+        binding = trigger.get_dict_repr()
+        routes.append(binding["route"])
+        assert str(getattr(binding["authLevel"], "value", binding["authLevel"])) == "anonymous"
+        methods = {str(getattr(m, "value", m)) for m in binding["methods"]}
+        assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
+    assert routes == ["scim/v2/{*path}", "tenants/{tenant}/scim/v2/{*path}"]
 
 
 def test_service_provider_config_is_served_as_scim_json(memory_client: FunctionClient) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from scim_core.kinds import Kind
+from scim_core.tenants.registry import TenantRegistry
 
 USER = Kind.USER
 GROUP = Kind.GROUP
@@ -148,10 +149,21 @@ class TenantStore(Protocol):
         """The ids of the groups a user is a direct member of."""
         ...
 
+    def purge(self, *, limit: int) -> int:
+        """Remove up to ``limit`` of the tenant's rows, whatever they hold; returns how many
+        went (0 once the tenant holds nothing). Each call is one bounded step of deleting a
+        tenant, and repeating it after a failure is safe."""
+        ...
+
 
 class Store(Protocol):
-    """Storage for any number of tenants, each reached through its own bound view."""
+    """Storage for any number of tenants, each reached through its own bound view, and the
+    registry of those tenants."""
 
     def tenant(self, name: str) -> TenantStore:
         """The view of tenant ``name``; cheap, so callers may ask for it per request."""
+        ...
+
+    def tenant_registry(self) -> TenantRegistry:
+        """The registry of this store's tenants."""
         ...

@@ -15,6 +15,7 @@ from scim_core.kinds import Kind
 from scim_core.store.base import GROUP, USER, IndexKey, Member, MemberChange, Meta, Record
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.errors import KeyTaken, NotStored, UnknownMembers, VersionMoved
+from scim_core.tenants.registry import MemoryTenantRegistry
 
 
 @dataclass
@@ -42,11 +43,16 @@ class MemoryStore:
         self._lock = threading.RLock()
         self._tenants: dict[str, _Rows] = defaultdict(_Rows)
         self._etags = count(1)
+        self._registry = MemoryTenantRegistry()
 
     def tenant(self, name: str) -> MemoryTenantStore:
         """The view of tenant ``name``."""
         with self._lock:
             return MemoryTenantStore(name, self._tenants[name], self._lock, self._etags)
+
+    def tenant_registry(self) -> MemoryTenantRegistry:
+        """The registry of this store's tenants."""
+        return self._registry
 
 
 class MemoryTenantStore:
@@ -219,3 +225,18 @@ class MemoryTenantStore:
         """The ids of the groups a user is a direct member of."""
         with self._lock:
             return sorted(self._t.member_of.get(user_id, ()))
+
+    def purge(self, *, limit: int) -> int:
+        """Remove up to ``limit`` rows' worth of the tenant's data: resources first."""
+        with self._lock:
+            t = self._t
+            gone = 0
+            for key in list(t.entries)[:max(0, limit)]:
+                kind, resource_id = key
+                self.delete(Kind(kind), resource_id)
+                gone += 1
+            if not t.entries:
+                t.index.clear()
+                t.members.clear()
+                t.member_of.clear()
+            return gone

@@ -8,7 +8,7 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -63,6 +63,9 @@ from scim_core.store.tables.entities import (
 )
 from scim_core.store.tables.errors import Failure, failure_of, storage_errors
 
+if TYPE_CHECKING:
+    from scim_core.store.tables.tenants import TableTenantRegistry
+
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
 
 PAGE_LIMIT = 1000
@@ -89,6 +92,12 @@ class TableStore:
     def tenant(self, name: str) -> TableTenantStore:
         """The view of tenant ``name`` (its partition)."""
         return TableTenantStore(self, name)
+
+    def tenant_registry(self) -> TableTenantRegistry:
+        """The registry of this store's tenants (rows outside every tenant's partition)."""
+        from scim_core.store.tables.tenants import TableTenantRegistry
+
+        return TableTenantRegistry(self)
 
     def close(self) -> None:
         """Stop the read pool and close the table client."""
@@ -465,6 +474,18 @@ class TableTenantStore:
         """The ids of the groups a user is a direct member of."""
         with self._store.session():
             return sorted(self._group_ids(user_id))
+
+    def purge(self, *, limit: int) -> int:
+        """Delete up to ``limit`` of the partition's rows, 100 to a transaction."""
+        with self._store.session():
+            rows = self._table.query_entities(
+                "PartitionKey eq @partition", parameters={"partition": self._partition},
+                select=["RowKey"], results_per_page=min(max(1, limit), PAGE_LIMIT))
+            found = [str(entity["RowKey"]) for entity in islice(rows, max(0, limit))]
+            for batch in chunked([(Step("delete", row(self._partition, key), optional=True),)
+                                  for key in found]):
+                submit(self._table, batch)
+        return len(found)
 
 
 def table_store(settings: Settings, *, credential: TokenCredential | None = None,

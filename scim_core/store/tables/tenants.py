@@ -1,0 +1,71 @@
+"""The tenant registry on Azure Table Storage: one row per tenant in its own partition."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from scim_core.store.tables.store import TableStore
+from scim_core.tenants.model import Tenant
+from scim_core.tenants.registry import TenantExists, TenantMissing
+
+REGISTRY_PARTITION = "$tenants"
+"""Outside every tenant's partition: tenant ids never hold ``$``."""
+
+
+def _tenant(entity: Any) -> Tenant:
+    return Tenant(str(entity["RowKey"]), str(entity["name"]), str(entity["state"]),
+                  str(entity["created"]), str(entity.get("changed", entity["created"])))
+
+
+def _entity(tenant: Tenant) -> dict[str, Any]:
+    return {"PartitionKey": REGISTRY_PARTITION, "RowKey": tenant.id, "name": tenant.name,
+            "state": tenant.state, "created": tenant.created, "changed": tenant.changed}
+
+
+class TableTenantRegistry:
+    """Registered tenants as rows of the store's table."""
+
+    def __init__(self, store: TableStore) -> None:
+        self._store = store
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The registered tenant, or None (one point read)."""
+        with self._store.session():
+            found = self._store.read(REGISTRY_PARTITION, tenant_id)
+        return None if found is None else _tenant(found)
+
+    def create(self, tenant: Tenant) -> Tenant:
+        """Register a new tenant."""
+        with self._store.session():
+            try:
+                self._store.table.create_entity(_entity(tenant))
+            except ResourceExistsError:
+                raise TenantExists(tenant.id) from None
+        return tenant
+
+    def update(self, tenant: Tenant) -> Tenant:
+        """Replace a registered tenant (If-Match: *, so only an existing row)."""
+        with self._store.session():
+            try:
+                self._store.table.update_entity(_entity(tenant), mode=UpdateMode.REPLACE)
+            except ResourceNotFoundError:
+                raise TenantMissing(tenant.id) from None
+        return tenant
+
+    def delete(self, tenant_id: str) -> None:
+        """Forget a tenant."""
+        with self._store.session(), contextlib.suppress(ResourceNotFoundError):
+            self._store.table.delete_entity(REGISTRY_PARTITION, tenant_id)
+
+    def list(self) -> Iterator[Tenant]:
+        """Every registered tenant, by id."""
+        with self._store.session():
+            rows = self._store.table.query_entities(
+                "PartitionKey eq @p", parameters={"p": REGISTRY_PARTITION})
+            for entity in rows:
+                yield _tenant(entity)

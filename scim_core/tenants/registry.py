@@ -1,0 +1,124 @@
+"""The tenant registry: which tenants exist and their state; in memory, and cached."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from typing import Protocol
+
+from scim_core.tenants.model import DEFAULT_TENANT, Tenant, implicit_default
+
+
+class TenantExists(Exception):
+    """A tenant with that id is already registered."""
+
+
+class TenantMissing(Exception):
+    """No tenant with that id is registered."""
+
+
+class TenantRegistry(Protocol):
+    """Registered tenants, by id."""
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The registered tenant, or None."""
+        ...
+
+    def create(self, tenant: Tenant) -> Tenant:
+        """Register a new tenant; ``TenantExists`` when the id is taken."""
+        ...
+
+    def update(self, tenant: Tenant) -> Tenant:
+        """Replace a registered tenant's name and state; ``TenantMissing`` when it is not."""
+        ...
+
+    def delete(self, tenant_id: str) -> None:
+        """Forget a tenant (its data must be gone first); deleting a missing one is a no-op."""
+        ...
+
+    def list(self) -> Iterator[Tenant]:
+        """Every registered tenant, by id."""
+        ...
+
+
+class MemoryTenantRegistry:
+    """Tenants in process memory (the memory store's registry)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tenants: dict[str, Tenant] = {}
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The registered tenant, or None."""
+        with self._lock:
+            return self._tenants.get(tenant_id)
+
+    def create(self, tenant: Tenant) -> Tenant:
+        """Register a new tenant."""
+        with self._lock:
+            if tenant.id in self._tenants:
+                raise TenantExists(tenant.id)
+            self._tenants[tenant.id] = tenant
+            return tenant
+
+    def update(self, tenant: Tenant) -> Tenant:
+        """Replace a registered tenant."""
+        with self._lock:
+            if tenant.id not in self._tenants:
+                raise TenantMissing(tenant.id)
+            self._tenants[tenant.id] = tenant
+            return tenant
+
+    def delete(self, tenant_id: str) -> None:
+        """Forget a tenant."""
+        with self._lock:
+            self._tenants.pop(tenant_id, None)
+
+    def list(self) -> Iterator[Tenant]:
+        """Every registered tenant, by id."""
+        with self._lock:
+            return iter(sorted(self._tenants.values(), key=lambda t: t.id))
+
+
+class CachedTenants:
+    """Registry reads for serving requests: each tenant (or its absence) is remembered for
+    ``ttl`` seconds, at most ``size`` of them, least recently used first out; the default
+    tenant is served as enabled until someone registers it."""
+
+    def __init__(self, registry: TenantRegistry, *, ttl: float = 60.0, size: int = 20_000,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = registry
+        self._ttl = ttl
+        self._size = max(1, size)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[float, Tenant | None]] = OrderedDict()
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        """The tenant as registered (cached), or None when there is none."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(tenant_id)
+            if entry is not None and now - entry[0] < self._ttl:
+                self._entries.move_to_end(tenant_id)
+                return entry[1]
+        found = self.registry.get(tenant_id)
+        if found is None and tenant_id == DEFAULT_TENANT:
+            found = implicit_default()
+        with self._lock:
+            self._entries[tenant_id] = (now, found)
+            self._entries.move_to_end(tenant_id)
+            while len(self._entries) > self._size:
+                self._entries.popitem(last=False)
+        return found
+
+    def forget(self, tenant_id: str) -> None:
+        """Drop what is cached of a tenant (after this process changed it)."""
+        with self._lock:
+            self._entries.pop(tenant_id, None)
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
