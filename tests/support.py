@@ -108,6 +108,8 @@ class FunctionClient(_Client):
     def __init__(self, tenant: str | None = None, token: str | None = TOKEN) -> None:
         self.routes = devhost.load_routes()
         self.root = tenant_root(tenant)
+        self.base = f"https://{HOST}{self.root}"
+        """The absolute SCIM root the service answers with (Location, meta.location, $ref)."""
         self.token = token
 
     def request(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
@@ -171,6 +173,43 @@ def use_api(api: Any) -> None:
     function_app.reset_api(api)
 
 
+# Registered tenants, with their tokens in a Key Vault fake (tests/kvfake.py).
+
+REGISTERED = "2026-12-01T00:00:00Z"
+
+
+def tenant_token(tenant: str) -> str:
+    """The bearer token tests give ``tenant`` (43+ URL-safe characters, like rotate-token's)."""
+    return f"{tenant}-token-0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def register_tenant(store: Any, vault: Any, tenant: str, token: str | None = None) -> str:
+    """Register ``tenant`` (enabled) in ``store``'s registry and give it ``token`` (default
+    ``tenant_token``) as the newest version of its ``scim-token-<id>`` secret in ``vault``
+    (a ``FakeKeyVault``), unless that version is already there; returns the token."""
+    from scim_core.tenants import ENABLED, Tenant
+
+    token = token or tenant_token(tenant)
+    secret = f"scim-token-{tenant}"
+    versions = vault.versions(secret)
+    if not versions or versions[-1].value != token:
+        vault.add_version(secret, token)
+    store.tenant_registry().create(Tenant(tenant, tenant.title(), ENABLED, REGISTERED,
+                                          REGISTERED))
+    return token
+
+
+def tenant_api(store: Any, vault: Any, **overrides: Any) -> Any:
+    """The API over ``store`` serving the default tenant with ``TOKEN`` and every registered
+    tenant with the token in ``vault`` (a ``FakeKeyVault``), as ``build_api`` builds it."""
+    from scim_core import Settings, build_api
+    from scim_core.auth import StaticTokenSource
+
+    settings = Settings(store="memory", bearer_token=TOKEN, **overrides)
+    return build_api(settings, store=store, tokens=StaticTokenSource(TOKEN),
+                     secrets=vault.client())
+
+
 # Assertions shared by the HTTP conformance suites.
 
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -199,3 +238,51 @@ def nulls(document: Any, where: str = "$") -> list[str]:
     if isinstance(document, list):
         return [p for i, v in enumerate(document) for p in nulls(v, f"{where}[{i}]")]
     return []
+
+
+def check_tenants_apart(store: Any, tenants: list[str]) -> int:
+    """Check that no row of one tenant reaches another; returns how many checks were made.
+
+    Through the Store protocol (both stores): the tenants' ids are disjoint, every member of
+    a tenant's group is a user of that tenant and every group a user lists is a group of
+    that tenant. On a TableStore also on the raw rows: every id a row of a tenant's
+    partition names (``id``, ``groupId``, ``userId``) is a document of that partition.
+    """
+    from scim_core.store import GROUP, USER
+
+    owner: dict[str, str] = {}
+    checks = 0
+    for tenant in tenants:
+        view = store.tenant(tenant)
+        users = {r.id for r in view.scan(USER)}
+        groups = {r.id for r in view.scan(GROUP)}
+        for resource_id in users | groups:
+            assert resource_id not in owner, f"{resource_id} is in {owner.get(resource_id)} " \
+                                             f"and {tenant}"
+            owner[resource_id] = tenant
+        for group_id in groups:
+            members = {m.value for m in view.members(group_id)}
+            assert members <= users, (tenant, group_id, sorted(members - users)[:5])
+            checks += 1
+        for user_id in users:
+            listed = set(view.groups_of(user_id))
+            assert listed <= groups, (tenant, user_id, sorted(listed - groups)[:5])
+            checks += 1
+    table = getattr(store, "table", None)
+    if table is None:
+        return checks
+    from scim_core.store.tables import keys
+
+    for tenant in tenants:
+        rows = list(table.query_entities("PartitionKey eq @p",
+                                         parameters={"p": keys.partition_key(tenant)}))
+        documents = {e["id"] for e in rows if e["RowKey"].startswith(("user:", "group:"))}
+        for entity in rows:
+            for name in ("id", "groupId", "userId"):
+                named = entity.get(name)
+                if named is not None:
+                    assert named in documents, (
+                        f"row {entity['RowKey']} of {tenant} names {named}, which is "
+                        f"{'in ' + owner[named] if named in owner else 'nowhere'}")
+                    checks += 1
+    return checks
