@@ -37,6 +37,8 @@ class Step:
     """A delete whose row may already be gone."""
     member: str | None = None
     """On each operation of a member add: the user id, whose document row must exist."""
+    pair: tuple[str, str] | None = None
+    """On both deletes of a membership removal: the group and user ids."""
 
     def operation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """The operation as ``TableClient.submit_transaction`` takes it."""
@@ -98,9 +100,12 @@ def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str |
 def submit(table: TableClient, steps: Sequence[Step], *,
            drop_missing_members: bool = False) -> list[Mapping[str, Any]]:
     """One transaction. A delete marked optional whose row is already gone is dropped and
-    the rest resubmitted, so removing what is not there is not an error; with
-    ``drop_missing_members`` so is the add of a member whose user is gone. Every other
-    failure is raised, its ``index`` naming the failed operation in ``steps``."""
+    the rest resubmitted, so removing what is not there is not an error; for a membership
+    both of its deletes go, so a removal never deletes one row of a pair (storage writes a
+    pair whole; an emulator that lets a concurrent batch's half be seen would otherwise
+    leave half a pair). With ``drop_missing_members`` so is the add of a member whose user
+    is gone. Every other failure is raised, its ``index`` naming the failed operation in
+    ``steps``."""
     pending = list(enumerate(steps))
     while pending:
         try:
@@ -112,7 +117,10 @@ def submit(table: TableClient, steps: Sequence[Step], *,
             position, failed = pending[index]
             error.index = position
             if failure_of(error) is Failure.MISSING and failed.optional:
-                del pending[index]
+                if failed.pair is None:
+                    del pending[index]
+                else:
+                    pending = [(at, step) for at, step in pending if step.pair != failed.pair]
                 continue
             gone = missing_member(error, steps) if drop_missing_members else None
             if gone is not None:
@@ -178,9 +186,11 @@ def add_unit(partition: str, group_id: str, member: Member) -> Unit:
 
 def remove_unit(partition: str, group_id: str, user_id: str) -> Unit:
     """The optional deletes of both rows of one membership."""
-    return (Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True),
+    pair = (group_id, user_id)
+    return (Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True,
+                 pair=pair),
             Step("delete", row(partition, keys.member_of_key(user_id, group_id)),
-                 optional=True))
+                 optional=True, pair=pair))
 
 
 def add_units(partition: str, group_id: str, members: Iterable[Member]) -> list[Unit]:
