@@ -11,8 +11,15 @@ import pytest
 from scim_core import ScimApi, Settings, build_api
 from scim_core.auth import StaticTokenSource
 from scim_core.store import MemoryStore, Store
-from tests.kvfake import FakeClock, forbid_ambient_credentials
-from tests.support import TOKEN, FunctionClient, HttpClient, use_api
+from tests.kvfake import FakeClock, FakeKeyVault, forbid_ambient_credentials
+from tests.support import (
+    TOKEN,
+    FunctionClient,
+    HttpClient,
+    register_tenant,
+    tenant_api,
+    use_api,
+)
 
 pytest_plugins = ["tests.azurite"] if (Path(__file__).parent / "azurite.py").exists() else []
 
@@ -46,11 +53,37 @@ def any_store(request: pytest.FixtureRequest) -> Store:
     return store
 
 
+SCIM_ROOTS = ["default", "tenant"]
+"""Where a module with ``ON_TENANT_URLS = True`` runs its ``client`` tests: /scim/v2 and
+the Tenant URL of a registered tenant."""
+URL_TENANT = "entra-tenant"
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run each ``client`` test of a module that sets ``ON_TENANT_URLS`` on both roots."""
+    if "client" in metafunc.fixturenames and getattr(metafunc.module, "ON_TENANT_URLS", False):
+        metafunc.parametrize("client", SCIM_ROOTS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def tenant_vault() -> Iterator[FakeKeyVault]:
+    """One Key Vault fake for the session, holding the tokens of ``client``'s tenant."""
+    with FakeKeyVault() as vault:
+        yield vault
+
+
 @pytest.fixture
-def client(any_store: Store) -> FunctionClient:
-    """Calls the registered Azure Function, backed by each store in turn."""
-    use_api(make_api(any_store))
-    return FunctionClient()
+def client(any_store: Store, request: pytest.FixtureRequest) -> FunctionClient:
+    """Calls the registered Azure Function, backed by each store in turn, on /scim/v2, or
+    (parametrized "tenant") on the Tenant URL of a registered tenant with its own token
+    from a Key Vault fake."""
+    if getattr(request, "param", "default") == "default":
+        use_api(make_api(any_store))
+        return FunctionClient()
+    vault: FakeKeyVault = request.getfixturevalue("tenant_vault")
+    token = register_tenant(any_store, vault, URL_TENANT)
+    use_api(tenant_api(any_store, vault))
+    return FunctionClient(URL_TENANT, token)
 
 
 @pytest.fixture

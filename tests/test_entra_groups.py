@@ -1,5 +1,5 @@
 """Entra group lifecycle (entra-scim-behaviour.md §4.1–4.8), through function_app.py on both
-stores."""
+stores, on /scim/v2 and on a registered tenant's URL."""
 
 from __future__ import annotations
 
@@ -10,12 +10,14 @@ from typing import Any
 import pytest
 
 from tests.support import (
-    BASE,
     GROUP_SCHEMA,
     LIST_RESPONSE,
     FunctionClient,
     assert_scim_error,
 )
+
+ON_TENANT_URLS = True
+"""Every ``client`` test runs on /scim/v2 and on a tenant URL (tests/conftest.py)."""
 
 ADSCIM = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group"
 ADSCIM_PRE_2018 = "http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/Group"
@@ -78,7 +80,7 @@ def test_match_by_display_name_is_case_insensitive_and_excludes_members(
     assert found["schemas"] == [GROUP_SCHEMA]
     assert found["displayName"] == "Facilities Team" and found["externalId"] == "0d4c1e9a"
     assert found["meta"]["resourceType"] == "Group"
-    assert found["meta"]["location"] == f"{BASE}/Groups/{group['id']}"
+    assert found["meta"]["location"] == f"{client.base}/Groups/{group['id']}"
 
 
 # -- §4.2 create ----------------------------------------------------------------------------
@@ -94,7 +96,7 @@ def test_create_group_with_microsoft_schema_uri(client: FunctionClient,
                                      "meta": {"resourceType": "Group"}})
     assert result.status == 201, result.body
     group = result.json
-    assert result.header("Location") == f"{BASE}/Groups/{group['id']}"
+    assert result.header("Location") == f"{client.base}/Groups/{group['id']}"
     assert result.header("ETag") == group["meta"]["version"]
     assert group["schemas"] == [GROUP_SCHEMA]
     assert group["displayName"] == "Facilities Team"
@@ -111,8 +113,8 @@ def test_create_group_with_members_in_post(client: FunctionClient) -> None:
                                      "members": [{"value": a}, {"value": b, "display": "B"}]})
     assert result.status == 201, result.body
     expected = sorted([
-        {"value": a, "$ref": f"{BASE}/Users/{a}", "type": "User"},
-        {"value": b, "$ref": f"{BASE}/Users/{b}", "type": "User", "display": "B"}],
+        {"value": a, "$ref": f"{client.base}/Users/{a}", "type": "User"},
+        {"value": b, "$ref": f"{client.base}/Users/{b}", "type": "User", "display": "B"}],
         key=lambda m: m["value"])
     assert sorted(result.json["members"], key=lambda m: m["value"]) == expected
     stored = get(client, result.json["id"])["members"]
@@ -137,7 +139,7 @@ def test_get_group_with_and_without_members(client: FunctionClient) -> None:
     (a,) = users(client, 1)
     group = client.create_group("Readers", members=[{"value": a, "display": "Member 0"}])
     full = get(client, group["id"])
-    assert full["members"] == [{"value": a, "$ref": f"{BASE}/Users/{a}", "type": "User",
+    assert full["members"] == [{"value": a, "$ref": f"{client.base}/Users/{a}", "type": "User",
                                 "display": "Member 0"}]
     trimmed = get(client, group["id"], excludedAttributes="members")
     assert "members" not in trimmed

@@ -1,5 +1,5 @@
 """Entra user lifecycle, request by request (entra-scim-behaviour.md §3), through
-function_app.py on both stores."""
+function_app.py on both stores, on /scim/v2 and on a registered tenant's URL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from tests.support import (
-    BASE,
     ENTERPRISE,
     GROUP_SCHEMA,
     LIST_RESPONSE,
@@ -20,6 +19,9 @@ from tests.support import (
     assert_scim_error,
     nulls,
 )
+
+ON_TENANT_URLS = True
+"""Every ``client`` test runs on /scim/v2 and on a tenant URL (tests/conftest.py)."""
 
 MANAGER = f"{ENTERPRISE}:manager"
 
@@ -158,7 +160,7 @@ def test_entra_create_body_is_stored_and_echoed_verbatim(client: FunctionClient)
     result = client.post("/Users", ENTRA_POST)
     assert result.status == 201, result.body
     user = result.json
-    assert result.header("Location") == f"{BASE}/Users/{user['id']}"
+    assert result.header("Location") == f"{client.base}/Users/{user['id']}"
     assert result.header("ETag") == user["meta"]["version"]
     for key, value in ENTRA_POST.items():
         if key not in ("schemas", "meta", "roles"):
@@ -350,13 +352,14 @@ def test_enterprise_extension_path_sets_the_nested_attribute(client: FunctionCli
 
 
 MANAGER_SHAPES = {
-    "entra-string": lambda m: {"op": "add", "path": MANAGER, "value": m},
-    "validator-object": lambda m: {"op": "replace", "path": MANAGER, "value": {"value": m}},
-    "legacy-Add-string": lambda m: {"op": "Add", "path": MANAGER, "value": m},
-    "2018-list-with-ref": lambda m: {"op": "Add", "path": "manager",
-                                     "value": [{"$ref": f"{BASE}/Users/{m}", "value": m}]},
-    "pathless-urn-key": lambda m: {"op": "replace", "value": {MANAGER: m}},
-    "pathless-extension-object": lambda m: {"op": "add", "value": {ENTERPRISE: {"manager": m}}},
+    "entra-string": lambda m, base: {"op": "add", "path": MANAGER, "value": m},
+    "validator-object": lambda m, base: {"op": "replace", "path": MANAGER, "value": {"value": m}},
+    "legacy-Add-string": lambda m, base: {"op": "Add", "path": MANAGER, "value": m},
+    "2018-list-with-ref": lambda m, base: {"op": "Add", "path": "manager",
+                                           "value": [{"$ref": f"{base}/Users/{m}", "value": m}]},
+    "pathless-urn-key": lambda m, base: {"op": "replace", "value": {MANAGER: m}},
+    "pathless-extension-object": lambda m, base: {"op": "add",
+                                                  "value": {ENTERPRISE: {"manager": m}}},
 }
 
 
@@ -366,7 +369,7 @@ def test_manager_is_accepted_in_every_shape_and_returned_as_object(client: Funct
     """(f) Every manager PATCH shape stores the id and returns manager as an object."""
     boss = client.create_user("boss@contoso.example")
     user = entra_user(client)
-    result = patched(client, user["id"], MANAGER_SHAPES[shape](boss["id"]))
+    result = patched(client, user["id"], MANAGER_SHAPES[shape](boss["id"], client.base))
     manager = result[ENTERPRISE]["manager"]
     assert isinstance(manager, dict) and manager["value"] == boss["id"]
     assert result[ENTERPRISE]["department"] == "Facilities"
