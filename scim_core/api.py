@@ -44,6 +44,7 @@ from scim_core.schema import Registry, ResourceType
 from scim_core.service import Rendered, ResourceService, version_matches
 from scim_core.store import Store, StoreError
 from scim_core.tenants import DISABLED, ENABLED, CachedTenants, Tenant
+from scim_core.tenants.model import is_tenant_id
 
 log = logging.getLogger("scim_core")
 
@@ -139,7 +140,8 @@ class ScimApi:
         be probed; a disabled tenant answers 403 to its own token only."""
         tenant_id = request.tenant or self.settings.tenant
         try:
-            tenant = self.tenants.get(tenant_id)
+            # An id that no tenant can have is not looked up (nor remembered).
+            tenant = self.tenants.get(tenant_id) if is_tenant_id(tenant_id) else None
         except StoreError as failure:
             raise scim_error(failure) from failure
         if tenant is None or tenant.state not in (ENABLED, DISABLED):

@@ -7,12 +7,20 @@ from dataclasses import dataclass
 
 import pytest
 
-from scim_core import Settings, build_api
+import function_app
+from scim_core import ScimApi, Settings, build_api
 from scim_core.auth import StaticTokenSource
 from scim_core.store import Store
 from scim_core.tenants import DISABLED, ENABLED, Tenant
 from tests.kvfake import FakeKeyVault
 from tests.support import TOKEN, USER_SCHEMA, FunctionClient, assert_scim_error, use_api
+
+
+def tenants_api() -> ScimApi:
+    """The API function_app serves now."""
+    api = function_app.get_api()
+    assert isinstance(api, ScimApi)
+    return api
 
 TOKENS = {"acme": "acme-token-0123456789abcdefghijklmnopqrstuv",
           "globex": "globex-token-0123456789abcdefghijklmnopqrs"}
@@ -116,3 +124,15 @@ def test_discovery_is_the_same_on_every_tenant_url(tenants: Tenants) -> None:
     unknown = tenants.client("nobody", None).get("/ServiceProviderConfig")
     assert known.status == unknown.status == 200
     assert known.body.replace(b"acme", b"nobody") == unknown.body
+
+
+@pytest.mark.parametrize("tenant", ["a#b", "a?b", "a'b", "x" * 5000, "é", "a%00b"])
+def test_a_hostile_tenant_id_is_refused_without_a_storage_read(
+        tenants: Tenants, tenant: str) -> None:
+    """A tenant id with characters no tenant id holds is 401 like any unknown tenant: never
+    a 5xx, and it is not looked up in (nor remembered by) the registry."""
+    api = tenants_api()
+    before = len(api.tenants)
+    result = tenants.client(tenant, TOKENS["acme"]).get("/Users")
+    assert result.status == 401
+    assert len(api.tenants) == before
