@@ -17,6 +17,7 @@ from scim_core.schema.definitions import (
     USER,
     USER_TYPE,
 )
+from scim_core.kinds import Kind
 from scim_core.schema.indexes import IndexSpec, derive_indexes
 from scim_core.schema.model import Attribute, ResourceType, Schema
 
@@ -77,19 +78,19 @@ class Registry:
         path or inline JSON: a list of RFC 7643 §7 schema documents, each with a
         ``resourceType`` of ``User`` or ``Group``)."""
         schemas = [USER, ENTERPRISE_USER, GROUP]
-        extensions: dict[str, list[tuple[str, bool]]] = {"User": [], "Group": []}
+        extensions: dict[str, list[tuple[str, bool]]] = {kind: [] for kind in Kind}
         for doc in _load_extension_docs(extension_source):
             schema = Schema.from_dict(doc)
-            target = str(doc.get("resourceType", "User"))
+            target = str(doc.get("resourceType", Kind.USER))
             if target not in extensions:
                 raise ValueError(f"extension {schema.id} targets unknown type {target!r}")
             schemas.append(schema)
             extensions[target].append((schema.id, bool(doc.get("required", False))))
         user = ResourceType(USER_TYPE.name, USER_TYPE.endpoint, USER_TYPE.schema,
                             USER_TYPE.description, (*USER_TYPE.extensions,
-                                                    *extensions["User"]))
+                                                    *extensions[Kind.USER]))
         group = ResourceType(GROUP_TYPE.name, GROUP_TYPE.endpoint, GROUP_TYPE.schema,
-                             GROUP_TYPE.description, tuple(extensions["Group"]))
+                             GROUP_TYPE.description, tuple(extensions[Kind.GROUP]))
         return cls(schemas, (user, group))
 
     # -- lookups ---------------------------------------------------------------------------
