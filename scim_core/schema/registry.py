@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scim_core.kinds import Kind
 from scim_core.schema.definitions import (
     COMMON_ATTRIBUTES,
     ENTERPRISE_USER,
@@ -17,7 +18,6 @@ from scim_core.schema.definitions import (
     USER,
     USER_TYPE,
 )
-from scim_core.kinds import Kind
 from scim_core.schema.indexes import IndexSpec, derive_indexes
 from scim_core.schema.model import Attribute, ResourceType, Schema
 
