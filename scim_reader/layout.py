@@ -1,0 +1,128 @@
+"""The table layout, read side: keys, ranges and document rows as the SCIM endpoint writes
+them (README "Table layout"). Pure Python: no Azure import.
+
+This restates the few layout rules a reader needs instead of importing
+``scim_core.store.tables.keys``, because importing anything under ``scim_core`` runs
+``scim_core/__init__.py``, which loads the whole SCIM service. ``tests/test_reader.py``
+checks that every function here gives exactly what the store's own functions give.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+DEFAULT_TENANT = "default"
+"""The tenant the endpoint's ``/scim/v2`` serves."""
+
+REGISTRY_PARTITION = "$tenants"
+"""The partition of the tenant registry, outside every tenant's partition."""
+
+LAYOUT_VERSION = 1
+"""The document-row layout this reader understands."""
+
+USER = "user"
+GROUP = "group"
+
+USER_NAME_INDEX = "userName"
+"""Unique index of users, case-folded."""
+
+DISPLAY_NAME_INDEX = "displayName"
+"""Unique index of groups, case-folded."""
+
+COMPONENT_BUDGET = 150
+HASH_MARK = "%h"
+_HASH_PREFIX_BUDGET = COMPONENT_BUDGET - len(HASH_MARK) - 43
+_ESCAPED = re.compile("[%/\\\\#?:'\u2028\u2029\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def utf16_units(text: str) -> int:
+    """The length of ``text`` in UTF-16 code units, the unit of Table Storage's limits."""
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _escape(match: re.Match[str]) -> str:
+    return "".join(f"%{byte:02X}" for byte in match.group().encode("utf-8", "surrogatepass"))
+
+
+def _readable_prefix(encoded: str, budget: int) -> str:
+    units = 0
+    end = 0
+    for index, ch in enumerate(encoded):
+        units += 2 if ord(ch) > 0xFFFF else 1
+        if units > budget:
+            break
+        end = index + 1
+    cut = encoded[:end]
+    tail = cut.rfind("%")
+    if tail != -1 and tail > len(cut) - 3:
+        cut = cut[:tail]
+    return cut
+
+
+def encode_component(value: str) -> str:
+    """``value`` as a key component: percent-encoded, or shortened and hashed when its
+    encoded form is longer than 150 UTF-16 code units."""
+    encoded = _ESCAPED.sub(_escape, value)
+    if utf16_units(encoded) <= COMPONENT_BUDGET:
+        return encoded
+    raw = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    digest = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+    return _readable_prefix(encoded, _HASH_PREFIX_BUDGET) + HASH_MARK + digest
+
+
+def prefix_range(prefix: str) -> tuple[str, str]:
+    """The RowKey bounds ``[low, high)`` of every key that starts with ``prefix`` (which
+    ends with ``:``; ``;`` is the character after it)."""
+    return prefix, prefix[:-1] + ";"
+
+
+def partition_key(tenant: str) -> str:
+    """The PartitionKey of a tenant."""
+    return encode_component(tenant)
+
+
+def document_key(kind: str, resource_id: str) -> str:
+    """The RowKey of a user's or group's document row."""
+    return f"{kind}:{encode_component(resource_id)}"
+
+
+def documents_range(kind: str) -> tuple[str, str]:
+    """The RowKey range of every document row of ``kind`` (``user`` or ``group``)."""
+    return prefix_range(f"{kind}:")
+
+
+def unique_index_key(kind: str, name: str, value: str) -> str:
+    """The RowKey of a unique index row (``value`` already normalised)."""
+    return f"ux:{kind}:{encode_component(name)}:{encode_component(value)}"
+
+
+def members_range(group_id: str) -> tuple[str, str]:
+    """The RowKey range of a group's membership rows."""
+    return prefix_range(f"member:{encode_component(group_id)}:")
+
+
+def member_of_range(user_id: str) -> tuple[str, str]:
+    """The RowKey range of a user's membership rows."""
+    return prefix_range(f"memberOf:{encode_component(user_id)}:")
+
+
+def folded(value: str) -> str:
+    """An index value of ``userName`` or ``displayName`` as the index stores it."""
+    return value.casefold()
+
+
+def document_of(entity: Mapping[str, Any]) -> dict[str, Any]:
+    """The attribute document a ``user:`` or ``group:`` row holds, joined from its chunks.
+    Raises ``ValueError`` for a row of a layout this reader does not know."""
+    layout = entity.get("layout", LAYOUT_VERSION)
+    if layout != LAYOUT_VERSION:
+        raise ValueError(f"document row layout {layout!r} is not {LAYOUT_VERSION}; "
+                         "upgrade scim_reader")
+    count = int(entity["docChunks"])
+    document: dict[str, Any] = json.loads("".join(entity[f"doc_{i}"] for i in range(count)))
+    return document

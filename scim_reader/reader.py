@@ -1,0 +1,182 @@
+"""``DirectoryReader`` (one table, every tenant) and ``TenantReader`` (one tenant's
+partition): point reads and range queries of the rows the SCIM endpoint writes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient
+
+from scim_reader import layout
+from scim_reader.errors import is_table_missing, reading
+from scim_reader.listing import MAX_PER_PAGE, Listing
+from scim_reader.models import (
+    Group,
+    Member,
+    Tenant,
+    User,
+    group_from_row,
+    member_from_row,
+    tenant_from_row,
+    user_from_row,
+)
+
+_INDEX_SELECT = ["id", "value"]
+
+
+class DirectoryReader:
+    """Reads the users, groups and tenants the SCIM endpoint keeps in one Azure table.
+
+    ``credential`` is any azure-core credential (a ``TokenCredential`` such as the host
+    app's own managed identity, an ``AzureNamedKeyCredential`` or an
+    ``AzureSasCredential``); the reader never builds one. ``client_options`` go to
+    azure-data-tables' ``TableClient`` (retries, timeouts, ``raw_response_hook``...).
+    Thread-safe, as the ``TableClient`` is; build one per process and ``close()`` it."""
+
+    def __init__(self, endpoint: str, credential: Any, *, table: str = "scim",
+                 **client_options: Any) -> None:
+        self._client = TableClient(endpoint, table, credential=credential, **client_options)
+
+    @classmethod
+    def from_connection_string(cls, connection_string: str, *, table: str = "scim",
+                               **client_options: Any) -> DirectoryReader:
+        """A reader from a storage connection string (Azurite's, or
+        ``UseDevelopmentStorage=true``, or an account key or SAS connection string)."""
+        return cls.from_table_client(
+            TableClient.from_connection_string(connection_string, table, **client_options))
+
+    @classmethod
+    def from_table_client(cls, client: TableClient) -> DirectoryReader:
+        """A reader over an existing ``TableClient`` (closed by ``close()``)."""
+        reader = cls.__new__(cls)
+        reader._client = client
+        return reader
+
+    @property
+    def table(self) -> str:
+        """The table's name."""
+        return str(self._client.table_name)
+
+    def tenant(self, tenant_id: str = layout.DEFAULT_TENANT) -> TenantReader:
+        """The reader of one tenant's directory (no I/O). ``default`` is the tenant of
+        ``/scim/v2``; any other is that of ``/tenants/{tenant_id}/scim/v2``."""
+        return TenantReader(self._client, tenant_id)
+
+    def tenants(self) -> list[Tenant]:
+        """The deployment's tenants by id: every registered one, and ``default`` (which
+        serves ``/scim/v2`` whether or not it is registered). One range query."""
+        with reading(self.table):
+            rows = self._client.query_entities(
+                "PartitionKey eq @partition", parameters={"partition": layout.REGISTRY_PARTITION})
+            found = {tenant.id: tenant for tenant in map(tenant_from_row, rows)}
+        found.setdefault(layout.DEFAULT_TENANT,
+                         Tenant(layout.DEFAULT_TENANT, "Default", "enabled", "", ""))
+        return [found[tenant_id] for tenant_id in sorted(found)]
+
+    def close(self) -> None:
+        """Close the table client."""
+        self._client.close()
+
+    def __enter__(self) -> DirectoryReader:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+class TenantReader:
+    """One tenant's users, groups and memberships. Get methods are point reads and return
+    None for what is not there; list methods are range queries in RowKey order (id order
+    for the endpoint's UUID ids) and return a ``Listing``."""
+
+    def __init__(self, client: TableClient, tenant_id: str) -> None:
+        self._client = client
+        self._tenant = tenant_id
+        self._partition = layout.partition_key(tenant_id)
+
+    @property
+    def tenant_id(self) -> str:
+        """The tenant this reader reads."""
+        return self._tenant
+
+    def _read(self, row_key: str, select: list[str] | None = None) -> Mapping[str, Any] | None:
+        with reading(self._client.table_name):
+            try:
+                found: Mapping[str, Any] = self._client.get_entity(self._partition, row_key,
+                                                                   select=select)
+            except ResourceNotFoundError as error:
+                if is_table_missing(error):
+                    raise
+                return None
+            return found
+
+    def _indexed(self, kind: str, index: str, value: str) -> Mapping[str, Any] | None:
+        """The document row a unique index value names: one index read, one document read."""
+        normalised = layout.folded(value)
+        entry = self._read(layout.unique_index_key(kind, index, normalised), _INDEX_SELECT)
+        # a hashed key component could collide; the stored value cannot
+        if entry is None or entry.get("value") != normalised:
+            return None
+        return self._read(layout.document_key(kind, str(entry["id"])))
+
+    def _listing(self, bounds: tuple[str, str], convert: Any, after: str | None,
+                 per_page: int, select: list[str] | None = None) -> Listing[Any]:
+        return Listing(self._client, self._partition, bounds, convert, after=after,
+                       per_page=per_page, select=select)
+
+    # -- users -----------------------------------------------------------------------------
+
+    def get_user(self, user_id: str) -> User | None:
+        """The user with this id, or None (one point read)."""
+        found = self._read(layout.document_key(layout.USER, user_id))
+        return None if found is None else user_from_row(found)
+
+    def get_user_by_name(self, user_name: str) -> User | None:
+        """The user with this userName, compared case-insensitively as the endpoint does,
+        or None (the unique index row, then the document: two point reads, one if none)."""
+        found = self._indexed(layout.USER, layout.USER_NAME_INDEX, user_name)
+        return None if found is None else user_from_row(found)
+
+    def list_users(self, *, after: str | None = None,
+                   per_page: int = MAX_PER_PAGE) -> Listing[User]:
+        """Every user, in RowKey order, from after the page whose cursor is ``after``."""
+        return self._listing(layout.documents_range(layout.USER), user_from_row, after,
+                             per_page)
+
+    def list_user_groups(self, user_id: str, *, after: str | None = None,
+                         per_page: int = MAX_PER_PAGE) -> Listing[str]:
+        """The ids of the groups the user is a direct member of, in RowKey order (empty
+        for an unknown user)."""
+        return self._listing(layout.member_of_range(user_id),
+                             lambda entity: str(entity["groupId"]), after, per_page,
+                             ["groupId"])
+
+    # -- groups ----------------------------------------------------------------------------
+
+    def get_group(self, group_id: str) -> Group | None:
+        """The group with this id, or None (one point read; members are not read)."""
+        found = self._read(layout.document_key(layout.GROUP, group_id))
+        return None if found is None else group_from_row(found)
+
+    def get_group_by_name(self, display_name: str) -> Group | None:
+        """The group with this displayName, compared case-insensitively as the endpoint
+        does, or None (two point reads, one if none)."""
+        found = self._indexed(layout.GROUP, layout.DISPLAY_NAME_INDEX, display_name)
+        return None if found is None else group_from_row(found)
+
+    def list_groups(self, *, after: str | None = None,
+                    per_page: int = MAX_PER_PAGE) -> Listing[Group]:
+        """Every group (without members), in RowKey order."""
+        return self._listing(layout.documents_range(layout.GROUP), group_from_row, after,
+                             per_page)
+
+    def list_members(self, group_id: str, *, after: str | None = None,
+                     per_page: int = MAX_PER_PAGE) -> Listing[Member]:
+        """The group's direct members, in RowKey order (empty for an unknown group)."""
+        return self._listing(layout.members_range(group_id), member_from_row, after, per_page,
+                             ["userId", "display"])
+
+    def __repr__(self) -> str:
+        return f"TenantReader({self._tenant!r})"
