@@ -3,8 +3,8 @@ partition): point reads and range queries of the rows the SCIM endpoint writes."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableClient
@@ -23,7 +23,15 @@ from scim_reader.models import (
     user_from_row,
 )
 
+T = TypeVar("T")
+
 _INDEX_SELECT = ["id", "value"]
+
+
+def _holds(name: str, wanted: str) -> bool:
+    """Whether a document read after its index row still has the name looked up: a rename
+    between the two reads finds nothing, as the API's exact filter would."""
+    return layout.folded(name) == wanted
 
 
 class DirectoryReader:
@@ -113,16 +121,17 @@ class TenantReader:
             return found
 
     def _indexed(self, kind: str, index: str, value: str) -> Mapping[str, Any] | None:
-        """The document row a unique index value names: one index read, one document read."""
-        normalised = layout.folded(value)
-        entry = self._read(layout.unique_index_key(kind, index, normalised), _INDEX_SELECT)
+        """The document row a unique index value names: one index read, one document read.
+        The caller checks that the document still holds the value (see ``_holds``)."""
+        entry = self._read(layout.unique_index_key(kind, index, value), _INDEX_SELECT)
         # a hashed key component could collide; the stored value cannot
-        if entry is None or entry.get("value") != normalised:
+        if entry is None or entry.get("value") != value:
             return None
         return self._read(layout.document_key(kind, str(entry["id"])))
 
-    def _listing(self, bounds: tuple[str, str], convert: Any, after: str | None,
-                 per_page: int, select: list[str] | None = None) -> Listing[Any]:
+    def _listing(self, bounds: tuple[str, str], convert: Callable[[Mapping[str, Any]], T],
+                 after: str | None, per_page: int,
+                 select: list[str] | None = None) -> Listing[T]:
         return Listing(self._client, self._partition, bounds, convert, after=after,
                        per_page=per_page, select=select)
 
@@ -136,8 +145,10 @@ class TenantReader:
     def get_user_by_name(self, user_name: str) -> User | None:
         """The user with this userName, compared case-insensitively as the endpoint does,
         or None (the unique index row, then the document: two point reads, one if none)."""
-        found = self._indexed(layout.USER, layout.USER_NAME_INDEX, user_name)
-        return None if found is None else user_from_row(found)
+        wanted = layout.folded(user_name)
+        found = self._indexed(layout.USER, layout.USER_NAME_INDEX, wanted)
+        user = None if found is None else user_from_row(found)
+        return user if user is not None and _holds(user.user_name, wanted) else None
 
     def list_users(self, *, after: str | None = None,
                    per_page: int = MAX_PER_PAGE) -> Listing[User]:
@@ -163,8 +174,10 @@ class TenantReader:
     def get_group_by_name(self, display_name: str) -> Group | None:
         """The group with this displayName, compared case-insensitively as the endpoint
         does, or None (two point reads, one if none)."""
-        found = self._indexed(layout.GROUP, layout.DISPLAY_NAME_INDEX, display_name)
-        return None if found is None else group_from_row(found)
+        wanted = layout.folded(display_name)
+        found = self._indexed(layout.GROUP, layout.DISPLAY_NAME_INDEX, wanted)
+        group = None if found is None else group_from_row(found)
+        return group if group is not None and _holds(group.display_name, wanted) else None
 
     def list_groups(self, *, after: str | None = None,
                     per_page: int = MAX_PER_PAGE) -> Listing[Group]:

@@ -328,6 +328,24 @@ def test_a_user_name_lookup_is_one_index_read_and_one_document_read(
     assert default.get_group_by_name("nobody") is None and directory.log.count == 1
 
 
+def test_a_name_lookup_checks_the_document_still_holds_the_name(
+        directory: Directory) -> None:
+    """An index row whose document no longer holds that name (a rename landing between the
+    two reads) finds nothing, as the API's exact filter would."""
+    user = directory.api.create_user("henry@contoso.example")
+    group = directory.api.create_group("Ops")
+    table = directory.harness.client
+    table.upsert_entity({"PartitionKey": "default", "RowKey": "ux:user:userName:old@x.example",
+                         "id": user["id"], "name": "userName", "value": "old@x.example"})
+    table.upsert_entity({"PartitionKey": "default", "RowKey": "ux:group:displayName:old",
+                         "id": group["id"], "name": "displayName", "value": "old"})
+    default = directory.reader.tenant()
+    assert default.get_user_by_name("old@x.example") is None
+    assert default.get_group_by_name("Old") is None
+    assert api_get(directory.api, "/Users", filter='userName eq "old@x.example"')[
+        "Resources"] == []
+
+
 def test_a_document_split_across_chunks_reads_back_whole(directory: Directory) -> None:
     """A user whose document is several 32,000-unit chunks (non-ASCII and astral text
     included) reads back exactly as GET returns it."""
