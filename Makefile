@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.installed
-	$(VENV)/bin/mypy scim_core function_app.py devhost.py scripts tests bench
+	$(VENV)/bin/mypy scim_core scim_reader function_app.py devhost.py scripts tests bench
 
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
