@@ -134,12 +134,18 @@ class ResourceService:
     def delete(self, rt: ResourceType, resource_id: str, *,
                if_match: str | None = None) -> None:
         """DELETE; the groups a deleted user belonged to get a new version."""
+        expected = None
         if if_match is not None:
             current = self._load(rt, resource_id)
             if not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")
+            expected = current.meta.version
         groups = self.store.groups_of(resource_id) if rt.kind is Kind.USER else []
-        self.store.delete(rt.kind, resource_id)
+        try:
+            self.store.delete(rt.kind, resource_id, expected_version=expected)
+        except VersionMoved:
+            raise PreconditionFailed("The resource has changed (If-Match does not match)."
+                                     ) from None
         for group_id in groups:
             self._touch_group(group_id)
 
@@ -241,14 +247,17 @@ class ResourceService:
                 return current
             meta = Meta(current.meta.created, self._clock(), new_version())
             try:
-                if document is None and change and not read_back:
+                if document is None and change and not read_back and if_match is None:
                     etag = self.store.change_members(
                         resource_id, last_modified=meta.last_modified, version=meta.version,
                         members=change)
                     return Record(rt.kind, resource_id, current.document, meta, etag)
                 return self.store.update(
                     rt.kind, resource_id, meta=meta,
-                    expected_etag=current.etag if document is not None else None,
+                    # A member-only change need not wait for an unchanged group, unless the
+                    # client made it conditional: then the write must see the version read.
+                    expected_etag=(current.etag if document is not None or if_match is not None
+                                   else None),
                     document=document,
                     indexes=(index_keys(self.registry, rt, document)
                              if document is not None else None),

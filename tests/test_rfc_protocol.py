@@ -659,3 +659,57 @@ def test_attribute_names_with_a_value_filter_name_their_attribute(
     assert shown["emails"] == [{"value": "vf@x.example", "type": "work"}]
     assert "emails" not in hidden or all("value" not in e for e in hidden["emails"])
     assert hidden["displayName"] == "VF"
+
+
+def test_a_conditional_delete_loses_to_a_change_made_after_its_check(
+        any_store: Store) -> None:
+    """DELETE with If-Match answers 412 and deletes nothing when the user changes between
+    the service's check and the store's delete (the store enforces the version read)."""
+    use_api(make_api(any_store))
+    client = FunctionClient()
+    user = client.create_user("raced@x.example")
+    view = any_store.tenant("default")
+    listing = view.groups_of
+
+    def change_then_list(user_id: str) -> list[str]:
+        assert client.patch_ops(f"/Users/{user_id}", {"op": "replace", "path": "displayName",
+                                                      "value": "Changed"}).status == 200
+        return listing(user_id)
+
+    view.groups_of = change_then_list  # type: ignore[method-assign]
+    any_store.tenant = lambda name: view  # type: ignore[method-assign]
+    result = client.delete(f"/Users/{user['id']}",
+                           headers={"If-Match": user["meta"]["version"]})
+    assert_scim_error(result, 412)
+    any_store.tenant = type(any_store).tenant.__get__(any_store)  # type: ignore[method-assign]
+    assert client.get(f"/Users/{user['id']}").json["displayName"] == "Changed"
+
+
+def test_a_conditional_member_patch_loses_to_a_change_made_after_its_check(
+        any_store: Store) -> None:
+    """A group member PATCH with If-Match answers 412 and adds nothing when the group
+    changes between the service's check and its write."""
+    use_api(make_api(any_store))
+    client = FunctionClient()
+    user = client.create_user("member@x.example")["id"]
+    group = client.create_group("Raced")
+    view = any_store.tenant("default")
+    update = view.update
+    raced: list[str] = []
+
+    def rename_then_update(*args: Any, **kwargs: Any) -> Any:
+        if not raced:
+            raced.append("renamed")
+            assert client.patch_ops(f"/Groups/{group['id']}", {
+                "op": "replace", "path": "displayName", "value": "Renamed"}).status == 204
+        return update(*args, **kwargs)
+
+    view.update = rename_then_update  # type: ignore[method-assign]
+    any_store.tenant = lambda name: view  # type: ignore[method-assign]
+    result = client.patch_ops(f"/Groups/{group['id']}",
+                              {"op": "add", "path": "members", "value": [{"value": user}]},
+                              headers={"If-Match": group["meta"]["version"]})
+    assert raced == ["renamed"]
+    assert_scim_error(result, 412)
+    after = client.get(f"/Groups/{group['id']}").json
+    assert after["displayName"] == "Renamed" and after.get("members", []) == []

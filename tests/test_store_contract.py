@@ -244,6 +244,18 @@ def test_update_without_indexes_keeps_the_stored_ones(store: Store) -> None:
 
 # -- versions ------------------------------------------------------------------------------
 
+def test_delete_with_an_expected_version_deletes_only_that_version(store: Store) -> None:
+    """delete(expected_version=) raises VersionMoved and keeps the resource when its
+    version moved on, and deletes it when the version is still the one expected."""
+    add_user(store, "u1", "alice")
+    view = store.tenant(T)
+    with pytest.raises(VersionMoved):
+        view.delete(USER, "u1", expected_version="2")
+    assert view.get(USER, "u1") is not None
+    view.delete(USER, "u1", expected_version="1")
+    assert view.get(USER, "u1") is None
+
+
 def test_a_stale_etag_raises_version_mismatch_and_writes_nothing(store: Store) -> None:
     """update() with an etag that moved on raises VersionMoved and changes nothing."""
     created = add_user(store, "u1", "alice")

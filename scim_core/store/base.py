@@ -118,8 +118,11 @@ class TenantStore(Protocol):
         them) and does not read the group, before or after; returns the group's new etag."""
         ...
 
-    def delete(self, kind: Kind, resource_id: str) -> None:
-        """Remove a resource, its index rows and its membership rows in both directions."""
+    def delete(self, kind: Kind, resource_id: str, *,
+               expected_version: str | None = None) -> None:
+        """Remove a resource, its index rows and its membership rows in both directions;
+        with ``expected_version``, only while its ``meta.version`` still is that (else
+        ``VersionMoved``)."""
         ...
 
     def lookup(self, kind: Kind, key: IndexKey) -> list[Record]:

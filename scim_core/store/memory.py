@@ -172,13 +172,17 @@ class MemoryTenantStore:
             return self.update(GROUP, group_id, meta=meta, expected_etag=None,
                                members=members).etag
 
-    def delete(self, kind: Kind, resource_id: str) -> None:
+    def delete(self, kind: Kind, resource_id: str, *,
+               expected_version: str | None = None) -> None:
         """Remove a resource, its index rows and its memberships."""
         with self._lock:
             t = self._t
-            entry = t.entries.pop((kind, resource_id), None)
+            entry = t.entries.get((kind, resource_id))
             if entry is None:
                 raise NotStored(kind, resource_id)
+            if expected_version is not None and entry.meta.version != expected_version:
+                raise VersionMoved()
+            del t.entries[(kind, resource_id)]
             self._set_indexes(kind, resource_id, entry.indexes, ())
             if kind == GROUP:
                 self._apply_members(resource_id, MemberChange(remove_all=True))

@@ -385,17 +385,21 @@ class TableTenantStore:
                     return Record(kind, resource_id, stored, meta, written)
         raise StorageUnavailable(_BUSY, retry_after=1)
 
-    def delete(self, kind: Kind, resource_id: str) -> None:
-        """Remove a resource, its index rows and its membership rows in both directions."""
+    def delete(self, kind: Kind, resource_id: str, *,
+               expected_version: str | None = None) -> None:
+        """Remove a resource, its index rows and its membership rows in both directions;
+        the final batch's If-Match on the row read makes ``expected_version`` hold."""
         partition = self._partition
         document_row = keys.document_key(kind, resource_id)
         with self._store.session():
             # Member edits move a group's etag without touching its index rows, so a busy
             # group can need several rounds before its delete lands.
             for _ in range(_DELETE_ATTEMPTS):
-                current = self._read(document_row, select=["indexRows"])
+                current = self._read(document_row, select=["indexRows", "version"])
                 if current is None:
                     raise NotStored(kind, resource_id)
+                if expected_version is not None and current.get("version") != expected_version:
+                    raise VersionMoved()
                 final = [Step("delete", row(partition, document_row), if_match(_etag(current)))]
                 final += [Step("delete", row(partition, index_row), optional=True)
                           for index_row in stored_index_rows(current)]
