@@ -47,6 +47,13 @@ class Scale:
     members_per_patch: int = 10
     tables_cycle_divisor: int = 10
     cold_runs: int = 5
+    tenants_registered: int = 10_000
+    """Tenants registered in the large world of the tenants suite (the small one: 1)."""
+    tenant_users: int = 200
+    tenant_rounds: int = 5
+    tenant_ops: int = 300
+    tenant_budget_s: float = 1.0
+    tenant_cold_runs: int = 5
 
 
 FULL = Scale()
@@ -54,13 +61,15 @@ QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, htt
               large_users=5_000, large_members=5_000, tables_large_users=2_000,
               tables_large_members=2_000, growth_rounds=3, growth_ops=100,
               growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
-              tables_cycle_divisor=5, cold_runs=3)
+              tables_cycle_divisor=5, cold_runs=3, tenant_rounds=3, tenant_ops=150,
+              tenant_budget_s=0.5, tenant_cold_runs=3)
 TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
              http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
              tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
              growth_ops=5, growth_budget_s=0.2,
              cycle_users=10, cycle_groups=2, cycle_memberships=12, members_per_patch=3,
-             tables_cycle_divisor=1, cold_runs=1)
+             tables_cycle_divisor=1, cold_runs=1, tenants_registered=40, tenant_users=6,
+             tenant_rounds=1, tenant_ops=5, tenant_budget_s=0.2, tenant_cold_runs=2)
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)

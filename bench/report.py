@@ -73,6 +73,46 @@ class Cold:
 
 
 @dataclass(frozen=True)
+class TenantRow:
+    """A steady request in one tenant with 1 and with many tenants registered (suite 6)."""
+
+    workload: str
+    store: str
+    small: int
+    large: int
+    small_stat: Stat
+    large_stat: Stat
+    small_keyvault_calls: int | None = None
+    """Key Vault calls made while the steady requests were measured (the mix row only)."""
+    large_keyvault_calls: int | None = None
+
+    @property
+    def ratio(self) -> float:
+        return self.large_stat.p50_us / self.small_stat.p50_us if self.small_stat.p50_us else 0.0
+
+    @property
+    def calls_ratio(self) -> float | None:
+        small = self.small_stat.storage_calls_per_request
+        large = self.large_stat.storage_calls_per_request
+        if small is None or large is None:
+            return None
+        return large / small if small else (1.0 if large == small else float("inf"))
+
+
+@dataclass(frozen=True)
+class TenantCold:
+    """The first request of a tenant on an API with empty registry and token caches."""
+
+    store: str
+    registered: int
+    latency_us: float
+    storage_calls: float
+    keyvault_calls: float
+    status: int
+    runs: int
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     goal: str
@@ -89,6 +129,8 @@ class Results:
     growth: list[Growth] = field(default_factory=list)
     cycles: list[Cycle] = field(default_factory=list)
     cold: list[Cold] = field(default_factory=list)
+    tenants: list[TenantRow] = field(default_factory=list)
+    tenant_cold: list[TenantCold] = field(default_factory=list)
 
     def row(self, suite: str, workload: str, system: str, store: str = "memory"
             ) -> Row | None:
@@ -145,6 +187,21 @@ def targets(results: Results) -> list[Target]:
     found.append(Target("cold start: import function_app + first request (memory)", "< 1000 ms",
                         "-" if cold is None else f"{cold.result.wall_ms:.0f} ms",
                         None if cold is None else cold.result.wall_ms < 1000))
+    for store in ("memory", "tables"):
+        mix = next((t for t in results.tenants if (t.workload, t.store)
+                    == ("steady mix", store)), None)
+        sizes = "" if mix is None else f" ({mix.small:,} -> {mix.large:,} tenants)"
+        found.append(Target(f"tenants: steady p50, many ÷ 1 tenant ({store})", "<= 1.1x",
+                            "-" if mix is None else f"{mix.ratio:.2f}x{sizes}",
+                            None if mix is None else mix.ratio <= 1.1))
+        call_ratio = None if mix is None else mix.calls_ratio
+        note = "" if mix is None else (
+            f"{mix.small_stat.storage_calls_per_request:.2f} -> "
+            f"{mix.large_stat.storage_calls_per_request:.2f} per request; Key Vault calls "
+            f"{mix.small_keyvault_calls} -> {mix.large_keyvault_calls}")
+        found.append(Target(f"tenants: steady storage calls, many ÷ 1 tenant ({store})",
+                            "<= 1.1x", "-" if call_ratio is None else f"{call_ratio:.2f}x",
+                            None if call_ratio is None else call_ratio <= 1.1, note))
     return found
 
 
@@ -277,6 +334,34 @@ def render(results: Results) -> str:
                   str(c.result.status)] for c in results.cold]
         out += [*_table(["store", "wall", "best", "import", "first request", "status"], table),
                 ""]
+    if results.tenants:
+        rounds = max(t.small_stat.rounds for t in results.tenants if t.workload != "steady mix")
+        out += [f"## 6. Tenants: a steady request in one tenant, 1 vs {results.tenants[0].large:,} "
+                f"tenants registered (in process, median of {rounds} rounds)", ""]
+        table = []
+        for t in results.tenants:
+            per_req = [x.storage_calls_per_request for x in (t.small_stat, t.large_stat)]
+            table.append([t.workload, t.store, _us(t.small_stat.p50_us),
+                          _us(t.large_stat.p50_us), f"{t.ratio:.2f}x",
+                          "" if per_req[0] is None or per_req[1] is None
+                          else f"{per_req[0]:.2f} -> {per_req[1]:.2f}",
+                          "" if t.calls_ratio is None else f"{t.calls_ratio:.2f}x",
+                          "" if t.small_keyvault_calls is None else
+                          f"{t.small_keyvault_calls} -> {t.large_keyvault_calls}",
+                          f"{t.small_stat.requests + t.large_stat.requests:,}"])
+            errors += [f"tenants {t.workload} {t.store}:{_errors(x)}"
+                       for x in (t.small_stat, t.large_stat) if x.errors]
+        out += [*_table(["workload", "store", "p50, 1", "p50, many", "ratio",
+                         "storage calls/req", "calls ratio", "Key Vault calls", "requests"],
+                        table, left=2), ""]
+    if results.tenant_cold:
+        runs = results.tenant_cold[0].runs
+        out += [f"First request of a tenant with cold caches (userName eq; registry read, "
+                f"token fetch and the request's own; median of {runs} fresh APIs):", ""]
+        table = [[c.store, f"{c.registered:,}", _us(c.latency_us), f"{c.storage_calls:.0f}",
+                  f"{c.keyvault_calls:.0f}", str(c.status)] for c in results.tenant_cold]
+        out += [*_table(["store", "tenants", "latency", "storage calls", "Key Vault calls",
+                         "status"], table, left=2), ""]
     out += ["## Targets", ""]
     table = [[t.name, t.goal, t.measured,
               "-" if t.passed is None else ("PASS" if t.passed else "MISS"), t.note]
@@ -311,6 +396,14 @@ def as_json(results: Results) -> dict[str, Any]:
                     "phases": {k: stat(v) for k, v in c.phases.items()}}
                    for c in results.cycles],
         "cold_start": [{"store": c.store, **c.result.as_dict()} for c in results.cold],
+        "tenants": [{"workload": t.workload, "store": t.store, "small": t.small,
+                     "large": t.large, "ratio": round(t.ratio, 3),
+                     "calls_ratio": None if t.calls_ratio is None else round(t.calls_ratio, 3),
+                     "small_keyvault_calls": t.small_keyvault_calls,
+                     "large_keyvault_calls": t.large_keyvault_calls,
+                     "small_stat": stat(t.small_stat), "large_stat": stat(t.large_stat)}
+                    for t in results.tenants],
+        "tenant_cold": [c.__dict__ for c in results.tenant_cold],
         "targets": [t.__dict__ for t in targets(results)],
     }
 

@@ -1,4 +1,5 @@
-"""The five suites: in process, HTTP, growth, Entra's initial cycle and cold start."""
+"""The six suites: in process, HTTP, growth, Entra's initial cycle, cold start and tenants
+(bench/tenants.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from bench import coldstart, peer, workloads
+from bench import coldstart, peer, tenants, workloads
 from bench.environment import Environment, World, log, seed_group, world
 from bench.http_load import run_concurrent
 from bench.report import Cold, Cycle, Growth, Results, Row
@@ -315,4 +316,5 @@ def cold(env: Environment, results: Results) -> None:
 
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
+    "tenants": tenants.run,
 }

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import peer, workloads
+from bench import peer, tenants, workloads
 from bench.__main__ import main
 from bench.environment import TINY, Environment, tables_available
 from bench.report import Results, as_json, render, targets
@@ -125,17 +125,37 @@ def test_cold_start(env: Environment) -> None:
     assert results.cold[0].result.wall_ms > 0
 
 
+def test_tenants_suite(env: Environment) -> None:
+    """The tenants suite measures the steady mix with 1 and with many tenants registered,
+    and the cold first request (registry read, token fetch and the request's own), with
+    the same storage calls per steady request in both and no Key Vault call."""
+    results = Results()
+    tenants.run(env, results)
+    stats = [s for t in results.tenants for s in (t.small_stat, t.large_stat)]
+    assert [s.first_error for s in stats if s.errors] == [] and all(s.requests for s in stats)
+    assert [(t.workload, t.large) for t in results.tenants] == [
+        (w, TINY.tenants_registered) for w in (*tenants.MIX, "steady mix")]
+    assert all(t.calls_ratio == 1.0 for t in results.tenants)
+    mix = results.tenants[-1]
+    assert (mix.small_keyvault_calls, mix.large_keyvault_calls) == (0, 0)
+    assert [(c.registered, c.status, c.storage_calls, c.keyvault_calls)
+            for c in results.tenant_cold] == [(1, 200, 2, 2), (TINY.tenants_registered, 200, 2, 2)]
+    assert "## 6. Tenants" in render(results)
+    assert as_json(results)["tenants"][-1]["calls_ratio"] == 1.0
+
+
 @needs_tables
 def test_table_storage_suites() -> None:
-    """HTTP, growth (on a second, keyed Azurite), cycle (median of rounds) and cold start
-    run on the Table Storage store, and each suite deletes its tables when it is done."""
+    """HTTP, growth (on a second, keyed Azurite), cycle (median of rounds), cold start and
+    tenants run on the Table Storage store, and each suite deletes its tables when it is
+    done."""
     from azure.data.tables import TableServiceClient
 
     environment = Environment(dataclasses.replace(TINY, http_rounds=2), with_peer=False,
                               with_tables=True)
     results = Results()
     try:
-        for suite in (http, growth, cycle, cold):
+        for suite in (http, growth, cycle, cold, tenants.run):
             suite(environment, results)
         with TableServiceClient.from_connection_string(environment.connection) as service:
             assert [t.name for t in service.list_tables()] == []
@@ -147,6 +167,8 @@ def test_table_storage_suites() -> None:
     assert "tables" in {g.store for g in results.growth}
     assert [c.stat.rounds for c in results.cycles if c.store == "tables"] == [2]
     assert [c.store for c in results.cold] == ["memory", "tables"]
+    assert [(c.store, c.storage_calls) for c in results.tenant_cold] == [
+        ("memory", 2), ("memory", 2), ("tables", 3), ("tables", 3)]
 
 
 @needs_tables
