@@ -21,6 +21,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import azure.functions as func
 
+from scim_core.config import local_settings
+
 ROOT = Path(__file__).resolve().parent
 MAX_BODY = 64 * 1024 * 1024  # the real host caps request bodies too (100 MB by default)
 
@@ -53,12 +55,8 @@ def route_pattern(prefix: str, template: str) -> re.Pattern[str]:
 
 def load_settings(root: Path = ROOT) -> None:
     """Put local.settings.json ``Values`` into the environment without overriding it."""
-    path = root / "local.settings.json"
-    if not path.is_file():
-        return
-    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
-    for key, value in values.items():
-        os.environ.setdefault(str(key), str(value))
+    for key, value in local_settings(root).items():
+        os.environ.setdefault(key, value)
 
 
 def route_prefix(root: Path = ROOT) -> str:

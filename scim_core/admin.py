@@ -1,44 +1,50 @@
-"""Operator commands for the bearer token: ``python -m scim_core.admin <subcommand> --help``
-(docs/architecture.md, "The admin command")."""
+"""Operator commands for tenants and their tokens: ``python -m scim_core.admin <subcommand>
+--help`` (docs/architecture.md, "The admin command"); the work is done by
+``scim_core.tenants.admin.TenantAdmin``, which a vendor's own console can import.
+
+The commands read the app's settings as the app does (the environment, then
+local.settings.json ``Values``): next to a local run they manage its tenants (Azurite and the
+local secrets); with ``SCIM_KEYVAULT_URL`` (or ``--vault-url``) they use Key Vault, and the
+table of ``SCIM_TABLES_ENDPOINT``, with the operator's own sign-in (``admin_credential``).
+"""
 
 from __future__ import annotations
 
 import argparse
-import secrets
+import dataclasses
+import os
 import sys
-import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import AzureError
 
-from scim_core.auth.keyvault import (
-    describe_error,
-    is_secret_disabled,
-    is_valid,
-    newest_first,
-    secret_client,
+from scim_core.config import DEFAULT_SECRET_NAME, Settings, SettingsError, app_environment
+from scim_core.tenants.admin import (
+    DEFAULT_TENANT_URL_SECRET,
+    TAGS,
+    TOKEN_BYTES,
+    TenantAdmin,
+    TenantAdminError,
 )
-from scim_core.config import DEFAULT_SECRET_NAME
+from scim_core.tenants.model import DEFAULT_TENANT, Tenant
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
-    from azure.keyvault.secrets import SecretClient, SecretProperties
 
-DEFAULT_TENANT_URL_SECRET = "scim-tenant-url"
-TOKEN_BYTES = 32  # 256 bits of randomness, 43 URL-safe characters
-TAGS = {"created-by": "scim_core.admin"}
+    from scim_core.store import Store
 
+__all__ = ["DEFAULT_TENANT_URL_SECRET", "TAGS", "TOKEN_BYTES", "AdminError", "main"]
 
-class AdminError(Exception):
-    """A failure explained in one line for the operator (never containing a token)."""
+ROOT = Path(__file__).resolve().parent.parent
+"""The function app's directory, whose local.settings.json the commands read."""
+DEFAULT_PORT = 7071
+
+AdminError = TenantAdminError
+"""A failure explained in one line for the operator (never containing a token)."""
+
+Write = Callable[[str], None]
 
 
 def main(
@@ -47,114 +53,191 @@ def main(
     credential: TokenCredential | None = None,
     client_kwargs: Mapping[str, Any] | None = None,
     out: TextIO | None = None,
+    env: Mapping[str, str] | None = None,
+    root: Path | None = None,
+    store: Store | None = None,
 ) -> int:
-    """Run one subcommand; returns the exit code. Tests inject a credential and TLS settings."""
+    """Run one subcommand; returns the exit code. Tests inject a credential, TLS settings,
+    the environment, the directory of local.settings.json and a store."""
     out = out or sys.stdout
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return exc.code if isinstance(exc.code, int) else 2
-    vault_url: str = args.vault_url.rstrip("/")
-    if not vault_url.lower().startswith("https://") or len(vault_url) <= len("https://"):
-        print(f"error: --vault-url must be an https:// URL, not {vault_url!r}", file=sys.stderr)
-        return 2
     try:
-        if credential is None:
-            from scim_core.auth.credentials import admin_credential
-
-            credential = admin_credential()
-        with secret_client(vault_url, credential, **dict(client_kwargs or {})) as client:
-            command: Callable[[SecretClient, argparse.Namespace, TextIO], int] = args.command
-            return command(client, args, out)
-    except AdminError as exc:
+        settings = _settings(args, os.environ if env is None else env, root or ROOT)
+    except (SettingsError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if getattr(args, "confirm", True) is False:
+        print("error: tenant delete removes every user, group and token of the tenant; "
+              "add --yes to confirm", file=sys.stderr)
+        return 2
+    port = args.port or DEFAULT_PORT
+    admin = TenantAdmin(settings, credential=credential, store=store,
+                        client_kwargs=dict(client_kwargs or {}),
+                        tenant_url_secret=getattr(args, "tenant_url_secret",
+                                                  DEFAULT_TENANT_URL_SECRET),
+                        local_base_url=f"http://127.0.0.1:{port}/scim/v2")
+    try:
+        with admin:
+            command: Callable[[TenantAdmin, argparse.Namespace, Write], int] = args.command
+            return command(admin, args, _writer(out))
+    except TenantAdminError as exc:
         message = str(exc)
     except AzureError as exc:
-        message = _explain(exc, vault_url)
+        message = admin.explain(exc)
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def _settings(args: argparse.Namespace, env: Mapping[str, str], root: Path) -> Settings:
+    settings = Settings.from_env(app_environment(env, root))
+    if args.vault_url is not None:
+        vault_url: str = args.vault_url.rstrip("/")
+        if not vault_url.lower().startswith("https://") or len(vault_url) <= len("https://"):
+            raise ValueError(f"--vault-url must be an https:// URL, not {vault_url!r}")
+        settings = dataclasses.replace(settings, keyvault_url=vault_url)
+    secret_name = getattr(args, "secret_name", None)
+    if secret_name:
+        settings = dataclasses.replace(settings, token_secret_name=secret_name)
+    return settings
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scim_core.admin",
-        description="Manage the bearer token that Microsoft Entra sends to the SCIM endpoint.",
+        description="Manage the tenants of the SCIM endpoint and the bearer tokens that "
+                    "Microsoft Entra sends to them.",
     )
     commands = parser.add_subparsers(required=True, metavar="<subcommand>")
 
-    def add(name: str, command: Callable[..., int], help_text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+    def add(group: Any, name: str, command: Callable[..., int],
+            help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text,
+                                                        description=help_text)
         sub.set_defaults(command=command)
-        sub.add_argument(
-            "--vault-url", required=True, metavar="URL", help="https://<vault>.vault.azure.net"
-        )
+        sub.add_argument("--vault-url", metavar="URL",
+                         help="https://<vault>.vault.azure.net (default: SCIM_KEYVAULT_URL; "
+                              "without either, the local secrets next to a local run)")
+        sub.add_argument("--port", type=int, default=None,
+                         help=f"the local dev host's port, for its Tenant URL (default "
+                              f"{DEFAULT_PORT})")
         return sub
 
-    rotate = add("rotate-token", _rotate, "Create a new token; the previous one stays valid.")
-    retire = add("retire-token", _retire, "Disable every version older than the newest valid one.")
-    show = add("show-endpoint", _show_endpoint, "Print the Tenant URL to paste into Entra.")
+    def tenant_option(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--tenant", default=DEFAULT_TENANT, metavar="ID",
+                         help="the tenant (default: the default tenant of /scim/v2)")
+
+    rotate = add(commands, "rotate-token", _rotate,
+                 "Create a new token; the previous one stays valid.")
+    retire = add(commands, "retire-token", _retire,
+                 "Disable every version older than the newest valid one.")
+    show = add(commands, "show-endpoint", _show_endpoint,
+               "Print the Tenant URL to paste into Entra.")
+    for sub in (rotate, retire, show):
+        tenant_option(sub)
     for sub in (rotate, retire):
-        sub.add_argument(
-            "--secret-name",
-            default=DEFAULT_SECRET_NAME,
-            metavar="NAME",
-            help=f"secret holding the token (default {DEFAULT_SECRET_NAME})",
-        )
+        sub.add_argument("--secret-name", default=None, metavar="NAME",
+                         help="the default tenant's secret (default SCIM_TOKEN_SECRET_NAME, "
+                              f"{DEFAULT_SECRET_NAME}); another tenant's is scim-token-<id>")
     for sub in (rotate, show):
-        sub.add_argument(
-            "--tenant-url-secret",
-            default=DEFAULT_TENANT_URL_SECRET,
-            metavar="NAME",
-            help=f"secret holding the Tenant URL (default {DEFAULT_TENANT_URL_SECRET})",
-        )
+        sub.add_argument("--tenant-url-secret", default=DEFAULT_TENANT_URL_SECRET,
+                         metavar="NAME",
+                         help=f"secret holding the Tenant URL (default "
+                              f"{DEFAULT_TENANT_URL_SECRET})")
+
+    tenant = commands.add_parser("tenant", help="Create, list, show, disable, enable or "
+                                 "delete tenants.", description="Manage tenants.")
+    tenants = tenant.add_subparsers(required=True, metavar="<tenant subcommand>")
+    create = add(tenants, "create", _create,
+                 "Register a tenant and print its Tenant URL and Secret Token.")
+    create.add_argument("--name", required=True, help="the tenant's display name")
+    create.add_argument("--id", dest="tenant_id", default=None, metavar="ID",
+                        help="the tenant id (default: 16 random characters)")
+    add(tenants, "list", _list, "List the tenants.")
+    for name, command, text in (
+            ("show", _show, "Show a tenant."),
+            ("disable", _disable, "Stop serving a tenant (403; its data is kept)."),
+            ("enable", _enable, "Serve a disabled tenant again."),
+            ("delete", _delete, "Delete a tenant's data, token and registration.")):
+        sub = add(tenants, name, command, text)
+        sub.add_argument("tenant", metavar="ID")
+        if name == "delete":
+            sub.add_argument("--yes", dest="confirm", action="store_true",
+                             help="confirm: every user, group and token of it goes")
     return parser
 
 
-# subcommands -------------------------------------------------------------------------------
+# tenant subcommands ------------------------------------------------------------------------
 
 
-def _rotate(client: SecretClient, args: argparse.Namespace, out: TextIO) -> int:
-    name: str = args.secret_name
-    valid = [v for v in newest_first(_versions(client, name)) if is_valid(v, time.time())]
-    if len(valid) > 1:
-        raise AdminError(
-            f"a rotation is already pending: {len(valid)} versions of {name!r} are valid. "
-            "Paste the newest token into Entra and run retire-token first. If the newest token "
-            "was lost, disable it (az keyvault secret set-attributes --enabled false "
-            f"--id {valid[0].id}) and run rotate-token again; the older token keeps working."
-        )
-    tenant_url = _tenant_url(client, args.tenant_url_secret)  # read first: fail before writing
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    # No retry: a repeated PUT whose first answer was lost would create a second new version.
-    try:
-        created = client.set_secret(
-            name, token, content_type="text/plain", tags=dict(TAGS), retry_total=0
-        )
-    except (ServiceResponseError, HttpResponseError) as exc:
-        if isinstance(exc, HttpResponseError) and (exc.status_code or 0) < 500:
-            raise
-        raise AdminError(
-            f"{_explain(exc, client.vault_url)}. The new version may have been created without "
-            "being shown: run rotate-token again and follow its instructions"
-        ) from exc
-    write = _writer(out)
-    write(f"Created version {created.properties.version} of secret {name!r} in {client.vault_url}.")
+def _create(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenant, token = admin.create(args.name, tenant_id=args.tenant_id)
+    write(f"Created tenant {tenant.id} ({tenant.name}).")
     write("")
-    write("Secret Token (shown this once; paste it into Entra and keep no other copy):")
+    _token_lines(write, admin.endpoint(tenant.id), token)
     write("")
-    write(f"    {token}")
+    write("The Secret Token is shown this once; paste it into Entra and keep no other copy.")
+    _entra_steps(write)
+    return 0
+
+
+def _list(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenants = admin.list()
+    width = max(len(t.id) for t in tenants)
+    write(f"{'ID':<{width}}  {'STATE':<9}  NAME")
+    for tenant in tenants:
+        write(f"{tenant.id:<{width}}  {tenant.state:<9}  {tenant.name}")
+    return 0
+
+
+def _show(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenant = admin.show(args.tenant)
+    _describe(write, tenant)
+    if tenant.state != "deleting":
+        write(f"Tenant URL:    {_url_or_hint(admin, tenant.id)}")
+    return 0
+
+
+def _disable(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenant = admin.disable(args.tenant)
+    write(f"Tenant {tenant.id} is disabled: its Tenant URL answers 403 and its data is kept.")
+    _cache_note(admin, write)
+    return 0
+
+
+def _enable(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenant = admin.enable(args.tenant)
+    write(f"Tenant {tenant.id} is enabled: its Tenant URL serves again.")
+    _cache_note(admin, write)
+    return 0
+
+
+def _delete(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    done = admin.delete(args.tenant, on_progress=lambda rows: write(f"Removed {rows} rows..."))
+    write(f"Deleted tenant {done.tenant_id}: {done.rows} rows removed"
+          + (f", secret {done.secret_name!r} deleted." if done.secret_deleted else "."))
+    write(done.message)
+    return 0
+
+
+# token subcommands -------------------------------------------------------------------------
+
+
+def _rotate(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    rotation = admin.rotate(args.tenant)
+    write(f"Created version {rotation.version} of secret {rotation.secret_name!r} in "
+          f"{admin.vault_url}.")
     write("")
-    _write_tenant_url(write, tenant_url, args.tenant_url_secret)
+    _token_lines(write, rotation.tenant_url or f"not found ({admin.missing_tenant_url()})",
+                 rotation.token)
     write("")
-    write("Next:")
-    write("  1. Entra admin center > Enterprise applications > your app > Provisioning >")
-    write("     Admin Credentials: paste the Secret Token (and the Tenant URL if not set yet).")
-    write("  2. Select Test Connection, then Save.")
-    if valid:
+    write("The Secret Token is shown this once; paste it into Entra and keep no other copy.")
+    _entra_steps(write)
+    if rotation.previous_valid:
         write("  3. Retire the previous token:")
-        write(
-            f"       python -m scim_core.admin retire-token --vault-url {client.vault_url}"
-            + ("" if name == DEFAULT_SECRET_NAME else f" --secret-name {name}")
-        )
+        write(f"       python -m scim_core.admin retire-token{_where(admin, args)}")
         write("Until step 3 both the previous and the new token are accepted, so provisioning")
         write("keeps running while you switch.")
     else:
@@ -162,117 +245,74 @@ def _rotate(client: SecretClient, args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def _retire(client: SecretClient, args: argparse.Namespace, out: TextIO) -> int:
-    name: str = args.secret_name
-    ordered = newest_first(_versions(client, name))
-    if not ordered:
-        raise AdminError(f"secret {name!r} does not exist in {client.vault_url}; run rotate-token")
-    now = time.time()
-    keep_at = next((i for i, v in enumerate(ordered) if is_valid(v, now)), None)
-    if keep_at is None:
-        raise AdminError(
-            f"no version of {name!r} is valid now, so retiring would leave no token; "
-            "run rotate-token (or re-enable a version) first"
-        )
-    keep = ordered[keep_at]
-    disabled = 0
-    for props in ordered[keep_at + 1 :]:
-        if props.enabled:
-            client.update_secret_properties(name, props.version, enabled=False)
-            disabled += 1
-    created = f"{keep.created_on:%Y-%m-%d %H:%M:%S} UTC" if keep.created_on else "unknown"
-    write = _writer(out)
-    write(f"Disabled {disabled} older version(s) of secret {name!r}.")
-    write(f"The only accepted token is now version {keep.version} (created {created}).")
-    if disabled:
+def _retire(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    done = admin.retire_token(args.tenant)
+    created = f"{done.kept_created:%Y-%m-%d %H:%M:%S} UTC" if done.kept_created else "unknown"
+    write(f"Disabled {done.disabled} older version(s) of secret {done.secret_name!r}.")
+    write(f"The only accepted token is now version {done.kept_version} (created {created}).")
+    if done.disabled:
         write("The app stops accepting the retired token(s) within SCIM_TOKEN_CACHE_SECONDS")
-        write("(default 60 seconds).")
+        write(f"({admin.settings.token_cache_seconds} seconds).")
     return 0
 
 
-def _show_endpoint(client: SecretClient, args: argparse.Namespace, out: TextIO) -> int:
-    tenant_url = _tenant_url(client, args.tenant_url_secret)
-    if tenant_url is None:
-        raise AdminError(_missing_tenant_url(args.tenant_url_secret))
-    _writer(out)(tenant_url)
+def _show_endpoint(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    write(admin.endpoint(args.tenant))
     return 0
 
 
 # helpers -----------------------------------------------------------------------------------
 
 
-def _writer(out: TextIO) -> Callable[[str], None]:
+def _writer(out: TextIO) -> Write:
     def write(line: str) -> None:
         print(line, file=out)
 
     return write
 
 
-def _versions(client: SecretClient, name: str) -> list[SecretProperties]:
+def _token_lines(write: Write, tenant_url: str, token: str) -> None:
+    """The two lines ``make run`` prints."""
+    write(f"Tenant URL:    {tenant_url}")
+    write(f"Secret Token:  {token}")
+
+
+def _entra_steps(write: Write) -> None:
+    write("Next:")
+    write("  1. Entra admin center > Enterprise applications > your app > Provisioning >")
+    write("     Admin Credentials: paste the Secret Token (and the Tenant URL if not set yet).")
+    write("  2. Select Test Connection, then Save.")
+
+
+def _where(admin: TenantAdmin, args: argparse.Namespace) -> str:
+    """The options that make a follow-up command act on the same secret."""
+    where = f" --vault-url {admin.settings.keyvault_url}" if admin.uses_key_vault else ""
+    if args.tenant != DEFAULT_TENANT:
+        where += f" --tenant {args.tenant}"
+    elif admin.settings.token_secret_name != DEFAULT_SECRET_NAME:
+        where += f" --secret-name {admin.settings.token_secret_name}"
+    return where
+
+
+def _describe(write: Write, tenant: Tenant) -> None:
+    write(f"ID:            {tenant.id}")
+    write(f"Name:          {tenant.name}")
+    write(f"State:         {tenant.state}")
+    if tenant.created:
+        write(f"Created:       {tenant.created}")
+        write(f"Changed:       {tenant.changed}")
+
+
+def _url_or_hint(admin: TenantAdmin, tenant_id: str) -> str:
     try:
-        return list(client.list_properties_of_secret_versions(name))
-    except ResourceNotFoundError:
-        return []
+        return admin.endpoint(tenant_id)
+    except TenantAdminError as exc:
+        return f"not found ({exc})"
 
 
-def _tenant_url(client: SecretClient, secret_name: str) -> str | None:
-    """The Tenant URL the deployment stored in the vault, or None when it is not there."""
-    try:
-        value = client.get_secret(secret_name).value
-    except ResourceNotFoundError:
-        return None
-    except HttpResponseError as exc:
-        if is_secret_disabled(exc):
-            return None
-        raise
-    return (value or "").strip() or None
-
-
-def _missing_tenant_url(secret_name: str) -> str:
-    return (
-        f"the vault has no enabled secret {secret_name!r} holding the Tenant URL; the "
-        "deployment stores it there, and its output SCIM_TENANT_URL has the same value"
-    )
-
-
-def _write_tenant_url(write: Callable[[str], None], tenant_url: str | None, secret: str) -> None:
-    if tenant_url is None:
-        write(f"Tenant URL: not found ({_missing_tenant_url(secret)}).")
-        return
-    write("Tenant URL:")
-    write("")
-    write(f"    {tenant_url}")
-
-
-def _explain(exc: AzureError, vault_url: str) -> str:
-    """One line for an Azure failure; Key Vault error text never carries secret values."""
-    if isinstance(exc, ClientAuthenticationError):
-        if exc.status_code is None:
-            detail = (exc.message or "").strip().splitlines()
-            reason = detail[0][:300] if detail else type(exc).__name__
-            return (
-                f"could not get an Azure access token ({reason}); sign in with 'az login' "
-                "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET"
-            )
-        return (
-            f"Key Vault at {vault_url} refused the sign-in ({describe_error(exc)}); is the vault "
-            "in the tenant you signed in to? Try 'az login --tenant <tenant id>'"
-        )
-    if isinstance(exc, HttpResponseError):
-        if exc.status_code == 403:
-            return (
-                f"Key Vault at {vault_url} denied access ({describe_error(exc)}); your identity "
-                "needs the 'Key Vault Secrets Officer' role on the vault"
-            )
-        if exc.status_code == 404:
-            return f"not found at {vault_url} ({describe_error(exc)}); check --vault-url"
-        return f"Key Vault at {vault_url} failed ({describe_error(exc)}); try again later"
-    if isinstance(exc, ServiceRequestError):
-        return (
-            f"cannot reach Key Vault at {vault_url} ({describe_error(exc)}); "
-            "check --vault-url (does the vault exist?) and your network"
-        )
-    return f"Key Vault at {vault_url} did not answer ({describe_error(exc)}); try again later"
+def _cache_note(admin: TenantAdmin, write: Write) -> None:
+    write("A running app sees the change within SCIM_TENANT_CACHE_SECONDS "
+          f"({admin.settings.tenant_cache_seconds} seconds).")
 
 
 if __name__ == "__main__":

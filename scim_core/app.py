@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from scim_core.api import ScimApi
@@ -28,6 +29,47 @@ class NoTokenConfigured:
             "local runs).", retry_after=60)
 
 
+class LocalDefaultToken:
+    """The default tenant's token kept in the local secrets (no Key Vault, no
+    ``SCIM_BEARER_TOKEN``): the newest two valid versions of its secret, as from Key Vault.
+    Until that secret has a version at all it fails closed like ``NoTokenConfigured``."""
+
+    def __init__(self, secrets: Any, secret_name: str, *, cache_seconds: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        from scim_core.auth.keyvault import KeyVaultTokenSource
+
+        self._secrets = secrets
+        self._secret_name = secret_name
+        self._source = KeyVaultTokenSource(secrets, secret_name, cache_seconds=cache_seconds)
+        self._cache_seconds = cache_seconds
+        self._clock = clock
+        self._created = False
+        self._checked_at: float | None = None
+
+    def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is a valid version's value; 503 while there is none."""
+        if self._source.accepts(presented):
+            return True
+        if not self._exists():
+            raise ServiceUnavailable(
+                "No bearer token is configured: set SCIM_KEYVAULT_URL or SCIM_BEARER_TOKEN, "
+                "or create one with: python -m scim_core.admin rotate-token", retry_after=60)
+        return False
+
+    def _exists(self) -> bool:
+        now = self._clock()
+        if self._created or (self._checked_at is not None
+                             and 0 <= now - self._checked_at < self._cache_seconds):
+            return self._created
+        self._checked_at = now
+        try:
+            self._created = any(True for _ in self._secrets.list_properties_of_secret_versions(
+                self._secret_name))
+        except Exception:  # storage failing: the token source decides (it raises or refuses)
+            return True
+        return self._created
+
+
 def build_store(settings: Settings) -> Store:
     """The store ``settings`` name; for tables, with the batch codec installed first."""
     if settings.store == "memory":
@@ -40,23 +82,32 @@ def build_store(settings: Settings) -> Store:
     return store
 
 
-def build_tokens(settings: Settings) -> TokenSource:
-    """Key Vault when configured, else the static token, else a source that fails closed."""
+def build_tokens(settings: Settings, secrets: Any | None = None) -> TokenSource:
+    """The default tenant's tokens: Key Vault when configured, else the static token
+    (``SCIM_BEARER_TOKEN``), else the versions of ``SCIM_TOKEN_SECRET_NAME`` in the local
+    ``secrets`` (``build_secrets``), else a source that fails closed."""
     if settings.keyvault_url:
         from scim_core.auth.keyvault import keyvault_token_source
 
         return keyvault_token_source(settings)
     if settings.bearer_token:
         return StaticTokenSource(settings.bearer_token)
+    if secrets is not None:
+        return LocalDefaultToken(secrets, settings.token_secret_name,
+                                 cache_seconds=settings.token_cache_seconds)
     log.error("No bearer token configured; every protected request will get 503.")
     return NoTokenConfigured()
 
 
-def build_secrets(settings: Settings) -> Any | None:
-    """The Key Vault client holding the other tenants' tokens (``SCIM_KEYVAULT_URL``, read
-    with the function app's managed identity); None when no vault is configured."""
+def build_secrets(settings: Settings, store: Store) -> Any:
+    """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (a
+    ``SecretClient`` with the function app's managed identity), or, when no vault is
+    configured, the local secrets of ``store`` (its table's ``$secrets`` partition, or
+    memory beside a memory store; ``scim_core.auth.local_secrets``)."""
     if not settings.keyvault_url:
-        return None
+        from scim_core.auth.local_secrets import local_secrets
+
+        return local_secrets(store)
     from scim_core.auth.credentials import production_credential
     from scim_core.auth.keyvault import secret_client
 
@@ -66,7 +117,8 @@ def build_secrets(settings: Settings) -> Any | None:
 def tenant_tokens(settings: Settings, default: TokenSource, secrets: Any | None
                   ) -> TenantTokens:
     """Every tenant's token source: ``default`` for the default tenant, the versions of
-    ``scim-token-<id>`` in ``secrets`` (a Key Vault ``SecretClient``) for any other."""
+    ``scim-token-<id>`` in ``secrets`` (a Key Vault ``SecretClient`` or local secrets) for
+    any other."""
     make = None
     if secrets is not None:
         from scim_core.auth.keyvault import KeyVaultTokenSource
@@ -83,12 +135,11 @@ def build_api(settings: Settings, *, store: Store | None = None,
               tokens: TokenSource | None = None, secrets: Any | None = None) -> ScimApi:
     """The API for ``settings``; a store, a default tenant's token source or a secret
     client given here is used as it is."""
-    default = tokens if tokens is not None else build_tokens(settings)
-    return ScimApi(store if store is not None else build_store(settings),
-                   Registry.default(settings.extension_schemas),
-                   tenant_tokens(settings, default,
-                                 secrets if secrets is not None else build_secrets(settings)),
-                   settings)
+    store = store if store is not None else build_store(settings)
+    secrets = secrets if secrets is not None else build_secrets(settings, store)
+    default = tokens if tokens is not None else build_tokens(settings, secrets)
+    return ScimApi(store, Registry.default(settings.extension_schemas),
+                   tenant_tokens(settings, default, secrets), settings)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:

@@ -3,8 +3,10 @@ names are part of the product (docs/architecture.md, "Settings, SCIM errors and 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scim_core.tenants.model import DEFAULT_TENANT
 
@@ -14,6 +16,24 @@ DEFAULT_SECRET_NAME = "scim-bearer-token"
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at start-up, never per request."""
+
+
+LOCAL_SETTINGS_FILE = "local.settings.json"
+
+
+def local_settings(root: Path) -> dict[str, str]:
+    """The ``Values`` of ``root``/local.settings.json as strings ({} without that file)."""
+    path = Path(root) / LOCAL_SETTINGS_FILE
+    if not path.is_file():
+        return {}
+    values = json.loads(path.read_text(encoding="utf-8")).get("Values", {})
+    return {str(key): str(value) for key, value in values.items()}
+
+
+def app_environment(env: Mapping[str, str], root: Path) -> dict[str, str]:
+    """The app settings as the Functions host sees them locally: ``local_settings(root)``
+    under ``env``, the environment winning."""
+    return {**local_settings(root), **env}
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:

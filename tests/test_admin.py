@@ -24,6 +24,8 @@ pytestmark = pytest.mark.timeout(60)
 SECRET = "scim-bearer-token"
 TENANT_URL = "https://scim-func-abc123.azurewebsites.net/scim/v2"
 REPO = Path(__file__).absolute().parents[1]
+EMPTY = Path(__file__).absolute().parent / "no-local-settings"
+"""A directory without local.settings.json: these tests see no app settings."""
 
 
 @pytest.fixture
@@ -53,6 +55,8 @@ def run(
         credential=credential or FakeCredential(),
         client_kwargs=vault.client_kwargs(),
         out=out,
+        env={},
+        root=EMPTY,
     )
     captured = capsys.readouterr()
     return Run(code, out.getvalue() + captured.out, captured.err)
@@ -127,7 +131,7 @@ def test_rotate_without_tenant_url_secret_prints_hint(
     with FakeKeyVault(clock=clock) as bare:
         result = run(bare, capsys, "rotate-token")
         assert result.code == 0
-        assert "Tenant URL: not found" in result.out
+        assert re.search(r"^Tenant URL: +not found", result.out, re.MULTILINE)
         assert result.out.count(bare.versions(SECRET)[-1].value) == 1
 
 
@@ -359,17 +363,20 @@ def test_failures_are_one_line_without_traceback(
     "argv",
     [
         [],
-        ["rotate-token"],
         ["rotate-token", "--vault-url", "http://127.0.0.1:1"],
         ["rotate-token", "--vault-url", "vault.example"],
         ["no-such-command", "--vault-url", "https://x.vault.azure.net"],
+        ["tenant", "delete", "acme"],
+        ["tenant", "create"],
     ],
-    ids=["no-subcommand", "no-vault-url", "plain-http", "no-scheme", "unknown-subcommand"],
+    ids=["no-subcommand", "plain-http", "no-scheme", "unknown-subcommand", "delete-without-yes",
+         "create-without-name"],
 )
 def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    """Wrong usage exits 2 with a message on stderr, before any credential is used."""
+    """Wrong usage exits 2 with a message on stderr, before any credential is used.
+    (Without --vault-url the commands use the app settings: no longer a usage error.)"""
     credential = FakeCredential()
-    assert admin.main(argv, credential=credential) == 2
+    assert admin.main(argv, credential=credential, env={}, root=EMPTY) == 2
     assert capsys.readouterr().err
     assert credential.calls == 0
 

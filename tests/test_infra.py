@@ -481,7 +481,7 @@ def test_deploy_checklist_uses_real_commands_parameters_and_outputs() -> None:
     """docs/deploy-check.md runs admin subcommands that exist, with main.bicep's parameters."""
     doc = (REPO / "docs" / "deploy-check.md").read_text()
     admin = (REPO / "scim_core" / "admin.py").read_text()
-    subcommands = set(re.findall(r'^\s*\w+ = add\("([\w-]+)"', admin, re.MULTILINE))
+    subcommands = set(re.findall(r'^\s*(?:\w+ = )?add\(\w+, "([\w-]+)"', admin, re.MULTILINE))
     used = set(re.findall(r"python -m scim_core\.admin ([\w-]+)", doc))
     assert used == {"rotate-token", "retire-token", "show-endpoint"} <= subcommands
     params = set(re.findall(r"^param (\w+) ", bicep("main.bicep"), re.MULTILINE))

@@ -1,0 +1,580 @@
+"""Tenant administration as a Python API: create, list, show, disable, enable and delete
+tenants, and rotate, retire and show their tokens and Tenant URLs. The commands of
+``python -m scim_core.admin`` and a vendor's own admin console call the same methods; this
+module neither parses arguments nor prints (docs/architecture.md, "Tenants").
+
+Tokens live where the app reads them: in the Key Vault of ``SCIM_KEYVAULT_URL``, or, when no
+vault is configured, in the store's local secrets (``scim_core.auth.local_secrets``).
+"""
+
+from __future__ import annotations
+
+import builtins
+import secrets as random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from azure.core.exceptions import (
+    AzureError,
+    ClientAuthenticationError,
+    HttpResponseError,
+    ResourceNotFoundError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+
+from scim_core.auth.keyvault import describe_error, is_secret_disabled, is_valid, newest_first
+from scim_core.auth.tenant_tokens import tenant_secret_name
+from scim_core.config import Settings, SettingsError
+from scim_core.store.errors import StoreError
+from scim_core.tenants.model import (
+    DEFAULT_TENANT,
+    DELETING,
+    DISABLED,
+    ENABLED,
+    InvalidTenant,
+    Tenant,
+    check_name,
+    check_tenant_id,
+    implicit_default,
+    new_tenant_id,
+)
+from scim_core.tenants.registry import TenantExists, TenantMissing
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+    from scim_core.store import Store
+
+DEFAULT_TENANT_URL_SECRET = "scim-tenant-url"
+LOCAL_BASE_URL = "http://127.0.0.1:7071/scim/v2"
+SCIM_ROOT = "/scim/v2"
+TOKEN_BYTES = 32  # 256 bits of randomness, 43 URL-safe characters
+TAGS = {"created-by": "scim_core.admin"}
+DEFAULT_STEP_ROWS = 1000
+
+
+class TenantAdminError(Exception):
+    """A failed admin operation, explained in one line (never containing a token)."""
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A new token version: the token (shown once), where it is and what to do next."""
+
+    tenant_id: str
+    token: str
+    version: str
+    secret_name: str
+    previous_valid: bool
+    """Whether an older valid version remains (then ``retire_token`` comes next)."""
+    tenant_url: str | None
+
+    def __repr__(self) -> str:
+        return (f"Rotation(tenant_id={self.tenant_id!r}, version={self.version!r}, "
+                f"secret_name={self.secret_name!r}, token=<redacted>)")
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """What ``retire_token`` did: how many older versions it disabled and which one stays."""
+
+    tenant_id: str
+    secret_name: str
+    disabled: int
+    kept_version: str
+    kept_created: datetime | None
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """What ``delete`` did. ``reusable_after``: when the id can be given to a new tenant
+    (None: at once); ``message`` says so in words."""
+
+    tenant_id: str
+    rows: int
+    secret_name: str
+    secret_deleted: bool
+    soft_deleted: bool
+    reusable_after: datetime | None
+    message: str
+
+
+class TenantAdmin:
+    """Admin operations on the tenants of the deployment ``settings`` describe.
+
+    The store and the secrets are built from ``settings`` on first use (the tables store
+    with ``credential`` when it is reached by endpoint; Key Vault with ``credential`` when
+    ``SCIM_KEYVAULT_URL`` is set, else the store's local secrets); tests and consoles may
+    pass their own. ``credential`` defaults to ``admin_credential()`` (``az login`` or a
+    service principal); inside the function app pass ``production_credential()``.
+    """
+
+    def __init__(self, settings: Settings, *, credential: TokenCredential | None = None,
+                 store: Store | None = None, secrets: Any | None = None,
+                 client_kwargs: dict[str, Any] | None = None,
+                 tenant_url_secret: str = DEFAULT_TENANT_URL_SECRET,
+                 local_base_url: str = LOCAL_BASE_URL,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._credential = credential
+        self._store = store
+        self._own_store = False
+        self._secrets = secrets
+        self._own_secrets = False
+        self._client_kwargs = dict(client_kwargs or {})
+        self.tenant_url_secret = tenant_url_secret
+        self.local_base_url = local_base_url.rstrip("/")
+        self._clock = clock
+
+    # lifecycle ---------------------------------------------------------------------------
+
+    def __enter__(self) -> TenantAdmin:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the clients this object built (not the ones it was given)."""
+        if self._own_secrets and self._secrets is not None:
+            self._secrets.close()
+        if self._own_store and self._store is not None:
+            close = getattr(self._store, "close", None)
+            if close is not None:
+                close()
+
+    @property
+    def uses_key_vault(self) -> bool:
+        """Whether the tokens are in Key Vault (else in the store's local secrets)."""
+        return bool(self.settings.keyvault_url)
+
+    @property
+    def vault_url(self) -> str:
+        """The vault holding the tokens (``local://secrets`` for local secrets)."""
+        return str(self.secrets.vault_url)
+
+    @property
+    def store(self) -> Store:
+        """The store holding the tenants' data and the registry."""
+        if self._store is None:
+            self._store = self._build_store()
+            self._own_store = True
+        return self._store
+
+    @property
+    def secrets(self) -> Any:
+        """The secret client holding the tokens (Key Vault's, or the local one)."""
+        if self._secrets is None:
+            if self.uses_key_vault:
+                from scim_core.auth.keyvault import secret_client
+
+                self._secrets = secret_client(self.settings.keyvault_url, self._get_credential(),
+                                              **self._client_kwargs)
+                self._own_secrets = True
+            else:
+                from scim_core.auth.local_secrets import local_secrets
+
+                self._secrets = local_secrets(self.store)
+        return self._secrets
+
+    def _get_credential(self) -> TokenCredential:
+        if self._credential is None:
+            from scim_core.auth.credentials import admin_credential
+
+            self._credential = admin_credential()
+        return self._credential
+
+    def _build_store(self) -> Store:
+        if self.settings.store == "memory":
+            raise TenantAdminError(
+                "SCIM_STORE=memory keeps tenants in the app's own process, out of reach of "
+                "another one: pass that store to TenantAdmin, or use SCIM_STORE=tables")
+        from scim_core.store.tables import table_store
+        from scim_core.store.tables.sdk_batches import install_batch_codec
+
+        install_batch_codec()
+        credential = None if self.settings.tables_connection else self._get_credential()
+        try:
+            return table_store(self.settings, credential=credential)
+        except SettingsError as exc:
+            raise TenantAdminError(str(exc)) from None
+
+    # tenants -----------------------------------------------------------------------------
+
+    def create(self, name: str, *, tenant_id: str | None = None) -> tuple[Tenant, str]:
+        """Register a new enabled tenant with its first token; returns it and the token
+        (shown once: only its secret keeps it). ``tenant_id`` is generated unless given."""
+        name = _checked(check_name, name)
+        chosen = self._new_id(tenant_id)
+        now = self._now()
+        registry = self.store.tenant_registry()
+        try:
+            with self._storage():
+                registry.create(Tenant(chosen, name, DISABLED, now, now))
+        except TenantExists:
+            raise TenantAdminError(f"a tenant with id {chosen!r} already exists") from None
+        secret = self._secret_name(chosen)
+        try:
+            token, _ = self._write_token(secret)
+            self._disable_older(secret, keep=1)  # a stale secret's old tokens never count
+        except BaseException:
+            with self._storage():
+                registry.delete(chosen)  # nothing was issued: the id is free again
+            raise
+        with self._storage():
+            tenant = registry.update(Tenant(chosen, name, ENABLED, now, now))
+        return tenant, token
+
+    def list(self) -> list[Tenant]:
+        """Every tenant by id, the default one included (implicit until it is changed)."""
+        with self._storage():
+            found = list(self.store.tenant_registry().list())
+        if not any(t.id == DEFAULT_TENANT for t in found):
+            found.append(implicit_default())
+        return sorted(found, key=lambda t: (t.id != DEFAULT_TENANT, t.id))
+
+    def show(self, tenant_id: str) -> Tenant:
+        """The tenant ``tenant_id``."""
+        return self._tenant(tenant_id)
+
+    def disable(self, tenant_id: str) -> Tenant:
+        """Stop serving the tenant: its Tenant URL answers 403 (data kept) within
+        ``SCIM_TENANT_CACHE_SECONDS``."""
+        return self._set_state(tenant_id, DISABLED)
+
+    def enable(self, tenant_id: str) -> Tenant:
+        """Serve the tenant again (within ``SCIM_TENANT_CACHE_SECONDS``)."""
+        return self._set_state(tenant_id, ENABLED)
+
+    def delete(self, tenant_id: str, *, step_rows: int = DEFAULT_STEP_ROWS,
+               on_progress: Callable[[int], None] | None = None) -> Deletion:
+        """Delete a tenant: mark it deleting (it then answers as unknown, 401), remove its
+        rows ``step_rows`` at a time (``on_progress`` gets the running total), delete its
+        token secret, then its registry row. Interrupted, calling it again continues."""
+        if _checked(check_tenant_id, tenant_id) == DEFAULT_TENANT:
+            raise TenantAdminError("the default tenant is implicit and cannot be deleted; "
+                                   "disable it instead")
+        if step_rows < 1:
+            raise TenantAdminError("step_rows must be at least 1")
+        tenant = self._tenant(tenant_id)
+        registry = self.store.tenant_registry()
+        with self._storage():
+            if tenant.state != DELETING:
+                registry.update(tenant.with_state(DELETING, self._now()))
+            view = self.store.tenant(tenant_id)
+            rows = 0
+            while removed := view.purge(limit=step_rows):
+                rows += removed
+                if on_progress is not None:
+                    on_progress(rows)
+        secret = self._secret_name(tenant_id)
+        deleted, purge_date, soft = self._delete_secret(secret)
+        with self._storage():
+            registry.delete(tenant_id)
+        return Deletion(tenant_id, rows, secret, deleted, soft, purge_date,
+                        self._reuse_message(tenant_id, secret, soft, purge_date))
+
+    # tokens ------------------------------------------------------------------------------
+
+    def rotate_token(self, tenant_id: str = DEFAULT_TENANT) -> str:
+        """A new token for the tenant; the previous one stays valid until ``retire_token``."""
+        return self.rotate(tenant_id).token
+
+    def rotate(self, tenant_id: str = DEFAULT_TENANT) -> Rotation:
+        """``rotate_token`` with what a console or command shows around the token."""
+        self._serving(tenant_id)
+        secret = self._secret_name(tenant_id)
+        valid = self._valid_versions(secret)
+        if len(valid) > 1:
+            raise TenantAdminError(self._pending(secret, valid))
+        tenant_url = self._tenant_url(tenant_id)  # read first: fail before writing
+        token, version = self._write_token(secret)
+        return Rotation(tenant_id, token, version, secret, bool(valid), tenant_url)
+
+    def retire_token(self, tenant_id: str = DEFAULT_TENANT) -> Retirement:
+        """Disable every version older than the newest valid one; the app stops accepting
+        them within ``SCIM_TOKEN_CACHE_SECONDS``."""
+        self._serving(tenant_id)
+        secret = self._secret_name(tenant_id)
+        ordered = newest_first(self._versions(secret))
+        if not ordered:
+            raise TenantAdminError(f"secret {secret!r} does not exist in {self.vault_url}; "
+                                   "run rotate-token")
+        now = self._clock()
+        keep_at = next((i for i, v in enumerate(ordered) if is_valid(v, now)), None)
+        if keep_at is None:
+            raise TenantAdminError(
+                f"no version of {secret!r} is valid now, so retiring would leave no token; "
+                "run rotate-token (or re-enable a version) first")
+        keep = ordered[keep_at]
+        disabled = 0
+        with self._azure():
+            for props in ordered[keep_at + 1:]:
+                if props.enabled:
+                    self.secrets.update_secret_properties(secret, props.version, enabled=False)
+                    disabled += 1
+        return Retirement(tenant_id, secret, disabled, str(keep.version), keep.created_on)
+
+    def endpoint(self, tenant_id: str = DEFAULT_TENANT) -> str:
+        """The tenant's Tenant URL, to paste into Entra."""
+        self._serving(tenant_id)
+        found = self._tenant_url(tenant_id)
+        if found is None:
+            raise TenantAdminError(self.missing_tenant_url())
+        return found
+
+    def missing_tenant_url(self) -> str:
+        """Why no Tenant URL is known (Key Vault without the deployment's URL secret)."""
+        return (f"the vault has no enabled secret {self.tenant_url_secret!r} holding the Tenant "
+                "URL; the deployment stores it there, and its output SCIM_TENANT_URL has the "
+                "same value (or set SCIM_BASE_URL)")
+
+    # internals: tenants ------------------------------------------------------------------
+
+    def _new_id(self, tenant_id: str | None) -> str:
+        if tenant_id is None:
+            return new_tenant_id()
+        if _checked(check_tenant_id, tenant_id) == DEFAULT_TENANT:
+            raise TenantAdminError("'default' is the implicit tenant of /scim/v2; it cannot be "
+                                   "created (rotate its token with rotate-token)")
+        return tenant_id
+
+    def _tenant(self, tenant_id: str) -> Tenant:
+        _checked(check_tenant_id, tenant_id)
+        with self._storage():
+            found = self.store.tenant_registry().get(tenant_id)
+        if found is None and tenant_id == DEFAULT_TENANT:
+            return implicit_default()
+        if found is None:
+            raise TenantAdminError(f"no tenant with id {tenant_id!r}")
+        return found
+
+    def _serving(self, tenant_id: str) -> None:
+        """Refuse a tenant that is not registered or is being deleted; the default tenant
+        is always there (and no store is reached for it)."""
+        if _checked(check_tenant_id, tenant_id) == DEFAULT_TENANT:
+            return
+        if self._tenant(tenant_id).state == DELETING:
+            raise TenantAdminError(self._being_deleted(tenant_id))
+
+    def _set_state(self, tenant_id: str, state: str) -> Tenant:
+        tenant = self._tenant(tenant_id)
+        if tenant.state == DELETING:
+            raise TenantAdminError(self._being_deleted(tenant_id))
+        registry = self.store.tenant_registry()
+        changed = tenant.with_state(state, self._now())
+        with self._storage():
+            if tenant.id == DEFAULT_TENANT and registry.get(DEFAULT_TENANT) is None:
+                created = replace(changed, created=changed.changed)
+                try:
+                    return registry.create(created)  # the implicit tenant, registered now
+                except TenantExists:
+                    pass
+            try:
+                return registry.update(changed)
+            except TenantMissing:
+                raise TenantAdminError(f"no tenant with id {tenant_id!r}") from None
+
+    @staticmethod
+    def _being_deleted(tenant_id: str) -> str:
+        return (f"tenant {tenant_id!r} is being deleted; finish with: "
+                f"python -m scim_core.admin tenant delete {tenant_id} --yes")
+
+    def _now(self) -> str:
+        return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    # internals: secrets ------------------------------------------------------------------
+
+    def _secret_name(self, tenant_id: str) -> str:
+        return tenant_secret_name(tenant_id, self.settings.token_secret_name)
+
+    def _versions(self, secret: str) -> builtins.list[Any]:
+        with self._azure():
+            try:
+                return list(self.secrets.list_properties_of_secret_versions(secret))
+            except ResourceNotFoundError:
+                return []
+
+    def _valid_versions(self, secret: str) -> builtins.list[Any]:
+        now = self._clock()
+        return [v for v in newest_first(self._versions(secret)) if is_valid(v, now)]
+
+    def _pending(self, secret: str, valid: builtins.list[Any]) -> str:
+        disable = (f"az keyvault secret set-attributes --enabled false --id {valid[0].id}"
+                   if self.uses_key_vault else f"version {valid[0].version}")
+        return (f"a rotation is already pending: {len(valid)} versions of {secret!r} are valid. "
+                "Paste the newest token into Entra and run retire-token first. If the newest "
+                f"token was lost, disable it ({disable}) and run rotate-token again; the older "
+                "token keeps working.")
+
+    def _write_token(self, secret: str) -> tuple[str, str]:
+        """A new random version of ``secret``; returns the token and the version id."""
+        token = random.token_urlsafe(TOKEN_BYTES)
+        # No retry: a repeated PUT whose first answer was lost would create a second version.
+        try:
+            with self._azure(rethrow=(ServiceResponseError, HttpResponseError)):
+                created = self.secrets.set_secret(secret, token, content_type="text/plain",
+                                                  tags=dict(TAGS), retry_total=0)
+        except ServiceResponseError as exc:
+            raise TenantAdminError(
+                f"{self.explain(exc)}. The new version may have been created without being "
+                "shown: run rotate-token again and follow its instructions") from exc
+        except HttpResponseError as exc:
+            if exc.status_code == 409:
+                raise TenantAdminError(
+                    f"Key Vault keeps the deleted secret {secret!r} until its retention period "
+                    "ends (soft delete with purge protection), so this tenant id cannot be used "
+                    "again before then; choose another id") from exc
+            if (exc.status_code or 0) < 500:
+                raise TenantAdminError(self.explain(exc)) from exc
+            raise TenantAdminError(
+                f"{self.explain(exc)}. The new version may have been created without being "
+                "shown: run rotate-token again and follow its instructions") from exc
+        return token, str(created.properties.version)
+
+    def _disable_older(self, secret: str, *, keep: int) -> None:
+        with self._azure():
+            for props in newest_first(self._versions(secret))[keep:]:
+                if props.enabled:
+                    self.secrets.update_secret_properties(secret, props.version, enabled=False)
+
+    def _delete_secret(self, secret: str) -> tuple[bool, datetime | None, bool]:
+        """Delete ``secret``; returns whether it was there, when a vault purges it, and
+        whether the vault keeps it deleted (soft delete)."""
+        with self._azure():
+            try:
+                deleted = self.secrets.begin_delete_secret(secret).result()
+            except ResourceNotFoundError:
+                return False, self._purge_date(secret), self.uses_key_vault
+        purge = getattr(deleted, "scheduled_purge_date", None)
+        soft = getattr(deleted, "recovery_id", None) is not None
+        return True, purge, soft
+
+    def _purge_date(self, secret: str) -> datetime | None:
+        """When the vault purges an already deleted ``secret`` (a resumed delete)."""
+        read = getattr(self.secrets, "get_deleted_secret", None)
+        if read is None:
+            return None
+        try:
+            return getattr(read(secret), "scheduled_purge_date", None)
+        except AzureError:
+            return None
+
+    def _reuse_message(self, tenant_id: str, secret: str, soft: bool,
+                       purge: datetime | None) -> str:
+        if not soft:
+            return (f"The id {tenant_id!r} can be used for a new tenant at once (its secret "
+                    f"{secret!r} is gone).")
+        until = (f"until {purge:%Y-%m-%d %H:%M} UTC" if purge is not None else
+                 "for the vault's soft-delete retention period (keyVaultRetentionInDays, 90 days "
+                 "by default)")
+        return (f"Key Vault keeps the deleted secret {secret!r} {until}. With purge protection, "
+                "as the deployed vault has, nobody can purge it sooner, so the id "
+                f"{tenant_id!r} cannot be used for a new tenant before then.")
+
+    def _tenant_url(self, tenant_id: str) -> str | None:
+        """The tenant's URL: the deployment's ``scim-tenant-url`` secret (Key Vault), else
+        ``SCIM_BASE_URL``, else (local secrets) the local dev host's; with the default
+        tenant's ``/scim/v2`` made ``/tenants/<id>/scim/v2``."""
+        base: str | None = None
+        if self.uses_key_vault:
+            base = self._stored_url()
+        base = base or self.settings.base_url or None
+        if base is None and not self.uses_key_vault:
+            base = self.local_base_url
+        return None if base is None else tenant_url(base, tenant_id)
+
+    def _stored_url(self) -> str | None:
+        with self._azure():
+            try:
+                value = self.secrets.get_secret(self.tenant_url_secret).value
+            except ResourceNotFoundError:
+                return None
+            except HttpResponseError as exc:
+                if is_secret_disabled(exc):
+                    return None
+                raise
+        return (value or "").strip() or None
+
+    # internals: errors -------------------------------------------------------------------
+
+    def _storage(self) -> _Translate:
+        return _Translate(self)
+
+    def _azure(self, rethrow: tuple[type[BaseException], ...] = ()) -> _Translate:
+        return _Translate(self, rethrow=rethrow)
+
+    def explain(self, exc: BaseException) -> str:
+        """One line for a Key Vault or storage failure; never a secret value."""
+        if isinstance(exc, StoreError):
+            return (f"Table Storage failed ({exc}); check SCIM_TABLES_CONNECTION or "
+                    "SCIM_TABLES_ENDPOINT, and that your identity has the 'Storage Table Data "
+                    "Contributor' role on the storage account")
+        if not isinstance(exc, AzureError):
+            return type(exc).__name__
+        return explain_vault_error(exc, self.settings.keyvault_url or "the local secrets")
+
+
+class _Translate:
+    """Turns store and Azure failures inside a block into ``TenantAdminError``."""
+
+    def __init__(self, admin: TenantAdmin, *,
+                 rethrow: tuple[type[BaseException], ...] = ()) -> None:
+        self._admin = admin
+        self._rethrow = rethrow
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: object) -> None:
+        if exc is None or isinstance(exc, (TenantAdminError, *self._rethrow)):
+            return
+        if isinstance(exc, InvalidTenant):
+            raise TenantAdminError(str(exc)) from exc
+        if isinstance(exc, StoreError | AzureError):
+            raise TenantAdminError(self._admin.explain(exc)) from exc
+
+
+def _checked(check: Callable[[str], str], value: str) -> str:
+    try:
+        return check(value)
+    except InvalidTenant as exc:
+        raise TenantAdminError(str(exc)) from None
+
+
+def tenant_url(default_url: str, tenant_id: str) -> str:
+    """A tenant's URL from the default tenant's (``https://<host>/scim/v2``)."""
+    base = default_url.rstrip("/")
+    if tenant_id == DEFAULT_TENANT:
+        return base
+    site = base[:-len(SCIM_ROOT)] if base.lower().endswith(SCIM_ROOT) else base
+    return f"{site}/tenants/{tenant_id}{SCIM_ROOT}"
+
+
+def explain_vault_error(exc: AzureError, vault_url: str) -> str:
+    """One line for a Key Vault failure; Key Vault error text never carries secret values."""
+    if isinstance(exc, ClientAuthenticationError):
+        if exc.status_code is None:
+            detail = (exc.message or "").strip().splitlines()
+            reason = detail[0][:300] if detail else type(exc).__name__
+            return (f"could not get an Azure access token ({reason}); sign in with 'az login' "
+                    "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET")
+        return (f"Key Vault at {vault_url} refused the sign-in ({describe_error(exc)}); is the "
+                "vault in the tenant you signed in to? Try 'az login --tenant <tenant id>'")
+    if isinstance(exc, HttpResponseError):
+        if exc.status_code == 403:
+            return (f"Key Vault at {vault_url} denied access ({describe_error(exc)}); your "
+                    "identity needs the 'Key Vault Secrets Officer' role on the vault")
+        if exc.status_code == 404:
+            return (f"not found at {vault_url} ({describe_error(exc)}); check --vault-url or "
+                    "SCIM_KEYVAULT_URL")
+        return f"Key Vault at {vault_url} failed ({describe_error(exc)}); try again later"
+    if isinstance(exc, ServiceRequestError):
+        return (f"cannot reach Key Vault at {vault_url} ({describe_error(exc)}); check "
+                "--vault-url or SCIM_KEYVAULT_URL (does the vault exist?) and your network")
+    return f"Key Vault at {vault_url} did not answer ({describe_error(exc)}); try again later"
