@@ -60,7 +60,7 @@ param tableName string = 'scim'
 @maxLength(127)
 param tokenSecretName string = 'scim-bearer-token'
 
-@description('Object ID of the admin who will run rotate-token (gets Key Vault Secrets Officer). Leave empty to skip.')
+@description('Object ID of the admin who will run rotate-token and the tenant commands (gets Key Vault Secrets Officer on the vault and Storage Table Data Contributor on the storage account). Leave empty to skip.')
 param adminPrincipalId string = ''
 
 @description('Kind of principal adminPrincipalId refers to.')
@@ -70,6 +70,9 @@ param adminPrincipalId string = ''
   'ServicePrincipal'
 ])
 param adminPrincipalType string = 'User'
+
+@description('Give the app\'s identity Key Vault Secrets Officer (create, rotate and delete tenant tokens from code running in the app) instead of only reading tokens. Off by default.')
+param appManagesTenantTokens bool = false
 
 @description('Days a deleted vault stays recoverable (7-90). Purge protection keeps the vault name reserved for this long after deletion. Set once: Key Vault takes it only when the vault is created, and a later deployment with another value fails.')
 @minValue(7)
@@ -162,6 +165,8 @@ module storageRoles 'modules/storage-roles.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     principalId: functionApp.outputs.principalId
+    adminPrincipalId: adminPrincipalId
+    adminPrincipalType: adminPrincipalType
   }
 }
 
@@ -170,6 +175,7 @@ module keyVaultRoles 'modules/keyvault-roles.bicep' = {
   params: {
     vaultName: keyVault.outputs.name
     appPrincipalId: functionApp.outputs.principalId
+    appManagesTenantTokens: appManagesTenantTokens
     adminPrincipalId: adminPrincipalId
     adminPrincipalType: adminPrincipalType
   }

@@ -429,12 +429,32 @@ def test_template_creates_no_bearer_secret() -> None:
 
 
 def test_role_assignments_use_the_builtin_role_ids() -> None:
-    """Five app role assignments with the built-in role IDs; the admin's is optional."""
+    """Five app role assignments with the built-in role IDs, a sixth (Secrets Officer) only
+    with appManagesTenantTokens; the admin's are optional."""
     names = ("storage-roles.bicep", "keyvault-roles.bicep", "monitoring-roles.bicep")
     roles = "".join(bicep(name) for name in names)
     assert [name for name, id_ in ROLE_IDS.items() if f"'{id_}'" not in roles] == []
-    assert roles.count("principalType: 'ServicePrincipal'") == 5
-    assert "= if (!empty(adminPrincipalId)) {" in roles
+    assert roles.count("principalType: 'ServicePrincipal'") == 6
+    assert roles.count("= if (!empty(adminPrincipalId)) {") == 2
+    assert roles.count("= if (appManagesTenantTokens) {") == 1
+
+
+def test_app_writes_tenant_tokens_only_when_asked() -> None:
+    """By default the app's identity only reads tokens (Secrets User); appManagesTenantTokens
+    (default false) adds Secrets Officer on the vault, so code in the app can create, rotate
+    and delete tenant tokens. The admin gets Secrets Officer and Storage Table Data
+    Contributor, what the tenant commands need."""
+    main, vault = bicep("main.bicep"), bicep("keyvault-roles.bicep")
+    storage = bicep("storage-roles.bicep")
+    assert has(main, "param appManagesTenantTokens bool = false")
+    assert has(main, "appManagesTenantTokens: appManagesTenantTokens")
+    officer = vault.split("resource appSecretsOfficer", 1)[1].split("\nresource ", 1)[0]
+    assert "= if (appManagesTenantTokens) {" in officer
+    assert "roleIds.keyVaultSecretsOfficer" in officer and "appPrincipalId" in officer
+    user = vault.split("resource appSecretsUser", 1)[1].split("\nresource ", 1)[0]
+    assert " = {" in user.splitlines()[0]  # always there
+    table = storage.split("resource adminTableContributor", 1)[1]
+    assert "roleIds.storageTableDataContributor" in table and "adminPrincipalId" in table
 
 
 def test_entra_service_tag_restriction_is_optional_and_off_by_default() -> None:

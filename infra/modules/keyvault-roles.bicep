@@ -1,11 +1,16 @@
-// Key Vault data-plane roles: the app reads the bearer token; the deploying admin
-// (optional) may write it, so that `python -m scim_core.admin rotate-token` works.
+// Key Vault data-plane roles: the app reads the tenants' bearer tokens, and with
+// appManagesTenantTokens also creates, rotates and deletes them (a vendor's admin console
+// running in the app); the deploying admin (optional) may write them, so that
+// `python -m scim_core.admin rotate-token` and `tenant create|delete` work.
 
 @description('Name of the existing Key Vault.')
 param vaultName string
 
 @description('Object ID of the function app\'s system-assigned identity.')
 param appPrincipalId string
+
+@description('Whether the app\'s identity also gets Key Vault Secrets Officer, to create, rotate and delete tenant tokens itself.')
+param appManagesTenantTokens bool
 
 @description('Object ID of the admin who runs rotate-token; empty to skip the assignment.')
 param adminPrincipalId string
@@ -32,6 +37,16 @@ resource appSecretsUser 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   scope: vault
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsUser)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource appSecretsOfficer 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (appManagesTenantTokens) {
+  name: guid(vault.id, appPrincipalId, roleIds.keyVaultSecretsOfficer)
+  scope: vault
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.keyVaultSecretsOfficer)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
   }

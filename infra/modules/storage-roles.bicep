@@ -1,12 +1,24 @@
 // Data-plane roles the function app's identity needs on the storage account:
 // blobs for the host and the Flex deployment package, queues for the host,
-// tables for the SCIM store.
+// tables for the SCIM store. The deploying admin (optional) gets the table role too, so
+// that the tenant commands (`python -m scim_core.admin tenant ...`) reach the registry.
 
 @description('Name of the existing storage account.')
 param storageAccountName string
 
 @description('Object ID of the function app\'s system-assigned identity.')
 param principalId string
+
+@description('Object ID of the admin who runs the tenant commands; empty to skip the assignment.')
+param adminPrincipalId string
+
+@description('Kind of principal adminPrincipalId refers to.')
+@allowed([
+  'User'
+  'Group'
+  'ServicePrincipal'
+])
+param adminPrincipalType string
 
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -45,5 +57,15 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+resource adminTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(account.id, adminPrincipalId, roleIds.storageTableDataContributor)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
   }
 }
