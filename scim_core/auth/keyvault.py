@@ -281,9 +281,8 @@ class KeyVaultTokenSource:
         if not accepted:
             log.warning(
                 "Bearer-token secret %r has no valid version; every request is refused. "
-                "Create one with: python -m scim_core.admin rotate-token --vault-url %s",
+                "Create one with: python -m scim_core.admin rotate-token [--tenant ID]",
                 self._secret_name,
-                self._client.vault_url,
             )
         return snapshot
 
