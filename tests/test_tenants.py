@@ -10,8 +10,9 @@ import pytest
 import function_app
 from scim_core import ScimApi, Settings, build_api
 from scim_core.auth import StaticTokenSource
+from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.store import Store
-from scim_core.tenants import DISABLED, ENABLED, Tenant
+from scim_core.tenants import DISABLED, ENABLED, CachedTenants, MemoryTenantRegistry, Tenant
 from tests.kvfake import FakeKeyVault
 from tests.support import TOKEN, USER_SCHEMA, FunctionClient, assert_scim_error, use_api
 
@@ -136,3 +137,59 @@ def test_a_hostile_tenant_id_is_refused_without_a_storage_read(
     result = tenants.client(tenant, TOKENS["acme"]).get("/Users")
     assert result.status == 401
     assert len(api.tenants) == before
+
+
+class CountingRegistry(MemoryTenantRegistry):
+    """A memory registry that counts its reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def get(self, tenant_id: str) -> Tenant | None:
+        self.reads += 1
+        return super().get(tenant_id)
+
+
+def test_the_tenant_cache_is_bounded_and_expires() -> None:
+    """CachedTenants holds at most its size (least recently used out), answers repeated
+    reads, absences included, without the registry until its TTL passes, and serves the
+    unregistered default tenant as enabled."""
+    now = [0.0]
+    registry = CountingRegistry()
+    for n in range(5):
+        registry.create(Tenant(f"t{n}x", "T", ENABLED, "", ""))
+    cache = CachedTenants(registry, ttl=60, size=3, clock=lambda: now[0])
+    for n in range(5):
+        cache.get(f"t{n}x")
+    assert len(cache) == 3 and registry.reads == 5
+    cache.get("t4x")
+    cache.get("nobody")
+    cache.get("nobody")
+    assert registry.reads == 6 and len(cache) == 3
+    default = cache.get("default")
+    assert default is not None and default.state == ENABLED
+    now[0] = 61.0
+    cache.get("t4x")
+    assert registry.reads == 8
+
+
+def test_tenant_token_sources_are_bounded_and_built_once() -> None:
+    """TenantTokens builds each tenant's source once from its own secret name, keeps at
+    most its size, refuses every token when no secret store is configured, and returns
+    the default tenant's source as given."""
+    made: list[str] = []
+
+    def make(secret: str) -> StaticTokenSource:
+        made.append(secret)
+        return StaticTokenSource(secret)
+
+    default = StaticTokenSource(TOKEN)
+    tokens = TenantTokens(default, make, default_secret="scim-bearer-token", size=2)
+    assert tokens.source("default") is default
+    first = tokens.source("acme")
+    assert tokens.source("acme") is first and made == ["scim-token-acme"]
+    tokens.source("globex")
+    tokens.source("initech")
+    assert len(tokens) == 2
+    assert TenantTokens(default, None, default_secret="x").source("acme").accepts("x") is False

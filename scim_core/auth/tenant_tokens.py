@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 from scim_core.auth.source import TokenSource
+from scim_core.lru import Lru
 from scim_core.tenants.model import DEFAULT_TENANT
 
 TENANT_SECRET_PREFIX = "scim-token-"
@@ -36,9 +36,8 @@ class TenantTokens:
         self._default = default
         self._make = make
         self._default_secret = default_secret
-        self._size = max(1, size)
-        self._lock = threading.Lock()
-        self._sources: OrderedDict[str, TokenSource] = OrderedDict()
+        self._lock = threading.Lock()  # one source per tenant, even when asked at once
+        self._sources: Lru[str, TokenSource] = Lru(size)
 
     def source(self, tenant_id: str) -> TokenSource:
         """The token source of ``tenant_id``."""
@@ -46,22 +45,19 @@ class TenantTokens:
             return self._default
         if self._make is None:
             return RefuseAll()
+        found = self._sources.get(tenant_id)
+        if found is not None:
+            return found
         with self._lock:
             found = self._sources.get(tenant_id)
-            if found is not None:
-                self._sources.move_to_end(tenant_id)
-                return found
-            made = self._make(tenant_secret_name(tenant_id, self._default_secret))
-            self._sources[tenant_id] = made
-            while len(self._sources) > self._size:
-                self._sources.popitem(last=False)
-            return made
+            if found is None:
+                found = self._make(tenant_secret_name(tenant_id, self._default_secret))
+                self._sources.put(tenant_id, found)
+            return found
 
     def forget(self, tenant_id: str) -> None:
         """Drop a tenant's cached source (its secret was rotated or deleted here)."""
-        with self._lock:
-            self._sources.pop(tenant_id, None)
+        self._sources.pop(tenant_id)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._sources)
+        return len(self._sources)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Protocol
 
+from scim_core.lru import Lru
 from scim_core.tenants.model import DEFAULT_TENANT, Tenant, implicit_default
 
 
@@ -91,34 +91,24 @@ class CachedTenants:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.registry = registry
         self._ttl = ttl
-        self._size = max(1, size)
         self._clock = clock
-        self._lock = threading.Lock()
-        self._entries: OrderedDict[str, tuple[float, Tenant | None]] = OrderedDict()
+        self._entries: Lru[str, tuple[float, Tenant | None]] = Lru(size)
 
     def get(self, tenant_id: str) -> Tenant | None:
         """The tenant as registered (cached), or None when there is none."""
         now = self._clock()
-        with self._lock:
-            entry = self._entries.get(tenant_id)
-            if entry is not None and now - entry[0] < self._ttl:
-                self._entries.move_to_end(tenant_id)
-                return entry[1]
+        entry = self._entries.get(tenant_id)
+        if entry is not None and now - entry[0] < self._ttl:
+            return entry[1]
         found = self.registry.get(tenant_id)
         if found is None and tenant_id == DEFAULT_TENANT:
             found = implicit_default()
-        with self._lock:
-            self._entries[tenant_id] = (now, found)
-            self._entries.move_to_end(tenant_id)
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        self._entries.put(tenant_id, (now, found))
         return found
 
     def forget(self, tenant_id: str) -> None:
         """Drop what is cached of a tenant (after this process changed it)."""
-        with self._lock:
-            self._entries.pop(tenant_id, None)
+        self._entries.pop(tenant_id)
 
     def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
+        return len(self._entries)
