@@ -247,17 +247,17 @@ class ResourceService:
                 return current
             meta = Meta(current.meta.created, self._clock(), new_version())
             try:
-                if document is None and change and not read_back and if_match is None:
+                # A member-only change need not wait for an unchanged group, unless the
+                # client made it conditional: then the write must see the version read.
+                conditional = current.etag if if_match is not None else None
+                if document is None and change and not read_back:
                     etag = self.store.change_members(
                         resource_id, last_modified=meta.last_modified, version=meta.version,
-                        members=change)
+                        members=change, expected_etag=conditional)
                     return Record(rt.kind, resource_id, current.document, meta, etag)
                 return self.store.update(
                     rt.kind, resource_id, meta=meta,
-                    # A member-only change need not wait for an unchanged group, unless the
-                    # client made it conditional: then the write must see the version read.
-                    expected_etag=(current.etag if document is not None or if_match is not None
-                                   else None),
+                    expected_etag=current.etag if document is not None else conditional,
                     document=document,
                     indexes=(index_keys(self.registry, rt, document)
                              if document is not None else None),

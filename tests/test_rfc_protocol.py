@@ -694,17 +694,25 @@ def test_a_conditional_member_patch_loses_to_a_change_made_after_its_check(
     user = client.create_user("member@x.example")["id"]
     group = client.create_group("Raced")
     view = any_store.tenant("default")
-    update = view.update
+    update, change_members = view.update, view.change_members
     raced: list[str] = []
 
-    def rename_then_update(*args: Any, **kwargs: Any) -> Any:
+    def rename_first() -> None:
         if not raced:
             raced.append("renamed")
             assert client.patch_ops(f"/Groups/{group['id']}", {
                 "op": "replace", "path": "displayName", "value": "Renamed"}).status == 204
+
+    def rename_then_update(*args: Any, **kwargs: Any) -> Any:
+        rename_first()
         return update(*args, **kwargs)
 
+    def rename_then_change(*args: Any, **kwargs: Any) -> Any:
+        rename_first()
+        return change_members(*args, **kwargs)
+
     view.update = rename_then_update  # type: ignore[method-assign]
+    view.change_members = rename_then_change  # type: ignore[method-assign]
     any_store.tenant = lambda name: view  # type: ignore[method-assign]
     result = client.patch_ops(f"/Groups/{group['id']}",
                               {"op": "add", "path": "members", "value": [{"value": user}]},

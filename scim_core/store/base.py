@@ -112,10 +112,12 @@ class TenantStore(Protocol):
         ...
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange) -> str:
-        """``update`` of a group's members (no document, no etag) that sets its meta's
+                       members: MemberChange, expected_etag: str | None = None) -> str:
+        """``update`` of a group's members (no document) that sets its meta's
         ``last_modified`` and ``version`` (``created`` stays; an empty change renews only
-        them) and does not read the group, before or after; returns the group's new etag."""
+        them) and does not read the group, before or after; returns the group's new etag.
+        With ``expected_etag`` it happens only while the group's etag is that (else
+        ``VersionMoved``)."""
         ...
 
     def delete(self, kind: Kind, resource_id: str, *,

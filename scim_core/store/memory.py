@@ -162,14 +162,14 @@ class MemoryTenantStore:
             return self._record(kind, resource_id, entry)
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange) -> str:
+                       members: MemberChange, expected_etag: str | None = None) -> str:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._lock:
             entry = self._t.entries.get((GROUP, group_id))
             if entry is None:
                 raise NotStored(GROUP, group_id)
             meta = Meta(entry.meta.created, last_modified, version)
-            return self.update(GROUP, group_id, meta=meta, expected_etag=None,
+            return self.update(GROUP, group_id, meta=meta, expected_etag=expected_etag,
                                members=members).etag
 
     def delete(self, kind: Kind, resource_id: str, *,

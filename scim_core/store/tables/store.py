@@ -344,12 +344,12 @@ class TableTenantStore:
         return None if entity is None else record_from_entity(kind, entity, _etag(entity))
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange) -> str:
+                       members: MemberChange, expected_etag: str | None = None) -> str:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._store.session():
             return self._write_meta(GROUP, group_id,
-                                    {"lastModified": last_modified, "version": version}, None,
-                                    members)
+                                    {"lastModified": last_modified, "version": version},
+                                    expected_etag, members)
 
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
