@@ -180,7 +180,7 @@ class Searcher:
         kind = scope.rt.kind
         page, next_cursor = self.store.page(kind, cursor=params.cursor or None,
                                             size=params.count)
-        total = sum(1 for _ in self.store.scan(kind))
+        total = self.store.count(kind)
         resources = [self._rendered(scope, r, base_url) for r in page]
         return SearchResult(total, resources, 1, next_cursor)
 

@@ -244,6 +244,18 @@ def test_update_without_indexes_keeps_the_stored_ones(store: Store) -> None:
 
 # -- versions ------------------------------------------------------------------------------
 
+def test_count_counts_the_resources_of_a_kind(store: Store) -> None:
+    """count() is the number of stored resources of one kind in the tenant, and nothing
+    of the other kind or another tenant."""
+    for n in range(3):
+        add_user(store, f"u{n}", f"user{n}")
+    add_group(store, "g1", "staff")
+    add_user(store, "x", "other", tenant="b")
+    assert store.tenant(T).count(USER) == 3
+    assert store.tenant(T).count(GROUP) == 1
+    assert store.tenant("b").count(USER) == 1
+
+
 def test_delete_with_an_expected_version_deletes_only_that_version(store: Store) -> None:
     """delete(expected_version=) raises VersionMoved and keeps the resource when its
     version moved on, and deletes it when the version is still the one expected."""

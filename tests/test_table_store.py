@@ -852,3 +852,19 @@ def test_without_environment_settings_no_call_looks_for_netrc(
     finally:
         table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()
         store.close()
+
+
+def test_a_cursor_page_counts_total_results_from_row_keys_only(
+        table_harness: TableHarness) -> None:
+    """A cursor page's totalResults comes from one range query that selects RowKey only,
+    not from reading every document again."""
+    use_api(make_api(table_harness.store))
+    client, log = FunctionClient(), table_harness.requests
+    for n in range(5):
+        client.create_user(f"c{n}@contoso.example")
+    log.clear()
+    page = client.get("/Users", params={"cursor": "", "count": "2"}).json
+    assert page["totalResults"] == 5 and len(page["Resources"]) == 2
+    queries = [target for method, target in log.entries if method == "GET"]
+    assert len(queries) == 2, queries
+    assert sum("$select=RowKey" in q and "id" not in q.split("$select=")[1] for q in queries) == 1

@@ -135,6 +135,10 @@ class TenantStore(Protocol):
         """Every resource of a kind, ordered by id."""
         ...
 
+    def count(self, kind: Kind) -> int:
+        """How many resources of a kind there are (reading their keys, not documents)."""
+        ...
+
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
         """Up to ``size`` resources of a kind in id order, starting at an opaque ``cursor``

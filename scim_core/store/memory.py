@@ -203,6 +203,11 @@ class MemoryTenantStore:
             snapshot = sorted((i, e) for (k, i), e in self._t.entries.items() if k == kind)
         return (self._record(kind, i, e) for i, e in snapshot)
 
+    def count(self, kind: Kind) -> int:
+        """How many resources of a kind there are."""
+        with self._lock:
+            return sum(1 for (k, _) in self._t.entries if k == kind)
+
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
         """A page of resources in id order from ``cursor``, and the next cursor."""
