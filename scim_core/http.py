@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from scim_core.json_keys import get_ci
 
 SCIM_MEDIA_TYPE = "application/scim+json"
 
@@ -32,13 +31,28 @@ class Request:
 
     def header(self, name: str) -> str | None:
         """A header by name, ignoring case."""
-        value: str | None = get_ci(self.headers, name)
-        return value
+        return self._headers.get(name.lower())
 
     def param(self, name: str) -> str | None:
         """A query parameter by name, ignoring case (``startIndex`` or ``startindex``)."""
-        value: str | None = get_ci(self.query, name)
-        return value
+        return self._query.get(name.lower())
+
+    @functools.cached_property
+    def _headers(self) -> dict[str, str]:
+        return _by_lower_name(self.headers)
+
+    @functools.cached_property
+    def _query(self) -> dict[str, str]:
+        return _by_lower_name(self.query)
+
+
+def _by_lower_name(values: Mapping[str, str]) -> dict[str, str]:
+    """``values`` keyed by lower-cased name; of names that differ only in case, the first
+    given wins."""
+    found: dict[str, str] = {}
+    for key, value in values.items():
+        found.setdefault(key.lower(), value)
+    return found
 
 
 @dataclass(frozen=True)

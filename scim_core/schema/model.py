@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -146,7 +147,7 @@ class ResourceType:
     description: str
     extensions: tuple[tuple[str, bool], ...] = ()
 
-    @property
+    @functools.cached_property
     def kind(self) -> Kind:
         """What the store keeps resources of this type as."""
         return Kind(self.name)

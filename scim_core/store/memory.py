@@ -72,9 +72,8 @@ class MemoryTenantStore:
 
     # -- helpers ---------------------------------------------------------------------------
 
-    def _record(self, kind: str, resource_id: str, entry: _Entry) -> Record:
-        return Record(Kind(kind), resource_id, json.loads(entry.document), entry.meta,
-                      entry.etag)
+    def _record(self, kind: Kind, resource_id: str, entry: _Entry) -> Record:
+        return Record(kind, resource_id, json.loads(entry.document), entry.meta, entry.etag)
 
     def _check_unique(self, kind: str, resource_id: str, indexes: Sequence[IndexKey]) -> None:
         for key in indexes:

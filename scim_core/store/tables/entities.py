@@ -124,7 +124,7 @@ def stored_document(entity: Mapping[str, Any]) -> dict[str, Any]:
     return document
 
 
-def record_from_entity(kind: str, entity: Mapping[str, Any], etag: str) -> Record:
+def record_from_entity(kind: Kind, entity: Mapping[str, Any], etag: str) -> Record:
     """The ``Record`` a document row holds."""
     meta = Meta(entity["created"], entity["lastModified"], entity["version"])
-    return Record(Kind(kind), entity["id"], stored_document(entity), meta, etag)
+    return Record(kind, entity["id"], stored_document(entity), meta, etag)
