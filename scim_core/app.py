@@ -89,7 +89,7 @@ def build_tokens(settings: Settings, secrets: Any | None = None) -> TokenSource:
     if settings.keyvault_url:
         from scim_core.auth.keyvault import keyvault_token_source
 
-        return keyvault_token_source(settings)
+        return keyvault_token_source(settings, client=secrets)
     if settings.bearer_token:
         return StaticTokenSource(settings.bearer_token)
     if secrets is not None:

@@ -526,3 +526,35 @@ def test_no_token_material_in_logs_reprs_or_errors(
         for token in (old, new, newest, presented_bad):
             assert token not in text
     assert "KeyVaultTokenSource(" in repr(source)
+
+
+def test_the_app_reads_every_tenants_token_through_one_client(
+    vault: FakeKeyVault, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With SCIM_KEYVAULT_URL the app builds one credential and one SecretClient, and both
+    the default tenant's token and another tenant's are read through it."""
+    from scim_core import build_api
+    from scim_core.auth import keyvault as keyvault_module
+    from scim_core.store import MemoryStore
+
+    credentials: list[str] = []
+    clients: list[Any] = []
+    build_client = keyvault_module.secret_client
+
+    def fake_production_credential() -> FakeCredential:
+        credentials.append("production")
+        return FakeCredential()
+
+    def counted_client(url: str, credential: Any, **options: Any) -> Any:
+        client = build_client(url, credential, **{**vault.client_kwargs(), **options})
+        clients.append(client)
+        return client
+
+    monkeypatch.setattr(credentials_module, "production_credential", fake_production_credential)
+    monkeypatch.setattr(keyvault_module, "secret_client", counted_client)
+    default_token, acme_token = add(vault, clock), new_token()
+    vault.add_version("scim-token-acme", acme_token)
+    api = build_api(Settings(store="memory", keyvault_url=vault.url), store=MemoryStore())
+    assert credentials == ["production"] and len(clients) == 1
+    assert api.tokens.source("default").accepts(default_token)
+    assert api.tokens.source("acme").accepts(acme_token)

@@ -323,20 +323,23 @@ def secret_client(
 def keyvault_token_source(
     settings: Settings,
     *,
+    client: SecretClient | None = None,
     credential: TokenCredential | None = None,
     min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
     clock: Callable[[], float] = time.time,
     **client_kwargs: Any,
 ) -> KeyVaultTokenSource:
     """The production token source: ``SCIM_KEYVAULT_URL`` / ``SCIM_TOKEN_SECRET_NAME`` read
-    with the function app's managed identity unless a credential is given."""
+    through ``client`` when given (the one the app shares with its other tenants), else a
+    new client with the function app's managed identity unless a credential is given."""
     if not settings.keyvault_url:
         raise SettingsError("SCIM_KEYVAULT_URL must be set to read the bearer token from Key Vault")
-    if credential is None:
-        from scim_core.auth.credentials import production_credential
+    if client is None:
+        if credential is None:
+            from scim_core.auth.credentials import production_credential
 
-        credential = production_credential()
-    client = secret_client(settings.keyvault_url, credential, **client_kwargs)
+            credential = production_credential()
+        client = secret_client(settings.keyvault_url, credential, **client_kwargs)
     return KeyVaultTokenSource(
         client,
         settings.token_secret_name,
