@@ -204,7 +204,8 @@ class ScimApi:
 
     def _delete(self, request: Request, service: ResourceService, rt: ResourceType,
                 resource_id: str) -> Response:
-        service.delete(rt, resource_id, if_match=request.header("If-Match"))
+        service.delete(rt, resource_id, base_url=request.base_url,
+                       if_match=request.header("If-Match"))
         return Response.empty(204)
 
     def _search(self, request: Request, service: ResourceService,

@@ -68,6 +68,9 @@ class Settings:
     base_url: str = ""
     tenant: str = DEFAULT_TENANT
     extension_schemas: str = ""
+    events_queue: str = ""
+    queues_endpoint: str = ""
+    events_retention_days: int = 30
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -92,4 +95,7 @@ class Settings:
             default_page_size=_int(env, "SCIM_DEFAULT_PAGE_SIZE", 100, minimum=1),
             base_url=env.get("SCIM_BASE_URL", "").strip().rstrip("/"),
             extension_schemas=env.get("SCIM_EXTENSION_SCHEMAS", "").strip(),
+            events_queue=env.get("SCIM_EVENTS_QUEUE", "").strip(),
+            queues_endpoint=env.get("SCIM_QUEUES_ENDPOINT", "").strip().rstrip("/"),
+            events_retention_days=_int(env, "SCIM_EVENTS_RETENTION_DAYS", 30, minimum=1),
         )

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import secrets
 import uuid
@@ -13,6 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from scim_core.errors import Conflict, NotFound, PreconditionFailed
+from scim_core.events import drafts
+from scim_core.events.model import EventDraft
 from scim_core.failures import scim_error, translated
 from scim_core.json_keys import get_ci
 from scim_core.kinds import Kind
@@ -26,9 +27,7 @@ from scim_core.store import (
     Member,
     MemberChange,
     Meta,
-    NotStored,
     Record,
-    StorageUnavailable,
     TenantStore,
     UnknownMembers,
     VersionMoved,
@@ -90,9 +89,10 @@ class ResourceService:
         now = self._clock()
         record = Record(rt.kind, str(uuid.uuid4()), document, Meta(now, now, new_version()))
         indexes = index_keys(self.registry, rt, document)
+        events = drafts.created(rt.kind, render(self.registry, rt, record, base_url))
         while True:
             try:
-                stored = self.store.create(record, indexes, members or ())
+                stored = self.store.create(record, indexes, members or (), events=events)
                 break
             except UnknownMembers as unknown:
                 gone = self._skip(unknown, [m.value for m in members or ()])
@@ -115,7 +115,8 @@ class ResourceService:
         document = normalise_resource(self.registry, rt, body, skip=frozenset({"members"}))
         change = (MemberChange(remove_all=True, add=tuple(members or ()))
                   if rt.kind is Kind.GROUP else None)
-        record = self._write(rt, resource_id, if_match, lambda _current: (document, change))
+        record = self._write(rt, resource_id, if_match, lambda _current: (document, change),
+                             base_url=base_url)
         return self._with_relations(rt, record, base_url, projection)
 
     @translated
@@ -124,14 +125,16 @@ class ResourceService:
         """PATCH. A group answers without a body (204) unless attributes were asked for;
         Entra's member PATCH of a group is then one write that does not read the group."""
         if rt.kind is Kind.GROUP and projection.is_identity:
-            version = self._patch_quietly(rt, resource_id, body, if_match=if_match)
+            version = self._patch_quietly(rt, resource_id, body, if_match=if_match,
+                                          base_url=base_url)
             return Rendered(None, version, location(base_url, rt, resource_id))
 
-        record = self._write(rt, resource_id, if_match, self._patch_plan(rt, body))
+        record = self._write(rt, resource_id, if_match, self._patch_plan(rt, body),
+                             base_url=base_url)
         return self._with_relations(rt, record, base_url, projection)
 
     @translated
-    def delete(self, rt: ResourceType, resource_id: str, *,
+    def delete(self, rt: ResourceType, resource_id: str, *, base_url: str,
                if_match: str | None = None) -> None:
         """DELETE; the groups a deleted user belonged to get a new version."""
         expected = None
@@ -140,14 +143,17 @@ class ResourceService:
             if not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")
             expected = current.meta.version
-        groups = self.store.groups_of(resource_id) if rt.kind is Kind.USER else []
+
+        def events(record: Record) -> list[EventDraft]:
+            return drafts.deleted(rt.kind, render(self.registry, rt, record, base_url),
+                                  self._clock())
+
         try:
-            self.store.delete(rt.kind, resource_id, expected_version=expected)
+            self.store.delete(rt.kind, resource_id, expected_version=expected, events=events,
+                              stamp=lambda: (self._clock(), new_version()))
         except VersionMoved:
             raise PreconditionFailed("The resource has changed (If-Match does not match)."
                                      ) from None
-        for group_id in groups:
-            self._touch_group(group_id)
 
     @translated
     def search(self, scopes: Sequence[Scope], params: SearchParams, *,
@@ -185,7 +191,7 @@ class ResourceService:
                               groups=group_ids)
 
     def _patch_quietly(self, rt: ResourceType, resource_id: str, body: Any, *,
-                       if_match: str | None) -> str:
+                       if_match: str | None, base_url: str) -> str:
         """A PATCH answered without a body; returns the new version. Adding and removing
         listed members without If-Match (Entra's member PATCH) does not read the group at
         all: the write itself fails if the group is gone."""
@@ -194,7 +200,7 @@ class ResourceService:
                                       max_operations=self._max_operations))
         if change is None:
             return self._write(rt, resource_id, if_match, self._patch_plan(rt, body),
-                               read_back=False).meta.version
+                               base_url=base_url, read_back=False).meta.version
         while change:
             version = new_version()
             try:
@@ -217,16 +223,8 @@ class ResourceService:
 
         return plan
 
-    def _touch_group(self, group_id: str) -> None:
-        """A new version for a group whose member list changed without a write to it (a
-        member user was deleted), so ETags and If-None-Match see the change. Best effort:
-        the delete has happened, so neither a vanished group nor a storage fault fails it."""
-        with contextlib.suppress(NotStored, StorageUnavailable):
-            self.store.change_members(group_id, last_modified=self._clock(),
-                                      version=new_version(), members=MemberChange())
-
     def _write(self, rt: ResourceType, resource_id: str, if_match: str | None,
-               plan: Plan, *, read_back: bool = True) -> Record:
+               plan: Plan, *, base_url: str, read_back: bool = True) -> Record:
         """Read, plan and write with the read's etag; on a lost race read again and replan.
 
         A plan that changes nothing writes nothing. A member-only change does not rewrite
@@ -246,6 +244,10 @@ class ResourceService:
             if document is None and not change:
                 return current
             meta = Meta(current.meta.created, self._clock(), new_version())
+            events = [] if document is None else drafts.changed(
+                rt.kind, current.document, document,
+                render(self.registry, rt, Record(rt.kind, resource_id, document, meta),
+                       base_url))
             try:
                 # A member-only change need not wait for an unchanged group, unless the
                 # client made it conditional: then the write must see the version read.
@@ -253,7 +255,7 @@ class ResourceService:
                 if document is None and change and not read_back:
                     etag = self.store.change_members(
                         resource_id, last_modified=meta.last_modified, version=meta.version,
-                        members=change, expected_etag=conditional)
+                        members=change, expected_etag=conditional, events=events)
                     return Record(rt.kind, resource_id, current.document, meta, etag)
                 return self.store.update(
                     rt.kind, resource_id, meta=meta,
@@ -262,6 +264,7 @@ class ResourceService:
                     indexes=(index_keys(self.registry, rt, document)
                              if document is not None else None),
                     members=change,
+                    events=events,
                 )
             except UnknownMembers as unknown:
                 skipped |= self._skip(unknown, [m.value for m in change.add] if change else [])

@@ -122,7 +122,9 @@ def check_table_rows(table: Any, tenant: str = "default") -> int:
     - every index row belongs to an existing document that lists it (no orphans);
     - userNames and group displayNames are unique once case-folded;
     - every ``member:g:u`` has its ``memberOf:u:g`` and the reverse, and both the group and
-      the user exist (no rows left behind by deletes).
+      the user exist (no rows left behind by deletes);
+    - the change feed's event rows run without a gap from the ``feed`` row's floor to its
+      position.
     """
     from scim_core.resources import index_keys
     from scim_core.store.tables import keys
@@ -135,9 +137,18 @@ def check_table_rows(table: Any, tenant: str = "default") -> int:
     index_rows = {k: e for k, e in rows.items() if k.startswith(("ux:", "ix:"))}
     forward = {k: e for k, e in rows.items() if k.startswith("member:")}
     reverse = {k: e for k, e in rows.items() if k.startswith("memberOf:")}
-    unknown = set(rows) - set(documents) - set(index_rows) - set(forward) - set(reverse)
+    events = {k: e for k, e in rows.items() if k.startswith("event:")}
+    feed = rows.get("feed")
+    unknown = (set(rows) - set(documents) - set(index_rows) - set(forward) - set(reverse)
+               - set(events) - {"feed"})
     assert not unknown, sorted(unknown)[:5]
-    checks = 1
+    positions = sorted(int(e["position"]) for e in events.values())
+    if feed is None:
+        assert not positions, "event rows without a feed row"
+    else:
+        floor, last = int(feed.get("floor") or 0), int(feed["position"])
+        assert positions == list(range(floor + 1, last + 1)), (floor, last, positions[:5])
+    checks = 2
     owners: dict[str, str] = {}
     names: dict[tuple[str, str], str] = {}
     for row_key, entity in documents.items():

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from scim_core.events.model import Event, EventDraft
 from scim_core.kinds import Kind
 from scim_core.tenants.registry import TenantRegistry
 
@@ -67,6 +68,10 @@ class Record:
     """The store's own concurrency token; opaque to the service."""
 
 
+Stamp = Callable[[], tuple[str, str]]
+"""A fresh ``(last_modified, version)`` for a resource a change touches on the side."""
+
+
 class TenantStore(Protocol):
     """One tenant's users, groups and memberships.
 
@@ -77,6 +82,9 @@ class TenantStore(Protocol):
     user or group (a user deleted while a change beyond one transaction is under way is left
     out of the rest of it). A missing resource raises ``NotStored``; a storage fault
     ``StorageUnavailable``; what exceeds a storage limit ``TooLarge``.
+
+    Every write appends the ``events`` it is given, and the membership events of what it
+    adds and removes, to the tenant's feed in the same transaction (docs/events.md).
     """
 
     @property
@@ -85,7 +93,8 @@ class TenantStore(Protocol):
         ...
 
     def create(self, record: Record, indexes: Sequence[IndexKey],
-               members: Sequence[Member] = ()) -> Record:
+               members: Sequence[Member] = (), *,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group).
 
         Raises ``KeyTaken`` when a unique index value is taken and ``UnknownMembers``
@@ -100,7 +109,8 @@ class TenantStore(Protocol):
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
-               members: MemberChange | None = None) -> Record:
+               members: MemberChange | None = None,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Write new metadata and, when given, a new document with its index rows and
         membership edits, as one change.
 
@@ -112,7 +122,8 @@ class TenantStore(Protocol):
         ...
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange, expected_etag: str | None = None) -> str:
+                       members: MemberChange, expected_etag: str | None = None,
+                       events: Sequence[EventDraft] = ()) -> str:
         """``update`` of a group's members (no document) that sets its meta's
         ``last_modified`` and ``version`` (``created`` stays; an empty change renews only
         them) and does not read the group, before or after; returns the group's new etag.
@@ -121,10 +132,36 @@ class TenantStore(Protocol):
         ...
 
     def delete(self, kind: Kind, resource_id: str, *,
-               expected_version: str | None = None) -> None:
+               expected_version: str | None = None,
+               events: Callable[[Record], Sequence[EventDraft]] | None = None,
+               stamp: Stamp | None = None) -> None:
         """Remove a resource, its index rows and its membership rows in both directions;
         with ``expected_version``, only while its ``meta.version`` still is that (else
-        ``VersionMoved``)."""
+        ``VersionMoved``). ``events`` gives the deletion's events from the record as it
+        was; with ``stamp``, each group a deleted user leaves gets a new meta from it, and
+        a ``group.members_removed`` event."""
+        ...
+
+    def append(self, events: Sequence[EventDraft], *,
+               tenant_state: str | None = None) -> int | None:
+        """Append events that no resource write carries (a tenant's own); returns the last
+        position. With ``tenant_state``, only when the feed's recorded tenant state is
+        another (then it records this one); else None, and nothing is written."""
+        ...
+
+    def events(self, *, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events after position ``after``, in order and without gaps.
+        Raises ``CursorExpired`` when events after ``after`` were removed by retention,
+        and ``BadCursor`` for a negative position."""
+        ...
+
+    def position(self) -> int:
+        """The feed's last position (0 before the first event)."""
+        ...
+
+    def trim(self, *, before: str, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest events whose time is before ``before``
+        (ISO 8601); returns how many went. One bounded step of retention."""
         ...
 
     def lookup(self, kind: Kind, key: IndexKey) -> list[Record]:

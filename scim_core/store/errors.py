@@ -54,3 +54,8 @@ class StorageUnavailable(StoreError):
     def __init__(self, detail: str, *, retry_after: int) -> None:
         super().__init__(detail)
         self.retry_after = retry_after
+
+
+class CursorExpired(StoreError):
+    """A feed cursor older than the retention: events after it are gone, so the reader
+    must resynchronise (read the directory again) and follow from a fresh position."""

@@ -6,16 +6,36 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import count
 from typing import Any
 
+from scim_core.events import drafts
+from scim_core.events.model import Event, EventDraft
 from scim_core.kinds import Kind
-from scim_core.store.base import GROUP, USER, IndexKey, Member, MemberChange, Meta, Record
+from scim_core.store.base import (
+    GROUP,
+    USER,
+    IndexKey,
+    Member,
+    MemberChange,
+    Meta,
+    Record,
+    Stamp,
+)
 from scim_core.store.cursor import decode_cursor, encode_cursor
-from scim_core.store.errors import KeyTaken, NotStored, UnknownMembers, VersionMoved
+from scim_core.store.errors import (
+    BadCursor,
+    CursorExpired,
+    KeyTaken,
+    NotStored,
+    UnknownMembers,
+    VersionMoved,
+)
 from scim_core.tenants.registry import MemoryTenantRegistry
+
+OnCommit = Callable[[str, int], None]
 
 
 @dataclass
@@ -34,21 +54,27 @@ class _Rows:
     index: dict[tuple[str, str, str], set[str]] = field(default_factory=lambda: defaultdict(set))
     members: dict[str, dict[str, Member]] = field(default_factory=lambda: defaultdict(dict))
     member_of: dict[str, set[str]] = field(default_factory=lambda: defaultdict(set))
+    events: list[Event] = field(default_factory=list)
+    floor: int = 0
+    """The last position retention removed."""
+    tenant_state: str | None = None
 
 
 class MemoryStore:
     """The Store protocol in process memory; for local runs, tests and benchmarks."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_commit: OnCommit | None = None) -> None:
         self._lock = threading.RLock()
         self._tenants: dict[str, _Rows] = defaultdict(_Rows)
         self._etags = count(1)
         self._registry = MemoryTenantRegistry()
+        self._on_commit = on_commit
 
     def tenant(self, name: str) -> MemoryTenantStore:
         """The view of tenant ``name``."""
         with self._lock:
-            return MemoryTenantStore(name, self._tenants[name], self._lock, self._etags)
+            return MemoryTenantStore(name, self._tenants[name], self._lock, self._etags,
+                                     self._on_commit)
 
     def tenant_registry(self) -> MemoryTenantRegistry:
         """The registry of this store's tenants."""
@@ -59,11 +85,12 @@ class MemoryTenantStore:
     """One tenant's rows of a ``MemoryStore``, under the store's one lock."""
 
     def __init__(self, name: str, rows: _Rows, lock: threading.RLock,
-                 etags: Iterator[int]) -> None:
+                 etags: Iterator[int], on_commit: OnCommit | None = None) -> None:
         self._name = name
         self._t = rows
         self._lock = lock
         self._etags = etags
+        self._on_commit = on_commit
 
     @property
     def tenant(self) -> str:
@@ -98,9 +125,12 @@ class MemoryTenantStore:
         if missing:
             raise UnknownMembers(missing)
 
-    def _apply_members(self, group_id: str, change: MemberChange) -> None:
+    def _apply_members(self, group_id: str, change: MemberChange, *, meta: Meta | None = None
+                       ) -> list[EventDraft]:
+        """Apply ``change``; with ``meta`` (the group's new meta), its membership events."""
         current = self._t.members[group_id]
         member_of = self._t.member_of
+        before = set(current)
         if change.remove_all:
             for user_id in current:
                 member_of[user_id].discard(group_id)
@@ -111,11 +141,28 @@ class MemoryTenantStore:
         for member in change.add:
             current[member.value] = member
             member_of[member.value].add(group_id)
+        if meta is None:
+            return []
+        added = {member.value for member in change.add}
+        return drafts.membership(group_id, removed=before - set(current) - added,
+                                 added=added, time=meta.last_modified, version=meta.version)
+
+    def _append(self, events: Sequence[EventDraft]) -> None:
+        """Place ``events`` in the feed (under the lock, so with the change itself)."""
+        if not events:
+            return
+        feed = self._t.events
+        start = feed[-1].position if feed else self._t.floor
+        feed.extend(Event.placed(draft, self._name, start + offset)
+                    for offset, draft in enumerate(events, 1))
+        if self._on_commit is not None:
+            self._on_commit(self._name, feed[-1].position)
 
     # -- Store protocol --------------------------------------------------------------------
 
     def create(self, record: Record, indexes: Sequence[IndexKey],
-               members: Sequence[Member] = ()) -> Record:
+               members: Sequence[Member] = (), *,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group)."""
         with self._lock:
             self._check_unique(record.kind, record.id, indexes)
@@ -125,8 +172,11 @@ class MemoryTenantStore:
                            tuple(indexes))
             self._t.entries[(record.kind, record.id)] = entry
             self._set_indexes(record.kind, record.id, (), indexes)
+            emitted = list(events)
             if record.kind == GROUP and members:
-                self._apply_members(record.id, MemberChange(add=tuple(members)))
+                emitted += self._apply_members(record.id, MemberChange(add=tuple(members)),
+                                               meta=record.meta)
+            self._append(emitted)
             return self._record(record.kind, record.id, entry)
 
     def get(self, kind: Kind, resource_id: str) -> Record | None:
@@ -138,7 +188,8 @@ class MemoryTenantStore:
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
-               members: MemberChange | None = None) -> Record:
+               members: MemberChange | None = None,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Write new metadata and optionally a document, indexes and member edits."""
         with self._lock:
             entry = self._t.entries.get((kind, resource_id))
@@ -154,14 +205,17 @@ class MemoryTenantStore:
                 self._set_indexes(kind, resource_id, entry.indexes, new_indexes)
                 entry.document = json.dumps(document)
                 entry.indexes = new_indexes
+            emitted = list(events)
             if members and kind == GROUP:
-                self._apply_members(resource_id, members)
+                emitted += self._apply_members(resource_id, members, meta=meta)
             entry.meta = meta
             entry.etag = str(next(self._etags))
+            self._append(emitted)
             return self._record(kind, resource_id, entry)
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange, expected_etag: str | None = None) -> str:
+                       members: MemberChange, expected_etag: str | None = None,
+                       events: Sequence[EventDraft] = ()) -> str:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._lock:
             entry = self._t.entries.get((GROUP, group_id))
@@ -169,10 +223,12 @@ class MemoryTenantStore:
                 raise NotStored(GROUP, group_id)
             meta = Meta(entry.meta.created, last_modified, version)
             return self.update(GROUP, group_id, meta=meta, expected_etag=expected_etag,
-                               members=members).etag
+                               members=members, events=events).etag
 
     def delete(self, kind: Kind, resource_id: str, *,
-               expected_version: str | None = None) -> None:
+               expected_version: str | None = None,
+               events: Callable[[Record], Sequence[EventDraft]] | None = None,
+               stamp: Stamp | None = None) -> None:
         """Remove a resource, its index rows and its memberships."""
         with self._lock:
             t = self._t
@@ -181,14 +237,26 @@ class MemoryTenantStore:
                 raise NotStored(kind, resource_id)
             if expected_version is not None and entry.meta.version != expected_version:
                 raise VersionMoved()
+            emitted = [] if events is None else list(events(
+                self._record(kind, resource_id, entry)))
             del t.entries[(kind, resource_id)]
             self._set_indexes(kind, resource_id, entry.indexes, ())
             if kind == GROUP:
                 self._apply_members(resource_id, MemberChange(remove_all=True))
                 t.members.pop(resource_id, None)
             elif kind == USER:
-                for group_id in t.member_of.pop(resource_id, set()):
+                left: list[EventDraft] = []
+                for group_id in sorted(t.member_of.pop(resource_id, set())):
                     t.members[group_id].pop(resource_id, None)
+                    group = t.entries.get((GROUP, group_id))
+                    if stamp is not None and group is not None:
+                        last_modified, version = stamp()
+                        group.meta = Meta(group.meta.created, last_modified, version)
+                        group.etag = str(next(self._etags))
+                        left += drafts.membership(group_id, removed=[resource_id],
+                                                  time=last_modified, version=version)
+                emitted += left
+            self._append(emitted)
 
     def lookup(self, kind: Kind, key: IndexKey) -> list[Record]:
         """The resources whose index holds the key's value."""
@@ -234,6 +302,51 @@ class MemoryTenantStore:
         with self._lock:
             return sorted(self._t.member_of.get(user_id, ()))
 
+    def append(self, events: Sequence[EventDraft], *,
+               tenant_state: str | None = None) -> int | None:
+        """Append events no resource write carries; with ``tenant_state``, only on a change."""
+        with self._lock:
+            if tenant_state is not None:
+                if self._t.tenant_state == tenant_state:
+                    return None
+                self._t.tenant_state = tenant_state
+            self._append(events)
+            return self._position()
+
+    def events(self, *, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events after position ``after``."""
+        if after < 0:
+            raise BadCursor("The cursor is not valid.")
+        with self._lock:
+            t = self._t
+            if after < t.floor:
+                raise CursorExpired("Events after the cursor were removed by retention.")
+            first = t.events[0].position if t.events else t.floor + 1
+            start = after + 1 - first
+            return t.events[start:start + max(0, limit)]
+
+    def _position(self) -> int:
+        return self._t.events[-1].position if self._t.events else self._t.floor
+
+    def position(self) -> int:
+        """The feed's last position."""
+        with self._lock:
+            return self._position()
+
+    def trim(self, *, before: str, limit: int) -> int:
+        """Remove up to ``limit`` of the oldest events older than ``before``."""
+        with self._lock:
+            t = self._t
+            gone = 0
+            for event in t.events[:max(0, limit)]:
+                if event.time >= before:
+                    break
+                gone += 1
+            if gone:
+                t.floor = t.events[gone - 1].position
+                del t.events[:gone]
+            return gone
+
     def purge(self, *, limit: int) -> int:
         """Remove up to ``limit`` rows' worth of the tenant's data: resources first."""
         with self._lock:
@@ -247,4 +360,8 @@ class MemoryTenantStore:
                 t.index.clear()
                 t.members.clear()
                 t.member_of.clear()
+                gone += len(t.events)
+                t.events.clear()
+                t.floor = 0
+                t.tenant_state = None
             return gone

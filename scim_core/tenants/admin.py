@@ -29,6 +29,8 @@ from azure.core.exceptions import (
 from scim_core.auth.keyvault import describe_error, is_secret_disabled, is_valid, newest_first
 from scim_core.auth.tenant_tokens import tenant_secret_name
 from scim_core.config import Settings, SettingsError
+from scim_core.events import drafts
+from scim_core.events.model import EventType
 from scim_core.store.errors import StoreError
 from scim_core.tenants.model import (
     DEFAULT_TENANT,
@@ -55,6 +57,7 @@ SCIM_ROOT = "/scim/v2"
 TOKEN_BYTES = 32  # 256 bits of randomness, 43 URL-safe characters
 TAGS = {"created-by": "scim_core.admin"}
 DEFAULT_STEP_ROWS = 1000
+_STATE_EVENTS = {DISABLED: EventType.TENANT_DISABLED, ENABLED: EventType.TENANT_ENABLED}
 
 
 class TenantAdminError(Exception):
@@ -368,6 +371,12 @@ class TenantAdmin:
         registry = self.store.tenant_registry()
         changed = tenant.with_state(state, self._now())
         with self._storage():
+            if tenant.state != state:
+                # The feed records the state with its event, so a retry after a failure
+                # between these two writes adds no second event.
+                self.store.tenant(tenant.id).append(
+                    [drafts.tenant_state(_STATE_EVENTS[state], changed.changed)],
+                    tenant_state=state)
             if tenant.id == DEFAULT_TENANT and registry.get(DEFAULT_TENANT) is None:
                 created = replace(changed, created=changed.changed)
                 try:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
-from scim_core.store.base import USER, IndexKey, Member, Meta
+from scim_core.store.base import GROUP, USER, IndexKey, Member, Meta
 from scim_core.store.errors import KeyTaken
 from scim_core.store.tables import keys
 from scim_core.store.tables.entities import (
@@ -21,7 +21,13 @@ from scim_core.store.tables.entities import (
 )
 from scim_core.store.tables.errors import Failure, failure_of
 
+if TYPE_CHECKING:
+    from scim_core.store.tables.feed import FeedWrite
+
 MAX_BATCH = 100
+FEED_RESERVE = 4
+"""Operations each batch keeps free for the feed row and its events (a group's own event
+and its removed and added members, or a user's deletion and one group it leaves)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +44,7 @@ class Step:
     member: str | None = None
     """On each operation of a member add: the user id, whose document row must exist."""
     pair: tuple[str, str] | None = None
-    """On both deletes of a membership removal: the group and user ids."""
+    """On every operation of a membership change: the group and user ids."""
 
     def operation(self) -> tuple[str, dict[str, Any], dict[str, Any]]:
         """The operation as ``TableClient.submit_transaction`` takes it."""
@@ -59,16 +65,21 @@ def if_match(etag: str) -> dict[str, Any]:
     return {"etag": etag, "match_condition": MatchConditions.IfNotModified}
 
 
-def pack(head: list[Step], units: Iterable[Unit],
-         guard: Step | None = None) -> list[list[Step]]:
+def pack(head: list[Step], units: Iterable[Unit], guard: Step | None = None, *,
+         per_unit: int = 0) -> list[list[Step]]:
     """``head`` plus the units that fit in the first batch, the rest in later batches,
-    each led by ``guard`` when given; a unit is never split."""
+    each led by ``guard`` when given; a unit is never split. Each batch leaves
+    ``FEED_RESERVE`` operations for the feed, and ``per_unit`` more for each unit (an
+    event of its own)."""
     lead = [guard] if guard is not None else []
     batches = [list(head)]
+    room = MAX_BATCH - FEED_RESERVE
     for unit in units:
-        if len(batches[-1]) + len(unit) > MAX_BATCH:
+        if len(batches[-1]) + len(unit) + per_unit > room:
             batches.append(list(lead))
+            room = MAX_BATCH - FEED_RESERVE
         batches[-1].extend(unit)
+        room -= per_unit
     return batches
 
 
@@ -97,21 +108,27 @@ def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str |
     return None
 
 
-def submit(table: TableClient, steps: Sequence[Step], *,
-           drop_missing_members: bool = False) -> list[Mapping[str, Any]]:
+def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: bool = False,
+           feed: FeedWrite | None = None) -> list[Mapping[str, Any]]:
     """One transaction. A delete marked optional whose row is already gone is dropped and
     the rest resubmitted, so removing what is not there is not an error; for a membership
     both of its deletes go, so a removal never deletes one row of a pair (storage writes a
     pair whole; an emulator that lets a concurrent batch's half be seen would otherwise
     leave half a pair). With ``drop_missing_members`` so is the add of a member whose user
-    is gone. Every other failure is raised, its ``index`` naming the failed operation in
-    ``steps``."""
+    is gone. With ``feed``, the transaction also appends the events of what it holds, and
+    one that lost the feed row to another writer is resubmitted with later positions. Every
+    other failure is raised, its ``index`` naming the failed operation in ``steps``."""
     pending = list(enumerate(steps))
     while pending:
+        batch = [step for _, step in pending]
+        tail = feed.steps(batch) if feed is not None else []
         try:
-            return table.submit_transaction([step.operation() for _, step in pending])
+            results = table.submit_transaction([step.operation() for step in batch + tail])
         except TableTransactionError as error:
             index: int = error.index
+            if feed is not None and tail and len(batch) <= index < len(batch) + len(tail):
+                feed.moved()
+                continue
             if not 0 <= index < len(pending):
                 raise
             position, failed = pending[index]
@@ -127,6 +144,9 @@ def submit(table: TableClient, steps: Sequence[Step], *,
                 pending = [(at, step) for at, step in pending if step.member != gone]
                 continue
             raise
+        if feed is not None:
+            feed.committed(results[len(batch):])
+        return results[:len(batch)]
     return []
 
 
@@ -178,19 +198,29 @@ def add_unit(partition: str, group_id: str, member: Member) -> Unit:
     reverse = row(partition, keys.member_of_key(user_id, group_id),
                   userId=user_id, groupId=group_id)
     replace = {"mode": UpdateMode.REPLACE}
-    return (Step("upsert", forward, replace, member=user_id),
-            Step("upsert", reverse, replace, member=user_id),
-            Step("update", row(partition, keys.document_key(USER, user_id)),
-                 {"mode": UpdateMode.MERGE}, member=user_id))
-
-
-def remove_unit(partition: str, group_id: str, user_id: str) -> Unit:
-    """The optional deletes of both rows of one membership."""
     pair = (group_id, user_id)
-    return (Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True,
-                 pair=pair),
-            Step("delete", row(partition, keys.member_of_key(user_id, group_id)),
-                 optional=True, pair=pair))
+    return (Step("upsert", forward, replace, member=user_id, pair=pair),
+            Step("upsert", reverse, replace, member=user_id, pair=pair),
+            Step("update", row(partition, keys.document_key(USER, user_id)),
+                 {"mode": UpdateMode.MERGE}, member=user_id, pair=pair))
+
+
+def remove_unit(partition: str, group_id: str, user_id: str,
+                stamp: tuple[str, str] | None = None) -> Unit:
+    """The optional deletes of both rows of one membership; with ``stamp`` (a deleted
+    user's group), the group's ``lastModified`` and ``version`` merged too, if it exists."""
+    pair = (group_id, user_id)
+    unit: Unit = (
+        Step("delete", row(partition, keys.member_key(group_id, user_id)), optional=True,
+             pair=pair),
+        Step("delete", row(partition, keys.member_of_key(user_id, group_id)),
+             optional=True, pair=pair))
+    if stamp is None:
+        return unit
+    touch = row(partition, keys.document_key(GROUP, group_id), lastModified=stamp[0],
+                version=stamp[1])
+    return (*unit, Step("update", touch, {"mode": UpdateMode.MERGE}, optional=True,
+                        pair=pair))
 
 
 def add_units(partition: str, group_id: str, members: Iterable[Member]) -> list[Unit]:

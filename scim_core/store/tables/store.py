@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
 from typing import TYPE_CHECKING, Any
@@ -15,6 +15,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from scim_core.config import Settings
+from scim_core.events.model import Event, EventDraft
 from scim_core.kinds import Kind
 from scim_core.store.base import (
     GROUP,
@@ -24,10 +25,12 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    Stamp,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.errors import (
     BadCursor,
+    CursorExpired,
     KeyTaken,
     NotStored,
     StorageUnavailable,
@@ -36,6 +39,7 @@ from scim_core.store.errors import (
 )
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import (
+    FEED_RESERVE,
     MAX_BATCH,
     Step,
     Unit,
@@ -62,6 +66,16 @@ from scim_core.store.tables.entities import (
     stored_index_rows,
 )
 from scim_core.store.tables.errors import Failure, failure_of, storage_errors
+from scim_core.store.tables.feed import (
+    EVENTS_END,
+    FEED_ROW,
+    Feeds,
+    FeedWrite,
+    OnCommit,
+    event_from_entity,
+    event_key,
+    membership_events,
+)
 
 if TYPE_CHECKING:
     from scim_core.store.tables.tenants import TableTenantRegistry
@@ -82,8 +96,10 @@ class TableStore:
     """Users, groups and memberships of every tenant in one Azure table, one partition
     per tenant; ``tenant(name)`` is the view the service uses."""
 
-    def __init__(self, table_client: TableClient, *, read_workers: int = 8) -> None:
+    def __init__(self, table_client: TableClient, *, read_workers: int = 8,
+                 on_commit: OnCommit | None = None) -> None:
         self.table = table_client
+        self.feeds = Feeds(table_client, on_commit=on_commit)
         self._read_workers = read_workers
         self._lock = threading.Lock()
         self._table_ready = False
@@ -186,15 +202,25 @@ class TableTenantStore:
     def _range(self, low: str, high: str, **options: Any) -> Iterable[TableEntity]:
         return self._store.range(self._partition, low, high, **options)
 
+    def _feed(self, events: Callable[[Sequence[Step]], list[EventDraft]]) -> FeedWrite:
+        return FeedWrite(self._store.feeds, self._partition, self._name, events)
+
+    def _members_feed(self, meta: Meta, events: Sequence[EventDraft] = (), *,
+                      implied: str | None = None) -> FeedWrite:
+        """A batch's feed: ``events``, then the membership events of its steps."""
+        return self._feed(lambda steps: [*events, *membership_events(
+            steps, time=meta.last_modified, version=meta.version, implied=implied)])
+
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: Kind,
-                      resource_id: str) -> str | None:
+                      resource_id: str, meta: Meta) -> str | None:
         """A change's batches after the first, each led by the existence guard; a member
         whose user was deleted since the change began is left out. Returns the resource
         row's etag after the last of them (None when there are none)."""
         etag = None
         try:
             for batch in batches:
-                etag = str(submit(self._table, batch, drop_missing_members=True)[0]["etag"])
+                etag = str(submit(self._table, batch, drop_missing_members=True,
+                                  feed=self._members_feed(meta))[0]["etag"])
         except TableTransactionError as error:
             if failure_of(error) is Failure.MISSING and error.index == 0:
                 raise NotStored(kind, resource_id) from None
@@ -260,7 +286,7 @@ class TableTenantStore:
                 for entity in found if entity is not None]
 
     def _write_first(self, kind: Kind, resource_id: str, batches: Sequence[Sequence[Step]],
-                     *, conditional: bool) -> str | None:
+                     *, conditional: bool, feed: FeedWrite) -> str | None:
         """Submit an update's first batch; its new etag, or None when a read-then-write
         without the caller's etag lost a race and should be tried again."""
         first = batches[0]
@@ -272,7 +298,7 @@ class TableTenantStore:
                 raise NotStored(kind, resource_id) from None
             raise
         try:
-            return str(submit(self._table, first)[0]["etag"])
+            return str(submit(self._table, first, feed=feed)[0]["etag"])
         except TableTransactionError as error:
             failure = failure_of(error)
             if failure is Failure.MISSING and error.index == 0:
@@ -286,33 +312,39 @@ class TableTenantStore:
                 raise self._duplicate(first, error.index, resource_id) from None
             raise
 
-    def _write_meta(self, kind: Kind, resource_id: str, meta: Mapping[str, str],
-                    expected_etag: str | None, change: MemberChange | None) -> str:
+    def _write_meta(self, kind: Kind, resource_id: str, meta: Meta,
+                    expected_etag: str | None, change: MemberChange | None,
+                    events: Sequence[EventDraft]) -> str:
         """Meta properties and members only: the group must exist (If-Match: * unless the
         caller gave an etag), but concurrent member edits do not contend for its etag.
         Returns the row's etag after the last batch."""
         document_row = keys.document_key(kind, resource_id)
         condition = if_match(expected_etag) if expected_etag is not None else {}
-        merge = Step("update", row(self._partition, document_row, **meta),
+        properties = {"lastModified": meta.last_modified, "version": meta.version}
+        merge = Step("update", row(self._partition, document_row, **properties),
                      {"mode": UpdateMode.MERGE, **condition})
-        guard = existence_guard(self._partition, document_row, meta)
+        guard = existence_guard(self._partition, document_row, properties)
         first, *later = pack([merge], self._membership_units(resource_id, change), guard)
         etag = self._write_first(kind, resource_id, [first, *later],
-                                 conditional=expected_etag is not None)
-        return self._submit_later(later, kind, resource_id) or etag or ""
+                                 conditional=expected_etag is not None,
+                                 feed=self._members_feed(meta, events))
+        return self._submit_later(later, kind, resource_id, meta) or etag or ""
 
-    def _relations(self, kind: Kind, resource_id: str) -> list[Unit]:
-        """Removals of every membership of a group or a user."""
+    def _relations(self, kind: Kind, resource_id: str, stamp: Stamp | None) -> list[Unit]:
+        """Removals of every membership of a group or a user; with ``stamp``, a user's
+        groups get a new meta each."""
         if kind == GROUP:
             return [remove_unit(self._partition, resource_id, user_id)
                     for user_id in self._member_ids(resource_id)]
-        return [remove_unit(self._partition, group_id, resource_id)
+        return [remove_unit(self._partition, group_id, resource_id,
+                            stamp() if stamp is not None else None)
                 for group_id in self._group_ids(resource_id)]
 
     # -- Store protocol --------------------------------------------------------------------
 
     def create(self, record: Record, indexes: Sequence[IndexKey],
-               members: Sequence[Member] = ()) -> Record:
+               members: Sequence[Member] = (), *,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group)."""
         partition = self._partition
         indexed = index_steps(partition, record.kind, record.id, indexes)
@@ -327,13 +359,14 @@ class TableTenantStore:
         with self._store.session():
             self._check_users(batches)
             try:
-                results = submit(self._table, first)
+                results = submit(self._table, first,
+                                 feed=self._members_feed(record.meta, events))
             except TableTransactionError as error:
                 if failure_of(error) is Failure.TAKEN:
                     raise self._duplicate(first, error.index, record.id) from None
                 self._unknown_members(error, batches)
                 raise
-            self._submit_later(later, record.kind, record.id)
+            self._submit_later(later, record.kind, record.id, record.meta)
         return Record(record.kind, record.id, stored_document(entity), record.meta,
                       str(results[0]["etag"]))
 
@@ -344,25 +377,26 @@ class TableTenantStore:
         return None if entity is None else record_from_entity(kind, entity, _etag(entity))
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
-                       members: MemberChange, expected_etag: str | None = None) -> str:
+                       members: MemberChange, expected_etag: str | None = None,
+                       events: Sequence[EventDraft] = ()) -> str:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._store.session():
-            return self._write_meta(GROUP, group_id,
-                                    {"lastModified": last_modified, "version": version},
-                                    expected_etag, members)
+            # created is not written by a meta merge; the feed needs only the new two
+            meta = Meta("", last_modified, version)
+            return self._write_meta(GROUP, group_id, meta, expected_etag, members, events)
 
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
-               members: MemberChange | None = None) -> Record:
+               members: MemberChange | None = None,
+               events: Sequence[EventDraft] = ()) -> Record:
         """Write new metadata and optionally a document, indexes and member edits."""
         partition = self._partition
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
         with self._store.session():
             if document is None:
-                self._write_meta(kind, resource_id, meta_properties(meta), expected_etag,
-                                 change)
+                self._write_meta(kind, resource_id, meta, expected_etag, change, events)
                 current = self._read(document_row)
                 if current is None:
                     raise NotStored(kind, resource_id)
@@ -379,37 +413,50 @@ class TableTenantStore:
                                               meta=meta, document=document, indexes=indexes)
                 first, *later = pack(head, self._membership_units(resource_id, change), guard)
                 written = self._write_first(kind, resource_id, [first, *later],
-                                            conditional=expected_etag is not None)
+                                            conditional=expected_etag is not None,
+                                            feed=self._members_feed(meta, events))
                 if written is not None:
-                    self._submit_later(later, kind, resource_id)
+                    self._submit_later(later, kind, resource_id, meta)
                     return Record(kind, resource_id, stored, meta, written)
         raise StorageUnavailable(_BUSY, retry_after=1)
 
     def delete(self, kind: Kind, resource_id: str, *,
-               expected_version: str | None = None) -> None:
+               expected_version: str | None = None,
+               events: Callable[[Record], Sequence[EventDraft]] | None = None,
+               stamp: Stamp | None = None) -> None:
         """Remove a resource, its index rows and its membership rows in both directions;
-        the final batch's If-Match on the row read makes ``expected_version`` hold."""
+        the final batch's If-Match on the row read makes ``expected_version`` hold. Pairs
+        that do not fit the final batch go first, each batch with its membership events."""
         partition = self._partition
         document_row = keys.document_key(kind, resource_id)
         with self._store.session():
             # Member edits move a group's etag without touching its index rows, so a busy
             # group can need several rounds before its delete lands.
             for _ in range(_DELETE_ATTEMPTS):
-                current = self._read(document_row, select=["indexRows", "version"])
+                current = self._read(document_row)
                 if current is None:
                     raise NotStored(kind, resource_id)
                 if expected_version is not None and current.get("version") != expected_version:
                     raise VersionMoved()
+                record = record_from_entity(kind, current, _etag(current))
+                own = list(events(record)) if events is not None else []
+                when = Meta("", own[0].time if own else record.meta.last_modified,
+                            record.meta.version)
                 final = [Step("delete", row(partition, document_row), if_match(_etag(current)))]
                 final += [Step("delete", row(partition, index_row), optional=True)
                           for index_row in stored_index_rows(current)]
-                pairs = self._relations(kind, resource_id)
-                # the last pairs ride with the document; earlier ones go first, whole pairs
-                lead = len(pairs) - min(len(pairs), (MAX_BATCH - len(final)) // 2)
-                for batch in chunked(pairs[:lead]):
-                    submit(self._table, batch)
+                units = self._relations(kind, resource_id, stamp)
+                per_unit = 1 if kind == USER else 0
+                cost = len(units[0]) + per_unit if units else 1
+                fit = max(0, MAX_BATCH - FEED_RESERVE - len(final)) // cost
+                lead = len(units) - min(len(units), fit)
+                for batch in pack([], units[:lead], per_unit=per_unit):
+                    if batch:
+                        submit(self._table, batch, feed=self._members_feed(when))
+                implied = resource_id if kind == GROUP else None
                 try:
-                    submit(self._table, pack(final, pairs[lead:])[0])
+                    submit(self._table, [*final, *(s for u in units[lead:] for s in u)],
+                           feed=self._members_feed(when, own, implied=implied))
                 except TableTransactionError as error:
                     failure = failure_of(error)
                     if failure is Failure.MISSING and error.index == 0:
@@ -485,6 +532,77 @@ class TableTenantStore:
         with self._store.session():
             return sorted(self._group_ids(user_id))
 
+    def append(self, events: Sequence[EventDraft], *,
+               tenant_state: str | None = None) -> int | None:
+        """Events alone, in one transaction of the feed row and their rows."""
+        feeds = self._store.feeds
+        write = FeedWrite(feeds, self._partition, self._name, lambda _: list(events),
+                          tenant_state=tenant_state)
+        with self._store.session():
+            head = feeds.read(self._partition)
+            while tenant_state is None or head.tenant_state != tenant_state:
+                steps = write.steps([])
+                try:
+                    results = self._table.submit_transaction([s.operation() for s in steps])
+                except TableTransactionError:
+                    write.moved()
+                    head = feeds.head(self._partition)
+                    continue
+                write.committed(results)
+                return feeds.head(self._partition).position
+        return None
+
+    def events(self, *, after: int, limit: int) -> list[Event]:
+        """Up to ``limit`` events after ``after``: the run of consecutive positions that
+        starts at ``after + 1`` (a gap there is retention's, or a batch still landing on a
+        storage emulator that shows batches part by part)."""
+        if after < 0:
+            raise BadCursor("The cursor is not valid.")
+        if limit <= 0:
+            return []
+        found: list[Event] = []
+        with self._store.session():
+            rows = self._store.range(self._partition, "", EVENTS_END, after=event_key(after),
+                                     per_page=min(limit, PAGE_LIMIT))
+            for entity in islice(rows, limit):
+                event = event_from_entity(entity)
+                if event.position != after + 1 + len(found):
+                    break
+                found.append(event)
+            if not found:
+                head = self._store.feeds.read(self._partition)
+                if head.floor > after:
+                    raise CursorExpired("Events after the cursor were removed by retention.")
+        return found
+
+    def position(self) -> int:
+        """The feed's last position, read now."""
+        with self._store.session():
+            return self._store.feeds.read(self._partition).position
+
+    def trim(self, *, before: str, limit: int) -> int:
+        """Delete up to ``limit`` of the oldest events older than ``before``, raising the
+        feed row's ``floor`` in the same transactions."""
+        with self._store.session():
+            rows = self._store.range(self._partition, event_key(0), EVENTS_END,
+                                     select=["RowKey", "position", "time"],
+                                     per_page=min(max(1, limit), PAGE_LIMIT))
+            old = []
+            for entity in islice(rows, max(0, limit)):
+                if str(entity["time"]) >= before:
+                    break
+                old.append((str(entity["RowKey"]), int(entity["position"])))
+            step = MAX_BATCH - 1
+            for start in range(0, len(old), step):
+                chunk = old[start:start + step]
+                floor = row(self._partition, FEED_ROW, floor=chunk[-1][1])
+                submit(self._table, [Step("upsert", floor, {"mode": UpdateMode.MERGE}),
+                                     *(Step("delete", row(self._partition, key), optional=True)
+                                       for key, _ in chunk)])
+            if old:
+                self._store.feeds.forget(self._partition)
+        return len(old)
+
     def purge(self, *, limit: int) -> int:
         """Delete up to ``limit`` of the partition's rows, 100 to a transaction."""
         with self._store.session():
@@ -495,6 +613,7 @@ class TableTenantStore:
             for batch in chunked([(Step("delete", row(self._partition, key), optional=True),)
                                   for key in found]):
                 submit(self._table, batch)
+            self._store.feeds.forget(self._partition)
         return len(found)
 
 

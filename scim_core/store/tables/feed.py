@@ -1,0 +1,221 @@
+"""The change feed in a tenant's partition: the ``feed`` row that hands out positions under
+If-Match, and the event rows (docs/events.md, "Table layout")."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables import TableClient, UpdateMode
+
+from scim_core.events import drafts
+from scim_core.events.model import Event, EventDraft, EventType
+from scim_core.lru import Lru
+from scim_core.store.errors import StorageUnavailable
+from scim_core.store.tables.batches import Step, if_match, row
+from scim_core.store.tables.entities import split_chunks
+
+FEED_ROW = "feed"
+EVENT_PREFIX = "event:"
+EVENTS_END = "event;"
+MAX_ATTEMPTS = 60
+_LOG = logging.getLogger(__name__)
+_BUSY = "The tenant's change feed is too busy; retry later."
+
+OnCommit = Callable[[str, int], None]
+
+
+def event_key(position: int) -> str:
+    """The RowKey of the event at ``position``."""
+    return f"{EVENT_PREFIX}{position:016d}"
+
+
+def event_entity(partition: str, event: Event) -> dict[str, Any]:
+    """An event row."""
+    entity = row(partition, event_key(event.position), position=event.position, id=event.id,
+                 tenant=event.tenant, type=str(event.type), time=event.time,
+                 resourceType=event.resource_type, resourceId=event.resource_id,
+                 version=event.version, attributes=json.dumps(list(event.attributes)),
+                 members=json.dumps(list(event.members)))
+    chunks = ([] if event.resource is None else
+              split_chunks(json.dumps(event.resource, ensure_ascii=False,
+                                      separators=(",", ":"))))
+    entity["resourceChunks"] = len(chunks)
+    entity.update({f"resource_{i}": chunk for i, chunk in enumerate(chunks)})
+    return entity
+
+
+def event_from_entity(entity: Mapping[str, Any]) -> Event:
+    """The event an event row holds."""
+    chunks = int(entity.get("resourceChunks") or 0)
+    resource = (json.loads("".join(entity[f"resource_{i}"] for i in range(chunks)))
+                if chunks else None)
+    return Event(str(entity["tenant"]), int(entity["position"]), EventType(entity["type"]),
+                 str(entity["time"]), str(entity.get("resourceType") or ""),
+                 str(entity.get("resourceId") or ""), str(entity.get("version") or ""),
+                 resource, tuple(json.loads(entity.get("attributes") or "[]")),
+                 tuple(json.loads(entity.get("members") or "[]")))
+
+
+def membership_events(steps: Iterable[Step], *, time: str, version: str,
+                      implied: str | None = None) -> list[EventDraft]:
+    """The membership events of a transaction's steps: per group, the users whose pair it
+    deletes and whose rows it writes. A group's removals are left out when the transaction
+    deletes the group itself (``implied``); a step that touches a group's meta on the side
+    (a deleted user's group) gives that group's events its own time and version."""
+    removed: dict[str, set[str]] = {}
+    added: dict[str, set[str]] = {}
+    stamps: dict[str, tuple[str, str]] = {}
+    for step in steps:
+        if step.pair is None:
+            continue
+        group_id, user_id = step.pair
+        if step.verb == "delete":
+            removed.setdefault(group_id, set()).add(user_id)
+        elif step.member is not None:
+            added.setdefault(group_id, set()).add(user_id)
+        else:
+            stamps[group_id] = (step.entity["lastModified"], step.entity["version"])
+    events: list[EventDraft] = []
+    for group_id in sorted(set(removed) | set(added)):
+        if group_id == implied:
+            continue
+        when, which = stamps.get(group_id, (time, version))
+        events += drafts.membership(group_id, removed=removed.get(group_id, ()),
+                                    added=added.get(group_id, ()), time=when, version=which)
+    return events
+
+
+@dataclass(frozen=True)
+class Head:
+    """A tenant's feed row as last seen: its last position and etag (None: no row yet)."""
+
+    position: int
+    etag: str | None
+    floor: int = 0
+    tenant_state: str | None = None
+
+
+class Feeds:
+    """The feed rows of every tenant of a table, as this process last saw them: a write
+    takes its positions from the cached head without reading it, and reads it only after
+    losing a race (another writer moved it)."""
+
+    def __init__(self, table: TableClient, *, on_commit: OnCommit | None = None,
+                 size: int = 20_000) -> None:
+        self._table = table
+        self._heads: Lru[str, Head] = Lru(size)
+        self._lock = threading.Lock()
+        self._on_commit = on_commit
+
+    def head(self, partition: str) -> Head:
+        """The cached head, read on first use."""
+        return self._heads.get(partition) or self.read(partition)
+
+    def read(self, partition: str, *, thorough: bool = False) -> Head:
+        """The head as stored now. Without a feed row it is 0, or, when ``thorough``, the
+        last event row's position (for a feed row lost while its events remain)."""
+        try:
+            entity = self._table.get_entity(partition, FEED_ROW)
+        except ResourceNotFoundError:
+            head = Head(self._last_event(partition) if thorough else 0, None)
+        else:
+            head = Head(int(entity.get("position") or 0), str(entity.metadata["etag"]),
+                        int(entity.get("floor") or 0), entity.get("tenantState"))
+            if thorough and "position" not in entity:
+                head = Head(self._last_event(partition), head.etag, head.floor,
+                            head.tenant_state)
+        self._heads.put(partition, head)
+        return head
+
+    def _last_event(self, partition: str) -> int:
+        rows = self._table.query_entities(
+            "PartitionKey eq @p and RowKey ge @low and RowKey lt @high",
+            parameters={"p": partition, "low": EVENT_PREFIX, "high": EVENTS_END},
+            select=["position"])
+        last = 0
+        for entity in rows:
+            last = max(last, int(entity["position"]))
+        return last
+
+    def committed(self, partition: str, tenant: str, head: Head) -> None:
+        """A transaction of this process moved the head to ``head``."""
+        with self._lock:
+            known = self._heads.get(partition)
+            if known is None or known.position < head.position:
+                self._heads.put(partition, head)
+        if self._on_commit is not None:
+            try:
+                self._on_commit(tenant, head.position)
+            except Exception:  # a nudge is a hint: its failure never fails the write
+                _LOG.warning("the commit hook failed", exc_info=True)
+
+    def forget(self, partition: str) -> None:
+        """Drop the cached head (the partition was purged)."""
+        self._heads.pop(partition)
+
+
+class FeedWrite:
+    """The events of one change's transactions: ``steps`` appends them to a batch,
+    ``committed`` and ``moved`` report how the batch went."""
+
+    def __init__(self, feeds: Feeds, partition: str, tenant: str,
+                 events: Callable[[Sequence[Step]], list[EventDraft]], *,
+                 tenant_state: str | None = None) -> None:
+        self._feeds = feeds
+        self._partition = partition
+        self._tenant = tenant
+        self._events = events
+        self._tenant_state = tenant_state
+        self._attempts = 0
+        self._head: Head | None = None
+        self._placed = 0
+
+    def steps(self, batch: Sequence[Step]) -> list[Step]:
+        """The feed row's move and the event rows for a batch of ``batch``'s steps
+        (nothing when the batch emits no event)."""
+        events = self._events(batch)
+        self._placed = len(events)
+        if not events:
+            return []
+        head = self._head = self._feeds.head(self._partition)
+        last = head.position + len(events)
+        partition = self._partition
+        moved: dict[str, Any] = {"position": last}
+        if self._tenant_state is not None:
+            moved["tenantState"] = self._tenant_state
+        if head.etag is None:
+            feed = Step("create", row(partition, FEED_ROW, floor=head.floor, **moved))
+        else:
+            feed = Step("update", row(partition, FEED_ROW, **moved),
+                        {"mode": UpdateMode.MERGE, **if_match(head.etag)})
+        placed = [Event.placed(draft, self._tenant, head.position + offset)
+                  for offset, draft in enumerate(events, 1)]
+        return [feed, *(Step("create", event_entity(partition, event)) for event in placed)]
+
+    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The batch landed; ``results`` are its feed steps' results."""
+        if not self._placed or self._head is None:
+            return
+        head = self._head
+        self._feeds.committed(self._partition, self._tenant, Head(
+            head.position + self._placed, str(results[0]["etag"]), head.floor,
+            self._tenant_state or head.tenant_state))
+
+    def moved(self) -> None:
+        """The batch failed on the feed row: another writer took the positions. Read the
+        head again (after a short random pause once it keeps happening)."""
+        self._attempts += 1
+        if self._attempts >= MAX_ATTEMPTS:
+            raise StorageUnavailable(_BUSY, retry_after=1)
+        if self._attempts > 3:
+            time.sleep(random.uniform(0, 0.002 * self._attempts))
+        self._feeds.read(self._partition, thorough=self._attempts > 2)
+
