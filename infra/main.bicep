@@ -55,6 +55,11 @@ param storageSkuName string = 'Standard_LRS'
 @maxLength(63)
 param tableName string = 'scim'
 
+@description('SCIM_EVENTS_QUEUE: the Storage Queue that gets a small message (tenant and position) per committed write, so a queue-triggered function in your app wakes up without polling. A hint only: the events in the table are the truth.')
+@minLength(3)
+@maxLength(63)
+param eventsQueueName string = 'scim-events'
+
 @description('SCIM_TOKEN_SECRET_NAME: the Key Vault secret that holds the bearer token. The template does not create it; rotate-token does.')
 @minLength(1)
 @maxLength(127)
@@ -124,6 +129,7 @@ module storage 'modules/storage.bicep' = {
     skuName: storageSkuName
     tableName: tableName
     deploymentContainerName: names.deploymentContainer
+    eventsQueueName: eventsQueueName
   }
 }
 
@@ -155,6 +161,8 @@ module functionApp 'modules/functionapp.bicep' = {
     appInsightsName: monitoring.outputs.appInsightsName
     tablesEndpoint: storage.outputs.tableEndpoint
     tableName: tableName
+    eventsQueueName: storage.outputs.eventsQueueName
+    queuesEndpoint: storage.outputs.queueEndpoint
     keyVaultUrl: keyVault.outputs.uri
     tokenSecretName: tokenSecretName
   }
@@ -165,6 +173,7 @@ module storageRoles 'modules/storage-roles.bicep' = {
   params: {
     storageAccountName: storage.outputs.name
     principalId: functionApp.outputs.principalId
+    eventsQueueName: storage.outputs.eventsQueueName
     adminPrincipalId: adminPrincipalId
     adminPrincipalType: adminPrincipalType
   }

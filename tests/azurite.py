@@ -1,4 +1,5 @@
-"""Pytest fixtures: Azurite's table service on a free port, table stores and a fault proxy."""
+"""Pytest fixtures: Azurite's table service on a free port, table stores and a fault proxy;
+Azurite's queue service for the tests that need it (``serve_queue``)."""
 
 from __future__ import annotations
 
@@ -30,8 +31,10 @@ from scim_core.store.tables.sdk_batches import install_batch_codec
 __all__ = [
     "ACCOUNT_KEY",
     "ACCOUNT_NAME",
+    "AZURITE_QUEUE",
     "FAST_CLIENT_OPTIONS",
     "Azurite",
+    "AzuriteQueue",
     "Fault",
     "FaultProxy",
     "RecordingTableClient",
@@ -41,12 +44,16 @@ __all__ = [
     "fault_proxy",
     "keyed_azurite",
     "keyed_table_harness",
+    "queue_connection_string",
+    "queue_endpoint",
+    "serve_queue",
     "table_harness",
     "table_store",
     "unique_table_name",
 ]
 
 
+AZURITE_QUEUE = AZURITE_TABLE.with_name("azurite-queue")
 ACCOUNT_NAME = "devstoreaccount1"
 ACCOUNT_KEY = (  # Azurite's well-known development key; public, documented by Microsoft
     "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -64,6 +71,16 @@ FAST_CLIENT_OPTIONS: dict[str, Any] = {
 def connection_string(port: int) -> str:
     return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
             f"TableEndpoint=http://127.0.0.1:{port}/{ACCOUNT_NAME}")
+
+
+def queue_endpoint(port: int) -> str:
+    """The queue endpoint of Azurite's queue service on ``port`` (path-style account)."""
+    return f"http://127.0.0.1:{port}/{ACCOUNT_NAME}"
+
+
+def queue_connection_string(port: int) -> str:
+    return (f"DefaultEndpointsProtocol=http;AccountName={ACCOUNT_NAME};AccountKey={ACCOUNT_KEY};"
+            f"QueueEndpoint={queue_endpoint(port)}")
 
 
 def free_port() -> int:
@@ -97,13 +114,18 @@ class Azurite:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
-    def start(self, *, timeout: float = 30.0) -> None:
-        if self.running:
-            return
+    def command(self) -> list[str]:
+        """The command line that starts this service."""
         command = keyed_command() if self.keyed else [str(AZURITE_TABLE)]
         command += ["--tableHost", "127.0.0.1", "--tablePort", str(self.port), "--silent",
                     "--skipApiVersionCheck", "--loose", "--disableTelemetry"]
         command += ["--inMemoryPersistence"] if self.keyed else ["--location", str(self.location)]
+        return command
+
+    def start(self, *, timeout: float = 30.0) -> None:
+        if self.running:
+            return
+        command = self.command()
         with self._log.open("ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
                                              stdin=subprocess.DEVNULL, cwd=self.location,
@@ -132,6 +154,36 @@ class Azurite:
         deadline = time.monotonic() + 5
         while _answers(self.port) and time.monotonic() < deadline:
             time.sleep(0.05)
+
+
+class AzuriteQueue(Azurite):
+    """One Azurite queue service process (``node_modules/.bin/azurite-queue``) on a free
+    loopback port, its data under ``location``; ``stop()``/``start()`` keep both."""
+
+    def __init__(self, location: Path, port: int) -> None:
+        super().__init__(location, port)
+        self.connection_string = queue_connection_string(port)
+        self.endpoint = queue_endpoint(port)
+        self._log = location / "azurite-queue.log"
+
+    def command(self) -> list[str]:
+        """azurite-queue on 127.0.0.1:``port``, its data in ``location``."""
+        return [str(AZURITE_QUEUE), "--queueHost", "127.0.0.1", "--queuePort", str(self.port),
+                "--silent", "--skipApiVersionCheck", "--loose", "--disableTelemetry",
+                "--location", str(self.location)]
+
+
+def serve_queue(location: Path) -> Iterator[AzuriteQueue]:
+    """Azurite's queue service in ``location`` until the generator is closed (skips the
+    test when Azurite is not installed); for a fixture: ``yield from serve_queue(path)``."""
+    if not AZURITE_QUEUE.exists():
+        pytest.skip(f"Azurite is not installed ({AZURITE_QUEUE} is missing): run `npm ci`")
+    server = AzuriteQueue(location, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _serve(tmp_path_factory: pytest.TempPathFactory, *, keyed: bool) -> Iterator[Azurite]:
@@ -417,8 +469,9 @@ class RacingTenantStore(TableTenantStore):
         return found
 
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: Kind,
-                      resource_id: str) -> str | None:
+                      resource_id: str, *args: Any, **kwargs: Any) -> str | None:
+        # (*args, **kwargs: whatever else the store passes on, e.g. the change's meta)
         hook, self.racing.after_first_batch = self.racing.after_first_batch, None
         if hook is not None:
             hook()
-        return super()._submit_later(batches, kind, resource_id)
+        return super()._submit_later(batches, kind, resource_id, *args, **kwargs)

@@ -26,6 +26,8 @@ APP_SETTINGS = {
     "SCIM_TABLE_NAME",
     "SCIM_KEYVAULT_URL",
     "SCIM_TOKEN_SECRET_NAME",
+    "SCIM_EVENTS_QUEUE",
+    "SCIM_QUEUES_ENDPOINT",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AzureWebJobsStorage__accountName",
@@ -45,6 +47,7 @@ REST_SOURCES = [
 ROLE_IDS = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
     "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
+    "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
     "Key Vault Secrets Officer": "b86a8fe4-44ce-4948-aee5-eccb2c155cd7",
@@ -429,14 +432,108 @@ def test_template_creates_no_bearer_secret() -> None:
 
 
 def test_role_assignments_use_the_builtin_role_ids() -> None:
-    """Five app role assignments with the built-in role IDs, a sixth (Secrets Officer) only
+    """Six app role assignments with the built-in role IDs, a seventh (Secrets Officer) only
     with appManagesTenantTokens; the admin's are optional."""
     names = ("storage-roles.bicep", "keyvault-roles.bicep", "monitoring-roles.bicep")
     roles = "".join(bicep(name) for name in names)
     assert [name for name, id_ in ROLE_IDS.items() if f"'{id_}'" not in roles] == []
-    assert roles.count("principalType: 'ServicePrincipal'") == 6
+    assert roles.count("principalType: 'ServicePrincipal'") == 7
     assert roles.count("= if (!empty(adminPrincipalId)) {") == 2
     assert roles.count("= if (appManagesTenantTokens) {") == 1
+
+
+def resource_block(text: str, symbol: str) -> str:
+    """The text of resource `symbol`, up to the next resource, module or output."""
+    return text.split(f"\nresource {symbol} ", 1)[1].split("\n}", 1)[0]
+
+
+def test_storage_creates_the_events_queue() -> None:
+    """The storage module creates the queue service and the events queue (eventsQueueName,
+    default scim-events) and outputs its name and the queue endpoint for the app."""
+    main, storage = bicep("main.bicep"), bicep("storage.bicep")
+    assert has(main, "param eventsQueueName string = 'scim-events'")
+    assert has(main, "eventsQueueName: eventsQueueName")
+    assert has(storage, "param eventsQueueName string")
+    service = resource_block(storage, "queueService")
+    assert "'Microsoft.Storage/storageAccounts/queueServices@" in service
+    assert has(service, "parent: account") and has(service, "name: 'default'")
+    queue = resource_block(storage, "eventsQueue")
+    assert "'Microsoft.Storage/storageAccounts/queueServices/queues@" in queue
+    assert " existing " not in queue.splitlines()[0]
+    assert has(queue, "parent: queueService") and has(queue, "name: eventsQueueName")
+    assert has(storage, "output eventsQueueName string = eventsQueue.name")
+    assert "var queueEndpoint = account.properties.primaryEndpoints.queue" in storage
+    assert re.search(r"^output queueEndpoint string = .*queueEndpoint", storage, re.MULTILINE)
+
+
+def test_app_settings_name_the_events_queue_and_its_endpoint() -> None:
+    """SCIM_EVENTS_QUEUE is the created queue and SCIM_QUEUES_ENDPOINT the account's queue
+    endpoint (the app reaches it with its managed identity, like SCIM_TABLES_ENDPOINT)."""
+    main, app = bicep("main.bicep"), bicep("functionapp.bicep")
+    settings = dict(re.findall(r"name: '(\w+)'\s*value: ([^\n]+)", app))
+    assert settings["SCIM_EVENTS_QUEUE"] == "eventsQueueName"
+    assert settings["SCIM_QUEUES_ENDPOINT"] == "queuesEndpoint"
+    assert has(app, "param eventsQueueName string") and has(app, "param queuesEndpoint string")
+    assert has(main, "eventsQueueName: storage.outputs.eventsQueueName")
+    assert has(main, "queuesEndpoint: storage.outputs.queueEndpoint")
+
+
+def test_app_identity_may_send_to_the_events_queue() -> None:
+    """The app's identity gets Storage Queue Data Message Sender, scoped to the events queue
+    (an existing reference to the queue the storage module created)."""
+    main, roles = bicep("main.bicep"), bicep("storage-roles.bicep")
+    sender_id = ROLE_IDS["Storage Queue Data Message Sender"]
+    assert has(roles, f"storageQueueDataMessageSender: '{sender_id}'")
+    queue = resource_block(roles, "eventsQueue")
+    assert "queueServices/queues@" in queue and " existing = {" in queue.splitlines()[0]
+    assert has(queue, "name: eventsQueueName")
+    assignment = resource_block(roles, "eventsQueueSender")
+    assert "'Microsoft.Authorization/roleAssignments@" in assignment
+    assert has(assignment, "scope: eventsQueue")
+    assert "roleIds.storageQueueDataMessageSender)" in assignment
+    assert has(assignment, "principalId: principalId")
+    assert has(assignment, "principalType: 'ServicePrincipal'")
+    assert has(assignment, "name: guid(eventsQueue.id, principalId, "
+                           "roleIds.storageQueueDataMessageSender)")
+    # after the queue exists: the name comes from the storage module's output
+    roles_module = main.split("module storageRoles ", 1)[1].split("\n}", 1)[0]
+    assert has(roles_module, "eventsQueueName: storage.outputs.eventsQueueName")
+
+
+PARSED_RESOURCES = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from check import bicep_files, parse
+root = Path(sys.argv[1])
+templates, problems = parse(bicep_files(root), root)
+print(json.dumps({"problems": problems, "templates": {
+    t.rel: {r.symbol: [r.type, r.existing] for r in t.resources.values()} for t in templates},
+    "bodies": {t.rel: {r.symbol: r.body for r in t.resources.values()} for t in templates}},
+    default=str))
+"""
+
+
+@needs_infra_venv
+def test_parsed_templates_hold_the_queue_and_its_role_assignment() -> None:
+    """Parsed with pycep (the gate's parser), storage.bicep declares the queue service and
+    the events queue, and storage-roles.bicep the queue-scoped role assignment."""
+    proc = subprocess.run([str(INFRA_PYTHON), "-c", PARSED_RESOURCES, str(INFRA)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    parsed = json.loads(proc.stdout)
+    assert parsed["problems"] == []
+    storage = parsed["templates"]["modules/storage.bicep"]
+    assert storage["queueService"] == ["Microsoft.Storage/storageAccounts/queueServices", False]
+    assert storage["eventsQueue"] == [
+        "Microsoft.Storage/storageAccounts/queueServices/queues", False]
+    roles = parsed["templates"]["modules/storage-roles.bicep"]
+    assert roles["eventsQueue"] == ["Microsoft.Storage/storageAccounts/queueServices/queues", True]
+    assert roles["eventsQueueSender"] == ["Microsoft.Authorization/roleAssignments", False]
+    sender = parsed["bodies"]["modules/storage-roles.bicep"]["eventsQueueSender"]
+    assert sender["scope"] == "eventsQueue"
+    assert "'storageQueueDataMessageSender'" in str(sender["properties"]["roleDefinitionId"])
+    assert sender["properties"]["principalId"] == "principalId"
 
 
 def test_app_writes_tenant_tokens_only_when_asked() -> None:

@@ -60,6 +60,12 @@ param tablesEndpoint string
 @description('Value of SCIM_TABLE_NAME.')
 param tableName string
 
+@description('Value of SCIM_EVENTS_QUEUE: the queue that gets a nudge per committed write.')
+param eventsQueueName string
+
+@description('Value of SCIM_QUEUES_ENDPOINT: https://<account>.queue.core.windows.net')
+param queuesEndpoint string
+
 @description('Value of SCIM_KEYVAULT_URL: the vault URI.')
 param keyVaultUrl string
 
@@ -188,6 +194,14 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
         {
           name: 'SCIM_TABLE_NAME'
           value: tableName
+        }
+        {
+          name: 'SCIM_EVENTS_QUEUE'
+          value: eventsQueueName
+        }
+        {
+          name: 'SCIM_QUEUES_ENDPOINT'
+          value: queuesEndpoint
         }
         {
           name: 'SCIM_KEYVAULT_URL'

@@ -1,7 +1,8 @@
-// One storage account serves three purposes:
+// One storage account serves four purposes:
 //   * the Functions host's own state (AzureWebJobsStorage, identity-based),
 //   * the Flex Consumption deployment container the published package is uploaded to,
-//   * the SCIM table holding users and groups.
+//   * the SCIM table holding users and groups,
+//   * the events queue that gets a nudge per committed write (SCIM_EVENTS_QUEUE).
 // Shared-key (account key and SAS) access is off: every caller authenticates with Entra ID.
 
 @description('Azure region for the storage account.')
@@ -29,6 +30,11 @@ param tableName string
 
 @description('Name of the blob container Flex Consumption deploys the app package from.')
 param deploymentContainerName string
+
+@description('Name of the queue that gets a nudge (tenant and position) per committed write.')
+@minLength(3)
+@maxLength(63)
+param eventsQueueName string
 
 resource account 'Microsoft.Storage/storageAccounts@2024-01-01' = {
   // checkov:skip=CKV_AZURE_35: the Flex Consumption app has no VNet integration here, so it reaches storage over the public endpoint; shared keys are off and every call needs an Entra ID token
@@ -101,12 +107,29 @@ resource scimTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-
   name: tableName
 }
 
+resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
+  parent: account
+  name: 'default'
+}
+
+// The app would create it on first use too, but its identity may only send to it
+// (Storage Queue Data Message Sender on this queue), so the template creates it.
+resource eventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@2024-01-01' = {
+  parent: queueService
+  name: eventsQueueName
+}
+
 var tableEndpoint = account.properties.primaryEndpoints.table
+var queueEndpoint = account.properties.primaryEndpoints.queue
 var blobEndpoint = account.properties.primaryEndpoints.blob
 
 output name string = account.name
 output id string = account.id
 @description('Table endpoint without the trailing slash, e.g. https://<account>.table.core.windows.net')
 output tableEndpoint string = endsWith(tableEndpoint, '/') ? substring(tableEndpoint, 0, length(tableEndpoint) - 1) : tableEndpoint
+@description('Queue endpoint without the trailing slash, e.g. https://<account>.queue.core.windows.net')
+output queueEndpoint string = endsWith(queueEndpoint, '/') ? substring(queueEndpoint, 0, length(queueEndpoint) - 1) : queueEndpoint
+@description('Name of the events queue (SCIM_EVENTS_QUEUE).')
+output eventsQueueName string = eventsQueue.name
 @description('URL of the Flex Consumption deployment container.')
 output deploymentContainerUrl string = '${blobEndpoint}${deploymentContainer.name}'
