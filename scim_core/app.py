@@ -71,14 +71,20 @@ class LocalDefaultToken:
 
 
 def build_store(settings: Settings) -> Store:
-    """The store ``settings`` name; for tables, with the batch codec installed first."""
+    """The store ``settings`` name; for tables, with the batch codec installed first. With
+    ``SCIM_EVENTS_QUEUE``, every committed write nudges that queue."""
+    nudge = None
+    if settings.events_queue:
+        from scim_core.events.nudge import queue_nudge
+
+        nudge = queue_nudge(settings)
     if settings.store == "memory":
-        return MemoryStore()
+        return MemoryStore(on_commit=nudge)
     from scim_core.store.tables import table_store
     from scim_core.store.tables.sdk_batches import install_batch_codec
 
     install_batch_codec()
-    store: Store = table_store(settings)
+    store: Store = table_store(settings, on_commit=nudge)
     return store
 
 

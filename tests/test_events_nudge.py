@@ -28,12 +28,15 @@ from azure.storage.queue import (
 )
 
 from scim_core import Settings
+from scim_core.app import build_store
 from scim_core.config import SettingsError
 from scim_core.events.nudge import QueueNudge, queue_client, queue_nudge
 from scim_core.store import MemoryStore
+from scim_core.store.tables import TableStore
 from tests.azurite import (
     ACCOUNT_KEY,
     ACCOUNT_NAME,
+    Azurite,
     AzuriteQueue,
     connection_string,
     serve_queue,
@@ -415,3 +418,30 @@ def test_writes_through_the_api_nudge_with_the_feed_position(
     assert {message["tenant"] for message in found} == {"default"}
     assert found[-1]["position"] == position
     assert [m["position"] for m in found] == sorted(m["position"] for m in found)
+
+
+def test_an_app_built_from_settings_nudges_the_queue_on_table_writes(
+        azurite: Azurite, queue_service: AzuriteQueue, queue_name: str) -> None:
+    """With SCIM_EVENTS_QUEUE set, the app's own store (Azurite tables, built by
+    ``build_store``) nudges the queue with the tenant's feed position after each write."""
+    settings = Settings.from_env({
+        "SCIM_TABLES_CONNECTION": azurite.connection_string,
+        "SCIM_TABLE_NAME": "t" + uuid.uuid4().hex,
+        "SCIM_QUEUES_ENDPOINT": queue_service.endpoint,
+        "SCIM_EVENTS_QUEUE": queue_name,
+    })
+    store = build_store(settings)
+    assert isinstance(store, TableStore)
+    nudge = store.feeds.on_commit
+    assert isinstance(nudge, QueueNudge)
+    try:
+        use_api(make_api(store))
+        user = FunctionClient().create_user("nudged@contoso.com")
+        assert FunctionClient().delete(f"/Users/{user['id']}").status == 204
+        assert nudge.flush(30)
+    finally:
+        nudge.close()
+        store.table.delete_table()
+        store.close()
+    positions = [m["position"] for m in decoded(queue_service, queue_name)]
+    assert positions and positions[-1] == 2 and positions == sorted(positions)

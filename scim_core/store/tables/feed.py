@@ -113,7 +113,7 @@ class Feeds:
         self._table = table
         self._heads: Lru[str, Head] = Lru(size)
         self._lock = threading.Lock()
-        self._on_commit = on_commit
+        self.on_commit = on_commit
 
     def head(self, partition: str) -> Head:
         """The cached head, read on first use."""
@@ -151,9 +151,9 @@ class Feeds:
             known = self._heads.get(partition)
             if known is None or known.position < head.position:
                 self._heads.put(partition, head)
-        if self._on_commit is not None:
+        if self.on_commit is not None:
             try:
-                self._on_commit(tenant, head.position)
+                self.on_commit(tenant, head.position)
             except Exception:  # a nudge is a hint: its failure never fails the write
                 _LOG.warning("the commit hook failed", exc_info=True)
 

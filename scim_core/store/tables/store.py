@@ -618,8 +618,10 @@ class TableTenantStore:
 
 
 def table_store(settings: Settings, *, credential: TokenCredential | None = None,
-                **client_kwargs: Any) -> TableStore:
+                on_commit: OnCommit | None = None, **client_kwargs: Any) -> TableStore:
     """The store for ``settings``; the process should build it once (it creates the table
-    on first use). ``client_kwargs`` override ``table_client.PRODUCTION_CLIENT_OPTIONS``."""
-    return TableStore(table_client(settings, credential=credential, **client_kwargs))
+    on first use). ``on_commit`` is told of each committed transaction's tenant and last
+    position; ``client_kwargs`` override ``table_client.PRODUCTION_CLIENT_OPTIONS``."""
+    return TableStore(table_client(settings, credential=credential, **client_kwargs),
+                      on_commit=on_commit)
 
