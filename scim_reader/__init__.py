@@ -7,28 +7,36 @@ service (``scim_core``). Guide: docs/reader.md.
     directory = reader.tenant("default")
     user = directory.get_user_by_name("alice@contoso.com")
 
+    for event in directory.follow(after=saved_cursor, stop=stopping):
+        handle(event)
+        save(event.position)
+
 Module layout: ``reader`` (``DirectoryReader``, ``TenantReader``), ``models`` (results),
-``listing`` (pages and cursors), ``layout`` (keys and rows), ``errors``. The change feed
-(``TenantReader.events(after=cursor)`` and a polling ``follow``) comes later, as module
-``events`` on the same ``TenantReader`` and ``Page``/cursor shapes; it is not built yet.
+``listing`` (pages and cursors), ``events`` (the change feed: ``EventPage``, ``follow``),
+``layout`` (keys and rows), ``errors``.
 """
 
 from scim_reader.errors import (
+    CursorExpired,
     InvalidCursor,
     ReaderError,
     StorageError,
     TableNotFound,
     UnreadableRow,
 )
+from scim_reader.events import EventPage
 from scim_reader.layout import DEFAULT_TENANT
 from scim_reader.listing import Listing, Page
-from scim_reader.models import Email, Group, Member, Meta, Tenant, User
+from scim_reader.models import Email, Event, Group, Member, Meta, Tenant, User
 from scim_reader.reader import DirectoryReader, TenantReader
 
 __all__ = [
     "DEFAULT_TENANT",
+    "CursorExpired",
     "DirectoryReader",
     "Email",
+    "Event",
+    "EventPage",
     "Group",
     "InvalidCursor",
     "Listing",

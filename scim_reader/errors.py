@@ -18,7 +18,18 @@ class TableNotFound(ReaderError):
 
 
 class InvalidCursor(ReaderError, ValueError):
-    """A cursor that this listing did not issue."""
+    """A cursor that this listing (or, for events, any feed) did not issue."""
+
+
+class CursorExpired(ReaderError):
+    """Retention removed events after the cursor that were never read (or the tenant's
+    feed started over, after the tenant was deleted and created again). Resynchronise:
+    take ``position()``, read the directory again, then follow from that position."""
+
+    def __init__(self, message: str, *, cursor: int, floor: int) -> None:
+        super().__init__(message)
+        self.cursor = cursor
+        self.floor = floor
 
 
 class StorageError(ReaderError):

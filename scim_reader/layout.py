@@ -1,5 +1,6 @@
-"""The table layout, read side: keys, ranges and document rows as the SCIM endpoint writes
-them (README "Table layout"). Pure Python: no Azure import.
+"""The table layout, read side: keys, ranges, document rows and event rows as the SCIM
+endpoint writes them (README "Table layout", docs/events.md "Table layout"). Pure Python:
+no Azure import.
 
 This restates the few layout rules a reader needs instead of importing
 ``scim_core.store.tables.keys``, because importing anything under ``scim_core`` runs
@@ -126,3 +127,42 @@ def document_of(entity: Mapping[str, Any]) -> dict[str, Any]:
     count = int(entity["docChunks"])
     document: dict[str, Any] = json.loads("".join(entity[f"doc_{i}"] for i in range(count)))
     return document
+
+
+# -- the change feed (docs/events.md, "Table layout") -------------------------------------
+
+FEED_ROW = "feed"
+"""The RowKey of a tenant's feed row: ``position`` (the last position taken) and ``floor``
+(the last position retention removed)."""
+
+EVENT_PREFIX = "event:"
+EVENTS_END = "event;"
+POSITION_DIGITS = 16
+
+
+def event_key(position: int) -> str:
+    """The RowKey of the event at ``position``: ``event:`` and 16 digits."""
+    return f"{EVENT_PREFIX}{position:0{POSITION_DIGITS}d}"
+
+
+def events_after(position: int) -> tuple[str, str]:
+    """The RowKey bounds ``(low, high)``, both exclusive, of the events after ``position``."""
+    return event_key(position), EVENTS_END
+
+
+def resource_of(entity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The resource an event row holds, joined from its chunks (None when it holds none)."""
+    count = int(entity.get("resourceChunks") or 0)
+    if not count:
+        return None
+    resource: dict[str, Any] = json.loads("".join(entity[f"resource_{i}"]
+                                                  for i in range(count)))
+    return resource
+
+
+def names_of(entity: Mapping[str, Any], column: str) -> tuple[str, ...]:
+    """The strings of an event row's JSON-array column (``attributes``, ``members``)."""
+    names = json.loads(entity.get(column) or "[]")
+    if not isinstance(names, list):
+        raise ValueError(f"{column} is not a JSON array")
+    return tuple(str(name) for name in names)

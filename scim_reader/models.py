@@ -1,4 +1,5 @@
-"""What the reader returns: users, groups, members and tenants, built from table rows."""
+"""What the reader returns: users, groups, members, tenants and events, built from table
+rows."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scim_reader.errors import UnreadableRow
-from scim_reader.layout import document_of
+from scim_reader.layout import document_of, names_of, resource_of
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,29 @@ class Tenant:
         return self.state == "enabled"
 
 
+@dataclass(frozen=True)
+class Event:
+    """One event of a tenant's change feed (docs/events.md). ``position`` is its place in
+    the tenant's commit order (1, 2, 3, ... with no gaps) and the cursor after it; ``id`` is
+    ``<tenant>:<position>``. ``type`` is a string such as ``user.created`` (a newer endpoint
+    may add types: skip those you do not know). ``resource`` is the user or group as the
+    API rendered it after the change (as it was, for a deletion; groups without members),
+    None for membership and tenant events; ``attributes`` names what a ``*.updated``
+    changed; ``members`` the user ids a membership event added or removed."""
+
+    id: str
+    tenant: str
+    position: int
+    type: str
+    time: str
+    resource_type: str
+    resource_id: str
+    version: str
+    resource: dict[str, Any] | None = field(hash=False)
+    attributes: tuple[str, ...]
+    members: tuple[str, ...]
+
+
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
@@ -142,3 +166,18 @@ def tenant_from_row(entity: Mapping[str, Any]) -> Tenant:
     created = str(entity.get("created", ""))
     return Tenant(str(entity["RowKey"]), str(entity["name"]), str(entity["state"]), created,
                   str(entity.get("changed", created)))
+
+
+def event_from_row(entity: Mapping[str, Any]) -> Event:
+    """The event an ``event:`` row holds."""
+    try:
+        return Event(id=str(entity["id"]), tenant=str(entity["tenant"]),
+                     position=int(entity["position"]), type=str(entity["type"]),
+                     time=str(entity["time"]),
+                     resource_type=str(entity.get("resourceType") or ""),
+                     resource_id=str(entity.get("resourceId") or ""),
+                     version=str(entity.get("version") or ""), resource=resource_of(entity),
+                     attributes=names_of(entity, "attributes"),
+                     members=names_of(entity, "members"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise UnreadableRow(f"row {entity.get('RowKey')!r}: {error!r}") from error

@@ -1,9 +1,10 @@
 """``DirectoryReader`` (one table, every tenant) and ``TenantReader`` (one tenant's
-partition): point reads and range queries of the rows the SCIM endpoint writes."""
+partition): point reads and range queries of the rows the SCIM endpoint writes, and the
+tenant's change feed."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from azure.core.exceptions import ResourceNotFoundError
@@ -11,8 +12,10 @@ from azure.data.tables import TableClient
 
 from scim_reader import layout
 from scim_reader.errors import is_table_missing, reading
+from scim_reader.events import Cursor, EventPage, Feed, Stop
 from scim_reader.listing import MAX_PER_PAGE, Listing
 from scim_reader.models import (
+    Event,
     Group,
     Member,
     Tenant,
@@ -83,6 +86,21 @@ class DirectoryReader:
                          Tenant(layout.DEFAULT_TENANT, "Default", "enabled", "", ""))
         return [found[tenant_id] for tenant_id in sorted(found)]
 
+    def events(self, tenant_id: str, *, after: Cursor = None,
+               limit: int = MAX_PER_PAGE) -> EventPage:
+        """``tenant(tenant_id).events(after=..., limit=...)``."""
+        return self.tenant(tenant_id).events(after, limit=limit)
+
+    def position(self, tenant_id: str) -> str:
+        """``tenant(tenant_id).position()``."""
+        return self.tenant(tenant_id).position()
+
+    def follow(self, tenant_id: str, after: Cursor = None, *, poll_seconds: float = 1.0,
+               stop: Stop = None, limit: int = MAX_PER_PAGE) -> Iterator[Event]:
+        """``tenant(tenant_id).follow(after, ...)``."""
+        return self.tenant(tenant_id).follow(after, poll_seconds=poll_seconds, stop=stop,
+                                             limit=limit)
+
     def close(self) -> None:
         """Close the table client."""
         self._client.close()
@@ -95,14 +113,16 @@ class DirectoryReader:
 
 
 class TenantReader:
-    """One tenant's users, groups and memberships. Get methods are point reads and return
-    None for what is not there; list methods are range queries in RowKey order (id order
-    for the endpoint's UUID ids) and return a ``Listing``."""
+    """One tenant's users, groups, memberships and events. Get methods are point reads and
+    return None for what is not there; list methods are range queries in RowKey order (id
+    order for the endpoint's UUID ids) and return a ``Listing``; ``events``, ``position``
+    and ``follow`` read the change feed."""
 
     def __init__(self, client: TableClient, tenant_id: str) -> None:
         self._client = client
         self._tenant = tenant_id
         self._partition = layout.partition_key(tenant_id)
+        self._feed = Feed(client, self._partition)
 
     @property
     def tenant_id(self) -> str:
@@ -190,6 +210,28 @@ class TenantReader:
         """The group's direct members, in RowKey order (empty for an unknown group)."""
         return self._listing(layout.members_range(group_id), member_from_row, after, per_page,
                              ["userId", "display"])
+
+    # -- the change feed -------------------------------------------------------------------
+
+    def events(self, after: Cursor = None, *, limit: int = MAX_PER_PAGE) -> EventPage:
+        """Up to ``limit`` events after the cursor ``after`` (None or "0": from the first),
+        in commit order, and the cursor to read on from (one range query, then a point read
+        of the feed row when none follows). Raises ``CursorExpired`` when retention removed
+        events after ``after`` and ``InvalidCursor`` for what is not a position."""
+        return self._feed.page(after, limit)
+
+    def position(self) -> str:
+        """The feed's last position now, as a cursor ("0" before the first event): take it
+        before reading the directory to resynchronise, then follow from it."""
+        return self._feed.position()
+
+    def follow(self, after: Cursor = None, *, poll_seconds: float = 1.0, stop: Stop = None,
+               limit: int = MAX_PER_PAGE) -> Iterator[Event]:
+        """Every event after ``after``, in commit order, each once, waiting ``poll_seconds``
+        between reads once caught up; ends when ``stop`` (a callable or a
+        ``threading.Event``) says so, never by itself. Errors (``CursorExpired``,
+        ``StorageError``) end it: follow again from the last position you handled."""
+        return self._feed.follow(after, poll_seconds=poll_seconds, stop=stop, limit=limit)
 
     def __repr__(self) -> str:
         return f"TenantReader({self._tenant!r})"
