@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from scim_core.kinds import Kind
 from scim_core.store import Store
 from tests.conftest import make_api
 from tests.support import (
@@ -669,14 +670,15 @@ def test_a_conditional_delete_loses_to_a_change_made_after_its_check(
     client = FunctionClient()
     user = client.create_user("raced@x.example")
     view = any_store.tenant("default")
-    listing = view.groups_of
+    delete = view.delete
 
-    def change_then_list(user_id: str) -> list[str]:
-        assert client.patch_ops(f"/Users/{user_id}", {"op": "replace", "path": "displayName",
-                                                      "value": "Changed"}).status == 200
-        return listing(user_id)
+    def change_then_delete(kind: Kind, resource_id: str, **options: Any) -> None:
+        assert client.patch_ops(f"/Users/{resource_id}",
+                                {"op": "replace", "path": "displayName",
+                                 "value": "Changed"}).status == 200
+        delete(kind, resource_id, **options)
 
-    view.groups_of = change_then_list  # type: ignore[method-assign]
+    view.delete = change_then_delete  # type: ignore[method-assign]
     any_store.tenant = lambda name: view  # type: ignore[method-assign]
     result = client.delete(f"/Users/{user['id']}",
                            headers={"If-Match": user["meta"]["version"]})

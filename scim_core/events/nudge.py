@@ -41,6 +41,10 @@ retries one second apart, see ``queue_client``) rather than holding the sender t
 _QUEUE_NAME = re.compile(r"[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]")
 
 
+MAX_RETRY_PAUSE = 30.0
+"""Longest wait, in seconds, between attempts to send to a queue that keeps failing."""
+
+
 def nudge_body(tenant: str, position: int) -> str:
     """The message text (before Base64): ``{"tenant": ..., "position": ...}``."""
     return json.dumps({"tenant": tenant, "position": position}, separators=(",", ":"))
@@ -63,15 +67,18 @@ class QueueNudge:
 
     The call only records the tenant's highest position in a pending map (several writes
     of one tenant before a send become one message naming the highest) and never touches
-    the network or raises. The sender puts one message per pending tenant; a failed send
-    is logged once per run of failures and dropped, since the events are the truth. The
+    the network or raises. The sender puts one message per pending tenant; what it could
+    not send stays pending and is tried again, after a pause that doubles up to
+    ``MAX_RETRY_PAUSE`` (one warning per run of failures), so each committed write is
+    followed by a message naming its position or a later one, for as long as the process
+    runs. The
     queue is created on first use (``create_queue``); a 403 on creating it (an identity
     that may only send) is taken to mean it exists.
 
     ``client`` must encode messages as Base64 text (``TextBase64EncodePolicy``), which a
     Functions queue trigger decodes by default; ``queue_client`` builds such a client.
-    ``retry_pause`` is how long the sender waits after a failed send before the next one
-    (nudges arriving meanwhile are kept and coalesced). ``time_to_live`` is each message's
+    ``retry_pause`` is how long the sender first waits after a failed send (nudges arriving
+    meanwhile are kept and coalesced). ``time_to_live`` is each message's
     lifetime in seconds (None: the service's default, 7 days)."""
 
     def __init__(self, client: QueueClient, *, create_queue: bool = True,
@@ -91,7 +98,7 @@ class QueueNudge:
         self._thread: threading.Thread | None = None
         self._queue_ready = not create_queue
         self._failing = False
-        self._dropped = 0
+        self._pauses = 0
         self._create_refused = False
 
     @property
@@ -117,7 +124,7 @@ class QueueNudge:
             log.debug("Events queue nudge not recorded", exc_info=True)
 
     def flush(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds until every recorded nudge was sent or dropped;
+        """Wait up to ``timeout`` seconds until every recorded nudge was sent;
         True when none is left."""
         with self._cond:
             return self._cond.wait_for(lambda: not self._pending and not self._sending,
@@ -144,32 +151,40 @@ class QueueNudge:
                     return
                 batch, self._pending = self._pending, {}
                 self._sending = True
-            sent = False
+            unsent: dict[str, int] = dict(batch)
             try:
-                sent = self._send_all(batch)
+                unsent = self._send_all(batch)
             finally:
                 with self._cond:
                     self._sending = False
-                    if not sent and self._closed:
-                        self._pending.clear()  # closing: nothing will retry
+                    if self._closed:
+                        unsent = {}  # closing: nothing will retry
+                    for tenant, position in unsent.items():
+                        if position > self._pending.get(tenant, 0):
+                            self._pending[tenant] = position
                     self._cond.notify_all()
-            if not sent:
+            if unsent:
+                self._pauses += 1
+                pause = min(MAX_RETRY_PAUSE, self._retry_pause * 2 ** (self._pauses - 1))
                 with self._cond:
-                    self._cond.wait_for(lambda: self._closed, self._retry_pause)
+                    self._cond.wait_for(lambda: self._closed, pause)
+            else:
+                self._pauses = 0
 
-    def _send_all(self, batch: Mapping[str, int]) -> bool:
-        """Send one message per tenant of ``batch``; after a failure drop the rest (the
-        queue serves them all, so they would fail alike). True when all went out."""
-        for done, (tenant, position) in enumerate(batch.items()):
+    def _send_all(self, batch: Mapping[str, int]) -> dict[str, int]:
+        """Send one message per tenant of ``batch``; after a failure stop (the queue serves
+        them all, so the rest would fail alike). Returns what was not sent."""
+        items = list(batch.items())
+        for done, (tenant, position) in enumerate(items):
             try:
                 self._send(tenant, position)
             except Exception as exc:
-                self._failed(tenant, exc, len(batch) - done)
-                return False
+                self._failed(tenant, exc)
+                return dict(items[done:])
         if self._failing:
-            log.info("Events queue nudges are sent again (%d dropped meanwhile)", self._dropped)
-            self._failing, self._dropped = False, 0
-        return True
+            log.info("Events queue nudges are sent again")
+            self._failing = False
+        return {}
 
     def _send(self, tenant: str, position: int) -> None:
         if not self._queue_ready:
@@ -199,13 +214,12 @@ class QueueNudge:
                          "as it is")
         self._queue_ready = True
 
-    def _failed(self, tenant: str, exc: BaseException, dropped: int) -> None:
-        self._dropped += dropped
+    def _failed(self, tenant: str, exc: BaseException) -> None:
         if self._failing:
             return
         self._failing = True
-        log.warning("Events queue nudge for tenant %s not sent (%s); nudges are dropped until "
-                    "the queue answers again (the events themselves are kept)",
+        log.warning("Events queue nudge for tenant %s not sent (%s); retrying until the "
+                    "queue answers again (the events themselves are kept)",
                     tenant, _status(exc))
 
 
