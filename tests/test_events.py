@@ -269,7 +269,7 @@ CASES: tuple[Case, ...] = (
     Case("PATCH active true of a user created without active", (user("alice"),),
          Call("PATCH", "/Users/{alice}",
               ops({"op": "Replace", "path": "active", "value": "True"})),
-         200, ()),
+         200, (Expect("user.updated", "User", "alice", ("active",)),)),
     Case("PATCH enterprise manager (Entra)", (user("alice"), user("bob")),
          Call("PATCH", "/Users/{alice}", ops({"op": "Add", "path": MANAGER, "value": BOB})),
          200, (Expect("user.updated", "User", "alice", (MANAGER,)),)),

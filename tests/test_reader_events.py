@@ -453,9 +453,12 @@ def test_the_reader_event_layout_and_row_parsing_are_the_stores() -> None:
     for n, event_type in enumerate(sorted(EVENT_TYPES)):
         for tenant in ("default", HOSTILE[n % len(HOSTILE)] or "t"):
             for resource in resources:
-                event = CoreEvent(tenant, n + 1, EventType(event_type), "2026-01-02T03:04:05Z",
-                                  "Group", HOSTILE[(n + 3) % len(HOSTILE)], 'W/"7"', resource,
-                                  ("displayName", f"{ENTERPRISE}:manager"), ("u1", "u/2"))
+                event = CoreEvent(tenant=tenant, position=n + 1, type=EventType(event_type),
+                                  time="2026-01-02T03:04:05Z", resource_type="Group",
+                                  resource_id=HOSTILE[(n + 3) % len(HOSTILE)],
+                                  version='W/"7"', resource=resource,
+                                  attributes=("displayName", f"{ENTERPRISE}:manager"),
+                                  members=("u1", "u/2"))
                 entity = event_entity(keys.partition_key(tenant), event)
                 read = event_from_row(entity)
                 assert comparable(read) == comparable(event_from_entity(entity))
@@ -465,7 +468,8 @@ def test_the_reader_event_layout_and_row_parsing_are_the_stores() -> None:
     assert {f.name for f in fields(Event)} == {
         "id", "tenant", "position", "type", "time", "resource_type", "resource_id", "version",
         "resource", "attributes", "members"}
-    broken = event_entity("p", CoreEvent("t", 1, EventType.USER_CREATED, "now"))
+    broken = event_entity("p", CoreEvent(tenant="t", position=1, type=EventType.USER_CREATED,
+                                         time="now"))
     del broken["type"]
     with pytest.raises(UnreadableRow, match="event:0000000000000001"):
         event_from_row(broken)

@@ -46,15 +46,14 @@ def created(kind: Kind, resource: Mapping[str, Any]) -> list[EventDraft]:
 def changed(kind: Kind, before: Mapping[str, Any], after: Mapping[str, Any],
             resource: Mapping[str, Any]) -> list[EventDraft]:
     """The events of a document going from ``before`` to ``after`` (``resource`` is the
-    rendered result): a user's activation flip first, then ``*.updated`` naming the rest."""
+    rendered result): a user's activation flip first, then ``*.updated`` naming the rest
+    (``active`` too when it changed without a flip: absent to true)."""
     drafts: list[EventDraft] = []
     names = changed_attributes(before, after)
-    if kind is Kind.USER and "active" in names:
+    if kind is Kind.USER and "active" in names and _is_active(before) != _is_active(after):
         names.remove("active")
-        if _is_active(before) != _is_active(after):
-            flip = (EventType.USER_REACTIVATED if _is_active(after)
-                    else EventType.USER_DEACTIVATED)
-            drafts.append(_draft(flip, kind, resource))
+        flip = EventType.USER_REACTIVATED if _is_active(after) else EventType.USER_DEACTIVATED
+        drafts.append(_draft(flip, kind, resource))
     if names:
         drafts.append(_draft(_UPDATED[kind], kind, resource, attributes=tuple(names)))
     return drafts

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -44,21 +44,13 @@ class EventDraft:
     members: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Event:
+@dataclass(frozen=True, kw_only=True)
+class Event(EventDraft):
     """An event in a tenant's feed: its ``position`` is its place in commit order (1, 2,
     3, ... with no gaps), and the cursor of a reader that has read it."""
 
     tenant: str
     position: int
-    type: EventType
-    time: str
-    resource_type: str = ""
-    resource_id: str = ""
-    version: str = ""
-    resource: Mapping[str, Any] | None = field(default=None, compare=False)
-    attributes: tuple[str, ...] = ()
-    members: tuple[str, ...] = ()
 
     @property
     def id(self) -> str:
@@ -68,6 +60,5 @@ class Event:
     @classmethod
     def placed(cls, draft: EventDraft, tenant: str, position: int) -> Event:
         """``draft`` at ``position`` of ``tenant``'s feed."""
-        return cls(tenant, position, draft.type, draft.time, draft.resource_type,
-                   draft.resource_id, draft.version, draft.resource, draft.attributes,
-                   draft.members)
+        return cls(**{f.name: getattr(draft, f.name) for f in fields(EventDraft)},
+                   tenant=tenant, position=position)

@@ -57,11 +57,13 @@ def event_from_entity(entity: Mapping[str, Any]) -> Event:
     chunks = int(entity.get("resourceChunks") or 0)
     resource = (json.loads("".join(entity[f"resource_{i}"] for i in range(chunks)))
                 if chunks else None)
-    return Event(str(entity["tenant"]), int(entity["position"]), EventType(entity["type"]),
-                 str(entity["time"]), str(entity.get("resourceType") or ""),
-                 str(entity.get("resourceId") or ""), str(entity.get("version") or ""),
-                 resource, tuple(json.loads(entity.get("attributes") or "[]")),
-                 tuple(json.loads(entity.get("members") or "[]")))
+    return Event(type=EventType(entity["type"]), time=str(entity["time"]),
+                 resource_type=str(entity.get("resourceType") or ""),
+                 resource_id=str(entity.get("resourceId") or ""),
+                 version=str(entity.get("version") or ""), resource=resource,
+                 attributes=tuple(json.loads(entity.get("attributes") or "[]")),
+                 members=tuple(json.loads(entity.get("members") or "[]")),
+                 tenant=str(entity["tenant"]), position=int(entity["position"]))
 
 
 def membership_events(steps: Iterable[Step], *, time: str, version: str,
