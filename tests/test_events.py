@@ -893,3 +893,36 @@ def test_deleting_a_user_in_many_groups_names_each_group_once(
         assert (event.type, event.members) == (EventType.GROUP_MEMBERS_REMOVED, (alice,))
         meta = client.get(f"/Groups/{group_id}").json["meta"]
         assert (event.version, event.time) == (meta["version"], meta["lastModified"])
+
+
+def test_a_resource_too_large_for_its_event_row_is_left_out_of_the_event(
+        table_store: TableStore) -> None:
+    """A user whose document all but fills Table Storage's 1 MiB entity limit is stored (201)
+    and its user.created event names it without the resource, instead of the write failing."""
+    use_api(make_api(table_store))
+    client = FunctionClient()
+
+    def created(length: int) -> dict[str, Any] | None:
+        # every string attribute is limited to 65,536 characters: spread the length
+        pieces = ["x" * (length // 10 + (1 if n < length % 10 else 0)) for n in range(10)]
+        name = dict(zip(("formatted", "familyName", "givenName", "middleName",
+                         "honorificPrefix", "honorificSuffix"), pieces[:6], strict=True))
+        body = {**user_body(f"big{length}", title=pieces[6], nickName=pieces[7],
+                            displayName=pieces[8], userType=pieces[9]), "name": name}
+        result = client.post("/Users", body)
+        assert result.status in (201, 413), result.body[:300]
+        return dict(result.json) if result.status == 201 else None
+
+    low, high = 400_000, 600_000  # stored: fits / does not fit
+    assert created(low) is not None and created(high) is None
+    largest: dict[str, Any] = {}
+    while high - low > 1:
+        middle = (low + high) // 2
+        found = created(middle)
+        if found is None:
+            high = middle
+        else:
+            low, largest = middle, found
+    event = feed_of(table_store, "default")[-1]
+    assert event.type == "user.created" and event.resource_id == largest["id"]
+    assert event.resource is None and event.version == largest["meta"]["version"]

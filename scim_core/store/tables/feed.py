@@ -20,7 +20,7 @@ from scim_core.events.model import Event, EventDraft, EventType
 from scim_core.lru import Lru
 from scim_core.store.errors import StorageUnavailable
 from scim_core.store.tables.batches import Step, if_match, row
-from scim_core.store.tables.entities import split_chunks
+from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
 
 FEED_ROW = "feed"
 EVENT_PREFIX = "event:"
@@ -49,6 +49,11 @@ def event_entity(partition: str, event: Event) -> dict[str, Any]:
                                       separators=(",", ":"))))
     entity["resourceChunks"] = len(chunks)
     entity.update({f"resource_{i}": chunk for i, chunk in enumerate(chunks)})
+    if entity_size(entity) > MAX_ENTITY_BYTES:
+        # a resource near the document limit, with its meta: the event names it instead
+        for i in range(len(chunks)):
+            del entity[f"resource_{i}"]
+        entity["resourceChunks"] = 0
     return entity
 
 
