@@ -54,6 +54,20 @@ class Scale:
     tenant_ops: int = 300
     tenant_budget_s: float = 1.0
     tenant_cold_runs: int = 5
+    feed_clients: tuple[int, ...] = (4, 8)
+    """Clients of the change feed suite's Entra cycle, all on one tenant."""
+    feed_workers: tuple[int, ...] = (1, 2)
+    """Dev host worker processes of that cycle (each caches its own feed head)."""
+    feed_rounds: int = 3
+    feed_events: int = 20_000
+    """Events in the feed the read throughput is measured on."""
+    feed_read_rounds: int = 3
+    feed_page: int = 1000
+    feed_follow_writes: int = 200
+    feed_poll_s: float = 0.2
+    """How long the follower waits after a page that was not full."""
+    feed_write_gap_s: float = 0.1
+    """The follow latency's writes are spaced by a random pause of up to this."""
 
 
 FULL = Scale()
@@ -62,14 +76,17 @@ QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, htt
               tables_large_members=2_000, growth_rounds=3, growth_ops=100,
               growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
               tables_cycle_divisor=5, cold_runs=3, tenant_rounds=3, tenant_ops=150,
-              tenant_budget_s=0.5, tenant_cold_runs=3)
+              tenant_budget_s=0.5, tenant_cold_runs=3, feed_rounds=2, feed_events=5_000,
+              feed_read_rounds=2, feed_follow_writes=100)
 TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
              http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
              tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
              growth_ops=5, growth_budget_s=0.2,
              cycle_users=10, cycle_groups=2, cycle_memberships=12, members_per_patch=3,
              tables_cycle_divisor=1, cold_runs=1, tenants_registered=40, tenant_users=6,
-             tenant_rounds=1, tenant_ops=5, tenant_budget_s=0.2, tenant_cold_runs=2)
+             tenant_rounds=1, tenant_ops=5, tenant_budget_s=0.2, tenant_cold_runs=2,
+             feed_clients=(2, 3), feed_rounds=1, feed_events=120, feed_read_rounds=1,
+             feed_page=50, feed_follow_writes=5, feed_poll_s=0.05, feed_write_gap_s=0.02)
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)

@@ -113,6 +113,71 @@ class TenantCold:
 
 
 @dataclass(frozen=True)
+class FeedCycle:
+    """The Entra cycle mix on one tenant over HTTP, with the dev host's storage traffic
+    counted (suite 7; ``counts`` are ``bench.counted_host.FIELDS`` summed over rounds)."""
+
+    clients: int
+    workers: int
+    shape: str
+    stat: Stat
+    counts: dict[str, int]
+    phase_counts: dict[str, dict[str, int]]
+    server_cpu_ms: float | None = None
+    azurite_cpu_ms: float | None = None
+
+    def per_write(self, name: str, phase: str | None = None) -> float:
+        counts = self.counts if phase is None else self.phase_counts[phase]
+        return counts[name] / counts["scim_writes"] if counts["scim_writes"] else 0.0
+
+    @property
+    def storage_per_request(self) -> float:
+        c = self.counts
+        scim = c["scim_reads"] + c["scim_writes"]
+        return (c["storage_reads"] + c["storage_writes"] + c["storage_other"]) / scim \
+            if scim else 0.0
+
+    @property
+    def retry_rate(self) -> float:
+        """Transactions resubmitted because the feed row had moved, per SCIM write."""
+        return self.per_write("feed_moved")
+
+
+@dataclass(frozen=True)
+class FeedRead:
+    """Reading a whole feed from the start, pages of ``page`` events (suite 7)."""
+
+    reader: str
+    events: int
+    page: int
+    rounds: int
+    events_per_s: float
+    best_events_per_s: float
+    page_p50_ms: float
+    page_p95_ms: float
+    storage_per_page: float | None
+    cpu_ms_per_1000: float
+    """This process's CPU time per 1,000 events."""
+    azurite_cpu_ms_per_1000: float | None
+
+
+@dataclass(frozen=True)
+class FeedFollow:
+    """From a write's HTTP response to a polling follower yielding its event (suite 7)."""
+
+    reader: str
+    writes: int
+    seen: int
+    poll_s: float
+    p50_ms: float
+    p95_ms: float
+    min_ms: float
+    max_ms: float
+    polls: int | None
+    """Reads the follower made (counted for the TableStore poller only)."""
+
+
+@dataclass(frozen=True)
 class Target:
     name: str
     goal: str
@@ -131,6 +196,9 @@ class Results:
     cold: list[Cold] = field(default_factory=list)
     tenants: list[TenantRow] = field(default_factory=list)
     tenant_cold: list[TenantCold] = field(default_factory=list)
+    feed_cycles: list[FeedCycle] = field(default_factory=list)
+    feed_reads: list[FeedRead] = field(default_factory=list)
+    feed_follow: list[FeedFollow] = field(default_factory=list)
 
     def row(self, suite: str, workload: str, system: str, store: str = "memory"
             ) -> Row | None:
@@ -246,7 +314,7 @@ def render(results: Results) -> str:
     m = results.meta
     out = [f"# SCIM benchmark ({m.get('mode', '?')} run, {m.get('finished', '')})", "",
            f"Machine: {m.get('cpus')} CPUs ({m.get('cpu_model', '?')}), {m.get('memory_gib')} GiB, "
-           f"Python {m.get('python')}; scim2-server {m.get('peer_version', 'not installed')}; "
+           f"Python {m.get('python')}; scim2-server {m.get('peer_version') or 'not installed'}; "
            f"load average {m.get('load_before')} before, {m.get('load_after')} after.", ""]
     if m.get("keyed_azurite"):
         out[-1:] = ["Azurite ran with keyed lookups (--keyed-azurite): its point reads and "
@@ -362,6 +430,7 @@ def render(results: Results) -> str:
                   f"{c.keyvault_calls:.0f}", str(c.status)] for c in results.tenant_cold]
         out += [*_table(["store", "tenants", "latency", "storage calls", "Key Vault calls",
                          "status"], table, left=2), ""]
+    out += _feed_section(results, errors)
     out += ["## Targets", ""]
     table = [[t.name, t.goal, t.measured,
               "-" if t.passed is None else ("PASS" if t.passed else "MISS"), t.note]
@@ -370,6 +439,59 @@ def render(results: Results) -> str:
     if errors:
         out += ["## Errors (these figures are not valid)", "", *errors, ""]
     return "\n".join(out)
+
+
+def _feed_section(results: Results, errors: list[str]) -> list[str]:
+    if not (results.feed_cycles or results.feed_reads or results.feed_follow):
+        return []
+    out = ["## 7. Change feed (Table Storage on Azurite)", ""]
+    if results.feed_cycles:
+        first = results.feed_cycles[0]
+        out += [f"Entra cycle mix over HTTP on one tenant: {first.shape}; median of "
+                f"{first.stat.rounds} rounds, each on a fresh dev host and table. Storage "
+                "requests counted in the dev host; a retry is a transaction resubmitted "
+                "because another writer moved the feed row.", ""]
+        table = []
+        for c in results.feed_cycles:
+            table.append([str(c.clients), str(c.workers), _n(c.stat.rps), _us(c.stat.p50_us),
+                          _us(c.stat.p99_us), f"{c.storage_per_request:.2f}",
+                          f"{c.per_write('storage_writes'):.2f}",
+                          f"{c.per_write('transactions'):.2f}",
+                          f"{c.per_write('feed_reads'):.2f}", f"{c.retry_rate:.2f}",
+                          f"{c.per_write('feed_moved', 'members'):.2f}",
+                          f"{c.per_write('feed_lost_4_plus'):.1%}",
+                          _ms(c.server_cpu_ms), _ms(c.azurite_cpu_ms)])
+            if c.stat.errors:
+                errors.append(f"feed cycle {c.clients} clients {c.workers} workers:"
+                              f"{_errors(c.stat)}")
+        out += [*_table(["clients", "workers", "req/s", "p50", "p99", "storage/req",
+                         "storage/write", "transactions/write", "feed reads/write",
+                         "retries/write", "retries/write (members)", "lost ≥ 4 races",
+                         "dev host CPU/req",
+                         "Azurite CPU/req"], table, left=2), ""]
+    if results.feed_reads:
+        first_read = results.feed_reads[0]
+        out += [f"Reading a feed of {first_read.events:,} events from the start, pages of "
+                f"{first_read.page:,} (median of {first_read.rounds} reads):", ""]
+        table = [[r.reader, _n(r.events_per_s), _n(r.best_events_per_s),
+                  _ms(r.page_p50_ms), _ms(r.page_p95_ms),
+                  "" if r.storage_per_page is None else f"{r.storage_per_page:.2f}",
+                  _ms(r.cpu_ms_per_1000), _ms(r.azurite_cpu_ms_per_1000)]
+                 for r in results.feed_reads]
+        out += [*_table(["reader", "events/s", "best", "page p50", "page p95",
+                         "storage/page", "our CPU/1,000", "Azurite CPU/1,000"], table,
+                        left=1), ""]
+    if results.feed_follow:
+        f = results.feed_follow[0]
+        out += [f"Follow latency, from a write's HTTP response to a follower polling every "
+                f"{f.poll_s:g} s (at once again after a full page) yielding its event; "
+                f"{f.writes} writes:", ""]
+        table = [[x.reader, f"{x.seen}", "" if x.polls is None else f"{x.polls:,}",
+                  _ms(x.p50_ms), _ms(x.p95_ms), _ms(x.min_ms), _ms(x.max_ms)]
+                 for x in results.feed_follow]
+        out += [*_table(["follower", "seen", "polls", "p50", "p95", "min", "max"], table,
+                        left=1), ""]
+    return out
 
 
 def as_json(results: Results) -> dict[str, Any]:
@@ -404,6 +526,16 @@ def as_json(results: Results) -> dict[str, Any]:
                      "small_stat": stat(t.small_stat), "large_stat": stat(t.large_stat)}
                     for t in results.tenants],
         "tenant_cold": [c.__dict__ for c in results.tenant_cold],
+        "feed_cycles": [{"clients": c.clients, "workers": c.workers, "shape": c.shape,
+                         **stat(c.stat), "counts": c.counts, "phase_counts": c.phase_counts,
+                         "storage_per_request": round(c.storage_per_request, 3),
+                         "storage_per_write": round(c.per_write("storage_writes"), 3),
+                         "retry_rate": round(c.retry_rate, 3),
+                         "server_cpu_ms_per_request": c.server_cpu_ms,
+                         "azurite_cpu_ms_per_request": c.azurite_cpu_ms}
+                        for c in results.feed_cycles],
+        "feed_reads": [r.__dict__ for r in results.feed_reads],
+        "feed_follow": [f.__dict__ for f in results.feed_follow],
         "targets": [t.__dict__ for t in targets(results)],
     }
 

@@ -1,5 +1,5 @@
-"""The six suites: in process, HTTP, growth, Entra's initial cycle, cold start and tenants
-(bench/tenants.py)."""
+"""The seven suites: in process, HTTP, growth, Entra's initial cycle, cold start, tenants
+(bench/tenants.py) and the change feed (bench/feed.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from itertools import islice
 
 from bench import coldstart, peer, tenants, workloads
-from bench.environment import Environment, World, log, seed_group, world
+from bench.environment import Environment, Scale, World, log, seed_group, world
 from bench.http_load import run_concurrent
 from bench.report import Cold, Cycle, Growth, Results, Row
 from bench.runner import Job, Sample, run_serial, summarise
@@ -232,6 +232,15 @@ class CycleShape:
                 f"({self.per_patch} per PATCH) = {self.requests:,} requests")
 
 
+def tables_cycle(s: Scale) -> CycleShape:
+    """The cycle on Table Storage: Azurite on two shared cores manages tens of SCIM requests
+    a second, so Table Storage gets a cycle of a tenth of the size (the rate is compared)."""
+    return CycleShape(max(1, s.cycle_users // s.tables_cycle_divisor),
+                      max(1, s.cycle_groups // s.tables_cycle_divisor),
+                      max(1, s.cycle_memberships // s.tables_cycle_divisor),
+                      s.members_per_patch)
+
+
 def entra_cycle(target: Target, tag: str, shape: CycleShape, clients: int
                 ) -> tuple[Sample, dict[str, Sample]]:
     """Users (match, create), then groups (match, create), then member PATCHes."""
@@ -255,12 +264,7 @@ def cycle(env: Environment, results: Results) -> None:
         targets.append(peer.in_process())
     targets += _http_targets(env, "cycle")
     full = CycleShape(s.cycle_users, s.cycle_groups, s.cycle_memberships, s.members_per_patch)
-    # Azurite on two shared cores manages tens of SCIM requests a second, so Table Storage
-    # gets a cycle of a tenth of the size: the rate is what is compared.
-    tables = CycleShape(max(1, s.cycle_users // s.tables_cycle_divisor),
-                        max(1, s.cycle_groups // s.tables_cycle_divisor),
-                        max(1, s.cycle_memberships // s.tables_cycle_divisor),
-                        s.members_per_patch)
+    tables = tables_cycle(s)
     for k, target in enumerate(targets):
         log(f"Entra cycle: {target.label}")
         shape = tables if target.store == "tables" else full
@@ -314,7 +318,17 @@ def cold(env: Environment, results: Results) -> None:
         env.release("cold")
 
 
+# -- suite 7: the change feed (bench/feed.py) ----------------------------------------------------
+
+
+def change_feed(env: Environment, results: Results) -> None:
+    """The change feed suite; imported when it runs, since it builds on the cycle above."""
+    from bench.feed import run
+
+    run(env, results)
+
+
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
-    "tenants": tenants.run,
+    "tenants": tenants.run, "feed": change_feed,
 }

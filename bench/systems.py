@@ -140,11 +140,11 @@ class ServerProcess:
     if it fails to start.
     """
 
-    def __init__(self, argv: list[str], env: Mapping[str, str], *, timeout: float = 60.0
-                 ) -> None:
+    def __init__(self, argv: list[str], env: Mapping[str, str], *, timeout: float = 60.0,
+                 cwd: Path = ROOT) -> None:
         self._argv = argv
         self._log: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in stop)
-        self.process = subprocess.Popen(argv, cwd=ROOT, env=dict(env), stdout=subprocess.PIPE,
+        self.process = subprocess.Popen(argv, cwd=cwd, env=dict(env), stdout=subprocess.PIPE,
                                         stderr=self._log, stdin=subprocess.DEVNULL)
         self.port = self._await_port(timeout)
 
@@ -206,26 +206,37 @@ def process_cpu_s(pid: int | None) -> float | None:
     return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def child_env(extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment for a child server: ours, with every SCIM_ setting made explicit."""
+def child_env(extra: Mapping[str, str], *, root: Path = ROOT) -> dict[str, str]:
+    """The environment for a child server of the tree at ``root``: ours, with every SCIM_
+    setting made explicit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SCIM_")}
-    env.update({"SCIM_KEYVAULT_URL": "", "SCIM_BASE_URL": "", "PYTHONPATH": str(ROOT),
+    env.update({"SCIM_KEYVAULT_URL": "", "SCIM_BASE_URL": "", "PYTHONPATH": str(root),
                 "PYTHONUNBUFFERED": "1"})
     env.update(extra)
     return env
 
 
 def ours_http(store: str = "memory", *, connection: str = "", table: str = "",
-              workers: int = 1, batch_codec: bool | None = None) -> Target:
-    """The dev host (``python -m devhost``) in a child process, serving function_app with
-    ``workers`` worker processes; ``batch_codec`` True or False forces the azure-core batch
-    codec on or off in it (``python -m bench.codec``), None leaves it to the app."""
-    host = ["devhost"] if batch_codec is None else ["bench.codec", "on" if batch_codec else "off"]
+              workers: int = 1, batch_codec: bool | None = None, root: Path = ROOT,
+              counters: Path | None = None) -> Target:
+    """The dev host (``python -m devhost``) of the tree at ``root`` in a child process,
+    serving function_app with ``workers`` worker processes; ``batch_codec`` True or False
+    forces the azure-core batch codec on or off in it (``python -m bench.codec``), None
+    leaves it to the app. With ``counters`` (a directory) it runs under
+    ``bench/counted_host.py``, which counts its storage traffic there."""
+    if counters is not None:
+        if batch_codec is not None:
+            raise ValueError("counters and batch_codec cannot be combined")
+        host = [str(ROOT / "bench" / "counted_host.py"), str(counters)]
+    elif batch_codec is None:
+        host = ["-m", "devhost"]
+    else:
+        host = ["-m", "bench.codec", "on" if batch_codec else "off"]
     server = ServerProcess(
-        [sys.executable, "-m", *host, "--host", "127.0.0.1", "--port", "0"],
+        [sys.executable, *host, "--host", "127.0.0.1", "--port", "0"],
         child_env({"SCIM_STORE": store, "SCIM_TABLES_CONNECTION": connection,
                    "SCIM_TABLE_NAME": table or "scim", "SCIM_BEARER_TOKEN": TOKEN,
-                   "FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}))
+                   "FUNCTIONS_WORKER_PROCESS_COUNT": str(workers)}, root=root), cwd=root)
     target = Target(OURS, store, HTTP, lambda: HttpCaller(server.port, "/scim/v2", TOKEN))
     target.closers.append(server.stop)
     target.server_pid = server.process.pid

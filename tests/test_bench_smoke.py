@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import peer, tenants, workloads
+from bench import compare, peer, tenants, workloads
 from bench.__main__ import main
 from bench.environment import TINY, Environment, tables_available
 from bench.report import Results, as_json, render, targets
 from bench.runner import Sample, percentile, run_serial, summarise
-from bench.suites import cold, cycle, growth, http, inprocess
+from bench.suites import SUITES, CycleShape, cold, cycle, growth, http, inprocess
 from bench.systems import OURS, PEER, ours_in_process
 
 needs_peer = pytest.mark.skipif(not peer.available(),
@@ -169,6 +169,71 @@ def test_table_storage_suites() -> None:
     assert [c.store for c in results.cold] == ["memory", "tables"]
     assert [(c.store, c.storage_calls) for c in results.tenant_cold] == [
         ("memory", 2), ("memory", 2), ("tables", 3), ("tables", 3)]
+
+
+def _one_commit_per_write(counts: dict[str, int], writes: int) -> None:
+    """Every SCIM write of the cycle committed exactly one transaction, and every failed
+    transaction was a lost race for the feed row, resubmitted after a read of it."""
+    assert counts["scim_writes"] == writes
+    assert counts["transactions"] - counts["transactions_failed"] == writes
+    assert counts["transactions_failed"] == counts["feed_moved"]
+    assert counts["feed_reads"] >= counts["feed_moved"]
+    assert counts["storage_writes"] == counts["transactions"] + counts["feed_reads"]
+    lost = ("feed_lost_0", "feed_lost_1", "feed_lost_2_3", "feed_lost_4_plus")
+    assert counts["feed_commits"] == sum(counts[name] for name in lost) == writes
+
+
+@needs_tables
+def test_feed_suite() -> None:
+    """The feed suite runs the Entra cycle on one tenant at each client and worker count
+    with the dev host's storage traffic counted, reads a seeded feed whole with each
+    reader, and sees every followed write's event; it deletes its tables."""
+    from azure.data.tables import TableServiceClient
+
+    environment = Environment(TINY, with_peer=False, with_tables=True)
+    results = Results()
+    try:
+        SUITES["feed"](environment, results)
+        with TableServiceClient.from_connection_string(environment.connection) as service:
+            assert [t.name for t in service.list_tables()] == []
+    finally:
+        environment.close()
+    assert [(c.clients, c.workers) for c in results.feed_cycles] == [
+        (c, w) for w in TINY.feed_workers for c in TINY.feed_clients]
+    writes = TINY.cycle_users + TINY.cycle_groups + 4  # 2 groups x 6 members / 3
+    for c in results.feed_cycles:
+        assert c.stat.errors == 0 and c.stat.requests == writes + TINY.cycle_users + 2
+        _one_commit_per_write(c.counts, writes)
+        assert c.phase_counts["members"]["scim_reads"] == 0
+        assert c.retry_rate == c.counts["feed_moved"] / writes
+    assert {r.reader for r in results.feed_reads} >= {"TableStore"}
+    for r in results.feed_reads:
+        assert (r.events, r.rounds) == (TINY.feed_events, TINY.feed_read_rounds)
+        assert r.events_per_s > 0 and r.storage_per_page is not None and r.storage_per_page >= 1
+    assert [(f.writes, f.seen) for f in results.feed_follow] == [
+        (TINY.feed_follow_writes, TINY.feed_follow_writes)] * len(results.feed_follow)
+    assert results.feed_follow and results.feed_follow[0].polls
+    assert "## 7. Change feed" in render(results)
+    assert as_json(results)["feed_cycles"][0]["counts"]["scim_writes"] == writes
+
+
+@needs_tables
+def test_compare_runs_two_trees_alternately(tmp_path: Path) -> None:
+    """bench.compare exports a revision's tree and runs the counted cycle on it and on the
+    other revision in turn, writing every run with its storage counts."""
+    head = compare.commit_of("HEAD")
+    out = tmp_path / "compare.json"
+    shape = CycleShape(4, 1, 4, 2)
+    runs = compare.compare(head, head, runs=2, clients=2, workers=1, shape=shape, out=out,
+                           under=tmp_path, progress=lambda _: None)
+    assert (tmp_path / f"scim-bench-{head[:12]}" / "function_app.py").exists()
+    assert [r.revision for r in runs] == [head] * 4
+    for r in runs:
+        assert r.cycle.sample.errors == 0
+        _one_commit_per_write(r.cycle.counts, shape.users + shape.groups + 2)
+    document = json.loads(out.read_text())
+    assert [run["counts"] for run in document["runs"]] == [r.cycle.counts for r in runs]
+    assert "storage requests per SCIM write" in compare.render(runs, head, head, shape, 2, 1)
 
 
 @needs_tables
