@@ -3,17 +3,28 @@ neutral requests, no SCIM logic (docs/architecture.md, "The Functions entry poin
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import re
 import threading
+from collections.abc import Mapping
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import azure.functions as func
 
 from scim_core import Request, Response, ScimApi, api_from_environment
+from scim_core.events.retention import DEFAULT_BUDGET_SECONDS, RetentionReport, trim_feeds
 
 SCIM_ROOT = "scim/v2"
 TENANT_ROOT = "tenants"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+RETENTION_SCHEDULE = "0 17 3 * * *"
+"""Events retention runs daily at 03:17 UTC unless ``SCIM_EVENTS_RETENTION_SCHEDULE`` says
+otherwise (an NCRONTAB expression with seconds, as timer triggers take)."""
+ROOT = Path(__file__).resolve().parent
+_NCRONTAB = re.compile(r"[0-9A-Za-z*/,?-]+(?: [0-9A-Za-z*/,?-]+){5}")
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
@@ -36,6 +47,36 @@ def reset_api(api: ScimApi | None = None) -> None:
     global _api
     with _api_lock:
         _api = api
+
+
+def retention_schedule(env: Mapping[str, str] | None = None) -> str:
+    """The retention timer's schedule: ``SCIM_EVENTS_RETENTION_SCHEDULE``, or the daily
+    default when it is unset or not six NCRONTAB fields (logged: the HTTP triggers must
+    still load)."""
+    settings = os.environ if env is None else env
+    raw = " ".join(settings.get("SCIM_EVENTS_RETENTION_SCHEDULE", "").split())
+    if not raw:
+        return RETENTION_SCHEDULE
+    if not _NCRONTAB.fullmatch(raw):
+        logging.getLogger("scim_core").error(
+            "SCIM_EVENTS_RETENTION_SCHEDULE %r is not six NCRONTAB fields (second minute hour "
+            "day month weekday); using %r", raw[:100], RETENTION_SCHEDULE)
+        return RETENTION_SCHEDULE
+    return raw
+
+
+def retention_budget(root: Path = ROOT) -> float:
+    """Seconds a retention run may spend: three quarters of host.json's ``functionTimeout``
+    (the host stops a run at that limit; the margin covers the step under way), else
+    ``DEFAULT_BUDGET_SECONDS``."""
+    try:
+        host = json.loads((root / "host.json").read_text(encoding="utf-8"))
+        hours, minutes, seconds = (float(part) for part in
+                                   str(host["functionTimeout"]).split(":"))
+    except (OSError, ValueError, KeyError, TypeError):
+        return DEFAULT_BUDGET_SECONDS
+    limit = hours * 3600 + minutes * 60 + seconds
+    return 0.75 * limit if limit > 0 else DEFAULT_BUDGET_SECONDS
 
 
 def base_url(req: func.HttpRequest, configured: str = "", tenant: str | None = None) -> str:
@@ -110,3 +151,34 @@ def serve(req: func.HttpRequest) -> func.HttpResponse:
             b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503",'
             b'"detail":"The service is not configured correctly; see the function logs."}',
             status_code=503, headers={"Retry-After": "60"}, mimetype="application/scim+json")
+
+
+class RetentionFailed(Exception):
+    """Raised after a retention run in which some tenants' storage failed, so the
+    Functions host records the run as failed; the other tenants were trimmed."""
+
+    def __init__(self, report: RetentionReport) -> None:
+        names = ", ".join(report.failed[:20])
+        more = f" and {len(report.failed) - 20} more" if len(report.failed) > 20 else ""
+        super().__init__(f"Events retention failed for {len(report.failed)} tenant(s): "
+                         f"{names}{more}")
+        self.report = report
+
+
+@app.timer_trigger(schedule=retention_schedule(), arg_name="timer", run_on_startup=False,
+                   use_monitor=True)
+def events_retention(timer: func.TimerRequest) -> None:
+    """Remove events older than SCIM_EVENTS_RETENTION_DAYS from every tenant's feed, in
+    bounded steps within a time budget; the next run finishes what this one leaves."""
+    log = logging.getLogger("scim_core")
+    if timer.past_due:
+        log.info("Events retention is running late (past due)")
+    api = get_api()
+    report = trim_feeds(api.store, days=api.settings.events_retention_days,
+                        budget_seconds=retention_budget())
+    log.info("Events retention removed %d event(s) older than %s from %d tenant(s)%s",
+             report.removed, report.before, len(report.tenants),
+             "" if report.complete else "; some are not finished")
+    if report.failed:
+        raise RetentionFailed(report)
+

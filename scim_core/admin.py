@@ -1,6 +1,7 @@
-"""Operator commands for tenants and their tokens: ``python -m scim_core.admin <subcommand>
---help`` (docs/architecture.md, "The admin command"); the work is done by
-``scim_core.tenants.admin.TenantAdmin``, which a vendor's own console can import.
+"""Operator commands for tenants, their tokens and their change feeds: ``python -m
+scim_core.admin <subcommand> --help`` (docs/architecture.md, "The admin command"); the work
+is done by ``scim_core.tenants.admin.TenantAdmin`` and ``scim_core.events.retention``, which
+a vendor's own console can import.
 
 The commands read the app's settings as the app does (the environment, then
 local.settings.json ``Values``): next to a local run they manage its tenants (Azurite and the
@@ -12,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -21,6 +24,9 @@ from typing import TYPE_CHECKING, Any, TextIO
 from azure.core.exceptions import AzureError
 
 from scim_core.config import DEFAULT_SECRET_NAME, Settings, SettingsError, app_environment
+from scim_core.events.model import Event
+from scim_core.events.retention import DEFAULT_STEP, TenantTrim, trim_feeds
+from scim_core.store.errors import CursorExpired, StoreError
 from scim_core.tenants.admin import (
     DEFAULT_TENANT_URL_SECRET,
     TAGS,
@@ -28,7 +34,7 @@ from scim_core.tenants.admin import (
     TenantAdmin,
     TenantAdminError,
 )
-from scim_core.tenants.model import DEFAULT_TENANT, Tenant
+from scim_core.tenants.model import DEFAULT_TENANT, DELETING, Tenant
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -40,6 +46,7 @@ __all__ = ["DEFAULT_TENANT_URL_SECRET", "TAGS", "TOKEN_BYTES", "AdminError", "ma
 ROOT = Path(__file__).resolve().parent.parent
 """The function app's directory, whose local.settings.json the commands read."""
 DEFAULT_PORT = 7071
+DEFAULT_EVENTS_LIMIT = 100
 
 AdminError = TenantAdminError
 """A failure explained in one line for the operator (never containing a token)."""
@@ -166,7 +173,40 @@ def _parser() -> argparse.ArgumentParser:
         if name == "delete":
             sub.add_argument("--yes", dest="confirm", action="store_true",
                              help="confirm: every user, group and token of it goes")
+
+    events = commands.add_parser("events", help="Trim or show the tenants' change feeds.",
+                                 description="The change feeds (docs/events.md).")
+    feeds = events.add_subparsers(required=True, metavar="<events subcommand>")
+    trim = add(feeds, "trim", _trim,
+               "Remove events older than the retention from every tenant's feed (or one's).")
+    trim.add_argument("--tenant", default=None, metavar="ID",
+                      help="only this tenant (default: every tenant, the default one included)")
+    trim.add_argument("--days", type=_count(1), default=None, metavar="N",
+                      help="keep N days of events (default SCIM_EVENTS_RETENTION_DAYS)")
+    trim.add_argument("--step", type=_count(1), default=DEFAULT_STEP, metavar="N",
+                      help=f"events removed per storage step (default {DEFAULT_STEP})")
+    show_events = add(feeds, "show", _show_events, "Print a tenant's events as JSON lines.")
+    tenant_option(show_events)
+    show_events.add_argument("--after", type=_count(0), default=0, metavar="N",
+                             help="start after position N (default 0: the oldest kept)")
+    show_events.add_argument("--limit", type=_count(1), default=DEFAULT_EVENTS_LIMIT,
+                             metavar="N", help=f"at most N events (default "
+                                               f"{DEFAULT_EVENTS_LIMIT})")
     return parser
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: a whole number of at least ``minimum``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}")
+        return value
+
+    return parse
 
 
 # tenant subcommands ------------------------------------------------------------------------
@@ -220,6 +260,67 @@ def _delete(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
           + (f", secret {done.secret_name!r} deleted." if done.secret_deleted else "."))
     write(done.message)
     return 0
+
+
+# events subcommands ------------------------------------------------------------------------
+
+
+def _trim(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    days: int = args.days or admin.settings.events_retention_days
+    tenants = None if args.tenant is None else [_feed_owner(admin, args.tenant).id]
+    try:
+        report = trim_feeds(admin.store, days=days, step=args.step, budget_seconds=math.inf,
+                            tenants=tenants)
+    except StoreError as exc:
+        raise TenantAdminError(admin.explain(exc)) from exc
+    for trimmed in report.tenants:
+        write(_trim_line(trimmed, report.before))
+    if report.failed:
+        write(f"{len(report.failed)} tenant(s) failed; run the command again to finish them.")
+        return 1
+    return 0
+
+
+def _trim_line(trimmed: TenantTrim, before: str) -> str:
+    steps = f"{trimmed.steps} step{'s' if trimmed.steps != 1 else ''}"
+    if trimmed.error is not None:
+        return (f"{trimmed.tenant}: failed after removing {trimmed.removed} events in {steps} "
+                f"({trimmed.error})")
+    return f"{trimmed.tenant}: removed {trimmed.removed} events older than {before} in {steps}"
+
+
+def _show_events(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    tenant = _feed_owner(admin, args.tenant)
+    try:
+        events = admin.store.tenant(tenant.id).events(after=args.after, limit=args.limit)
+    except CursorExpired:
+        raise TenantAdminError(
+            f"events after position {args.after} of tenant {tenant.id} were removed by "
+            "retention (SCIM_EVENTS_RETENTION_DAYS); start from a later position") from None
+    except StoreError as exc:
+        raise TenantAdminError(admin.explain(exc)) from exc
+    for event in events:
+        write(json.dumps(_event_document(event), ensure_ascii=False, separators=(",", ":")))
+    return 0
+
+
+def _feed_owner(admin: TenantAdmin, tenant_id: str) -> Tenant:
+    """The tenant whose feed a command reads or trims: registered (or the default one) and
+    not being deleted."""
+    tenant = admin.show(tenant_id)
+    if tenant.state == DELETING:
+        raise TenantAdminError(f"tenant {tenant.id!r} is being deleted; finish with: "
+                               f"python -m scim_core.admin tenant delete {tenant.id} --yes")
+    return tenant
+
+
+def _event_document(event: Event) -> dict[str, Any]:
+    """An event as docs/events.md names its fields."""
+    return {"id": event.id, "tenant": event.tenant, "position": event.position,
+            "type": str(event.type), "time": event.time, "resourceType": event.resource_type,
+            "resourceId": event.resource_id, "version": event.version,
+            "attributes": list(event.attributes), "members": list(event.members),
+            "resource": None if event.resource is None else dict(event.resource)}
 
 
 # token subcommands -------------------------------------------------------------------------

@@ -381,6 +381,22 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert credential.calls == 0
 
 
+@pytest.mark.parametrize("argv", [
+    ["events", "trim", "--days", "0"],
+    ["events", "trim", "--step", "many"],
+    ["events", "show", "--after", "-1"],
+    ["events", "show", "--limit", "0"],
+    ["events"],
+], ids=["days-0", "step-not-a-number", "negative-after", "limit-0", "no-events-subcommand"])
+def test_events_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
+                                    ) -> None:
+    """Out-of-range or malformed events options exit 2 with a message, touching nothing."""
+    credential = FakeCredential()
+    assert admin.main(argv, credential=credential, env={}, root=EMPTY) == 2
+    assert capsys.readouterr().err
+    assert credential.calls == 0
+
+
 def test_no_token_in_logs_or_stderr(
     vault: FakeKeyVault,
     clock: FakeClock,

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 import devhost
+import function_app
 from tests.azurite import Azurite, unique_table_name
 from tests.support import ERROR_SCHEMA, TOKEN, HttpClient
 
@@ -37,6 +38,16 @@ def test_route_prefix_and_parameters_follow_the_functions_host_rules() -> None:
     match = pattern.match("/api/items/7/x")
     assert match is not None and match.groupdict() == {"id": "7", "name": "x"}
     assert pattern.match("/items/7/x") is None
+
+
+def test_timer_triggers_are_left_out_of_the_served_routes() -> None:
+    """The dev host serves the HTTP triggers only; the retention timer is not a route."""
+    names = [route.name for route in devhost.load_routes()]
+    assert names == ["scim", "tenant_scim"]
+    function_app.app.functions_bindings = None
+    registered = [f.get_function_name() for f in function_app.app.get_functions()]
+    function_app.app.functions_bindings = None
+    assert "events_retention" in registered
 
 
 def test_route_prefix_is_read_from_host_json() -> None:

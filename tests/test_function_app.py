@@ -12,7 +12,9 @@ from tests.support import BASE, ERROR_SCHEMA, TOKEN, USER_SCHEMA, FunctionClient
 def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> None:
     """function_app registers anonymous HTTP triggers on scim/v2/{*path} (the default
     tenant) and tenants/{tenant}/scim/v2/{*path}, each for every verb."""
-    functions = function_app.app.get_functions()
+    function_app.app.functions_bindings = None  # azure-functions 1.26 indexes an app once
+    functions = [f for f in function_app.app.get_functions() if f.is_http_function()]
+    function_app.app.functions_bindings = None
     assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim"]
     routes = []
     for function in functions:
@@ -114,3 +116,13 @@ def test_nothing_answers_500_on_unhandled_errors(memory_client: FunctionClient) 
     assert result.status == 500
     assert result.json["schemas"] == [ERROR_SCHEMA]
     assert b"boom" not in result.body
+
+
+def test_the_app_registers_exactly_the_two_scim_routes_and_the_retention_timer() -> None:
+    """Besides the two HTTP triggers, function_app registers one timer: events_retention."""
+    function_app.app.functions_bindings = None
+    functions = function_app.app.get_functions()
+    function_app.app.functions_bindings = None
+    kinds = {f.get_function_name(): getattr(f.get_trigger(), "type", None) for f in functions}
+    assert kinds == {"scim": "httpTrigger", "tenant_scim": "httpTrigger",
+                     "events_retention": "timerTrigger"}
