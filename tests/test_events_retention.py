@@ -228,14 +228,32 @@ def test_the_time_budget_stops_a_run_fairly_and_the_next_run_finishes() -> None:
     clock = FakeMonotonic()
     counting = CountingStore(store, clock, step_seconds=10)
     first = trim_feeds(counting, days=30, now=NOW, step=5,  # type: ignore[arg-type]
-                       budget_seconds=25, clock=clock)
+                       budget_seconds=25, clock=clock, start=0)
     assert [name for name, *_ in counting.calls] == ["default", "acme", "beta"]
     assert first.counts == {"default": 5, "acme": 5, "beta": 5}
     assert not first.complete and not first.failed
     second = trim_feeds(counting, days=30, now=NOW, step=5,  # type: ignore[arg-type]
-                        budget_seconds=1000, clock=clock)
+                        budget_seconds=1000, clock=clock, start=0)
     assert second.counts == {"default": 15, "acme": 15, "beta": 15} and second.complete
     assert all(kept(store, t) == [] for t in ("default", "acme", "beta"))
+
+
+def test_a_budget_too_short_for_every_tenant_starts_where_it_is_told() -> None:
+    """Each run's first round starts at its ``start`` tenant, so a short budget reaches others
+    on other runs; the report keeps the default-first order."""
+    store = MemoryStore()
+    for tenant in ("acme", "beta"):
+        register(store, tenant)
+    for tenant in ("default", "acme", "beta"):
+        write_events(store, tenant, [40] * 4)
+    clock = FakeMonotonic()
+    counting = CountingStore(store, clock, step_seconds=10)
+    report = trim_feeds(counting, days=30, now=NOW, budget_seconds=15,  # type: ignore[arg-type]
+                        clock=clock, start=2)
+    assert [name for name, *_ in counting.calls] == ["beta", "default"]
+    assert [t.tenant for t in report.tenants] == ["default", "acme", "beta"]
+    assert report.counts == {"default": 4, "acme": 0, "beta": 4}
+    assert [t.done for t in report.tenants] == [True, False, True]
 
 
 def test_arguments_out_of_range_are_refused() -> None:

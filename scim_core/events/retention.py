@@ -5,6 +5,7 @@ is finished by the next (docs/events.md)."""
 from __future__ import annotations
 
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -93,13 +94,15 @@ def retained_tenants(store: Store) -> list[str]:
 
 def trim_feeds(store: Store, *, days: int, now: datetime | None = None,
                step: int = DEFAULT_STEP, budget_seconds: float | None = None,
-               tenants: Iterable[str] | None = None,
+               tenants: Iterable[str] | None = None, start: int | None = None,
                clock: Callable[[], float] = time.monotonic) -> RetentionReport:
     """Remove every event older than ``days`` before ``now`` from the feeds of ``tenants``
     (default: ``retained_tenants(store)``), ``step`` events per ``TenantStore.trim`` call.
 
     Tenants take turns, one step each per round, so a large backlog in one does not starve
-    the others. A tenant is done when a step removes fewer than ``step``. No step starts once
+    the others; the first round starts at the ``start``-th tenant (default: a random one),
+    so when the budget cannot visit them all, each run reaches others. A tenant is done
+    when a step removes fewer than ``step``. No step starts once
     ``budget_seconds`` (default ``DEFAULT_BUDGET_SECONDS``; ``math.inf`` for none) have
     passed on ``clock``. A storage failure is logged and ends that tenant's turns only.
     Raises ``StoreError`` only when the tenant registry cannot be listed."""
@@ -107,14 +110,15 @@ def trim_feeds(store: Store, *, days: int, now: datetime | None = None,
         raise ValueError("step is at least 1")
     before = cutoff(days, now)
     budget = DEFAULT_BUDGET_SECONDS if budget_seconds is None else budget_seconds
-    start = clock()
+    began = clock()
     names = retained_tenants(store) if tenants is None else list(dict.fromkeys(tenants))
     outcome = {name: TenantTrim(name) for name in names}
-    pending = list(names)
-    while pending and clock() - start < budget:
+    first = (random.randrange(len(names)) if start is None else start % len(names)) if names else 0
+    pending = names[first:] + names[:first]
+    while pending and clock() - began < budget:
         still = []
         for name in pending:
-            if clock() - start >= budget:
+            if clock() - began >= budget:
                 still.append(name)
                 continue
             trimmed = outcome[name]
