@@ -582,7 +582,9 @@ class TableTenantStore:
 
     def trim(self, *, before: str, limit: int) -> int:
         """Delete up to ``limit`` of the oldest events older than ``before``, raising the
-        feed row's ``floor`` in the same transactions."""
+        feed row's ``floor`` (under If-Match, never lowering it: trims may overlap) in the
+        same transactions; returns how many this call deleted."""
+        removed = 0
         with self._store.session():
             rows = self._store.range(self._partition, event_key(0), EVENTS_END,
                                      select=["RowKey", "position", "time"],
@@ -595,13 +597,33 @@ class TableTenantStore:
             step = MAX_BATCH - 1
             for start in range(0, len(old), step):
                 chunk = old[start:start + step]
-                floor = row(self._partition, FEED_ROW, floor=chunk[-1][1])
-                submit(self._table, [Step("upsert", floor, {"mode": UpdateMode.MERGE}),
-                                     *(Step("delete", row(self._partition, key), optional=True)
-                                       for key, _ in chunk)])
+                removed += self._trim_batch([key for key, _ in chunk], chunk[-1][1])
             if old:
                 self._store.feeds.forget(self._partition)
-        return len(old)
+        return removed
+
+    def _trim_batch(self, row_keys: Sequence[str], last: int) -> int:
+        """Delete the event rows ``row_keys`` and raise the floor to ``last`` if it is lower,
+        in one transaction; returns how many rows it deleted (others may be gone already)."""
+        deletes = [Step("delete", row(self._partition, key), optional=True) for key in row_keys]
+        for _ in range(_DELETE_ATTEMPTS):
+            feed = self._read(FEED_ROW, select=["floor"])
+            if feed is None:
+                raise_floor = [Step("upsert", row(self._partition, FEED_ROW, floor=last),
+                                    {"mode": UpdateMode.MERGE})]
+            elif int(feed.get("floor") or 0) < last:
+                raise_floor = [Step("update", row(self._partition, FEED_ROW, floor=last),
+                                    {"mode": UpdateMode.MERGE, **if_match(_etag(feed))})]
+            else:
+                raise_floor = []
+            try:
+                return len(submit(self._table, [*raise_floor, *deletes])) - len(raise_floor)
+            except TableTransactionError as error:
+                if raise_floor and error.index == 0 and failure_of(error) in (
+                        Failure.MOVED, Failure.MISSING):
+                    continue  # a write moved the feed row (or it went): read it again
+                raise
+        raise StorageUnavailable(_BUSY, retry_after=1)
 
     def purge(self, *, limit: int) -> int:
         """Delete up to ``limit`` of the partition's rows, 100 to a transaction."""
