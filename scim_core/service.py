@@ -204,9 +204,10 @@ class ResourceService:
         while change:
             version = new_version()
             try:
-                self.store.change_members(resource_id, last_modified=self._clock(),
-                                          version=version, members=change)
-                return version
+                if self.store.change_members(resource_id, last_modified=self._clock(),
+                                             version=version, members=change) is not None:
+                    return version
+                break  # it changed no membership, so nothing was written
             except UnknownMembers as unknown:
                 change = change.without(self._skip(unknown, [m.value for m in change.add]))
         return self._load(rt, resource_id).meta.version
@@ -239,6 +240,8 @@ class ResourceService:
             if if_match is not None and not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")
             document, change = plan(current)
+            if document == current.document:
+                document = None  # a PUT of what is stored
             if change is not None and skipped:
                 change = change.without(skipped)
             if document is None and not change:
@@ -256,6 +259,8 @@ class ResourceService:
                     etag = self.store.change_members(
                         resource_id, last_modified=meta.last_modified, version=meta.version,
                         members=change, expected_etag=conditional, events=events)
+                    if etag is None:
+                        return current
                     return Record(rt.kind, resource_id, current.document, meta, etag)
                 return self.store.update(
                     rt.kind, resource_id, meta=meta,

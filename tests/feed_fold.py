@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scim_core.kinds import Kind
 from scim_core.resources import render
 from scim_core.schema import Registry
 from scim_core.store import GROUP, USER, Store
@@ -186,11 +185,9 @@ def comparable(resource: Mapping[str, Any], *,
     return copied
 
 
-def differences(folded: Directory, stored: Directory, *,
-                loose_meta: Mapping[Kind, set[str] | None]) -> list[str]:
+def differences(folded: Directory, stored: Directory) -> list[str]:
     """Where the two directories differ: ids, memberships and each resource's document
-    (without meta.location). ``loose_meta`` names, per kind, the ids whose meta.version and
-    meta.lastModified are not compared (None: all of that kind)."""
+    (meta included, without meta.location)."""
     found: list[str] = []
     for kind, ours, theirs in ((USER, folded.users, stored.users),
                                (GROUP, folded.groups, stored.groups)):
@@ -198,13 +195,9 @@ def differences(folded: Directory, stored: Directory, *,
             found.append(f"{kind.value} {missing} is stored but the feed has none")
         for extra in sorted(set(ours) - set(theirs)):
             found.append(f"{kind.value} {extra} is in the feed but not stored")
-        loose = loose_meta.get(kind, set())
         for resource_id in sorted(set(ours) & set(theirs)):
-            dropped: tuple[str, ...] = ("location",)
-            if loose is None or resource_id in loose:
-                dropped = ("location", "version", "lastModified")
-            a = comparable(ours[resource_id], without_meta=dropped)
-            b = comparable(theirs[resource_id], without_meta=dropped)
+            a = comparable(ours[resource_id], without_meta=("location",))
+            b = comparable(theirs[resource_id], without_meta=("location",))
             if a != b:
                 found.append(f"{kind.value} {resource_id}: feed {a} != stored {b}")
     for group_id, user_id in sorted(stored.memberships - folded.memberships):

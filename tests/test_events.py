@@ -810,6 +810,17 @@ def test_concurrent_writers_on_two_table_stores_get_positions_1_to_n(
                       table_harness.another_store())
 
 
+def test_writers_of_one_process_take_turns_for_the_feed_row(
+        table_harness: TableHarness) -> None:
+    """8 threads x 25 creates on one tenant through ONE TableStore never lose the feed row
+    to each other: every create is exactly one transaction (none resubmitted), and the
+    positions are 1..200 (the same checks as with two stores)."""
+    sizes = table_harness.client.batch_sizes
+    sizes.clear()
+    concurrent_writes([table_harness.store], table_harness.store)
+    assert len(sizes) == WRITERS * WRITES
+
+
 def test_concurrent_writers_on_the_memory_store_get_positions_1_to_n() -> None:
     """The same 8 x 25 concurrent creates on one MemoryStore: positions 1..200, each write's
     event once, in each writer's order, all seen by a following reader."""

@@ -283,18 +283,25 @@ def test_a_stale_etag_raises_version_mismatch_and_writes_nothing(store: Store) -
     assert store.tenant(T).lookup(USER, IndexKey("userName", "zed", True)) == []
 
 
-def test_meta_only_update_keeps_the_document_and_indexes(store: Store) -> None:
-    """document=None writes the meta only: document and lookups are unchanged."""
+def test_an_update_that_changes_nothing_writes_nothing(store: Store) -> None:
+    """document=None with no membership added or removed writes nothing, not even the
+    meta: the record comes back as stored, its version and feed unchanged; a missing one
+    is NotStored."""
     created = add_user(store, "u1", "alice", "ext-1")
-    updated = store.tenant(T).update(USER, "u1", meta=meta("5"), expected_etag=None)
-    assert updated.document == created.document and updated.meta == meta("5")
-    assert updated.etag != created.etag
-    assert store.tenant(T).get(USER, "u1") == updated
-    assert ids(store.tenant(T).lookup(USER, IndexKey("externalId", "ext-1", False))) == ["u1"]
-    again = store.tenant(T).update(USER, "u1", meta=meta("6"), expected_etag=updated.etag,
-                         indexes=user_keys("ignored"))
-    assert again.meta == meta("6")
+    add_group(store, "g", "staff")
+    position = store.tenant(T).position()
+    same = store.tenant(T).update(USER, "u1", meta=meta("5"), expected_etag=created.etag,
+                                  indexes=user_keys("ignored"))
+    assert same == created and same.meta == created.meta and same.etag == created.etag
+    group = store.tenant(T).get(GROUP, "g")
+    assert store.tenant(T).change_members("g", last_modified="t", version="v6",
+                                          members=MemberChange(remove=("u1",))) is None
+    assert store.tenant(T).get(GROUP, "g") == group and group is not None
+    assert group.meta.version != "v6" and store.tenant(T).position() == position
     assert ids(store.tenant(T).lookup(USER, IndexKey("userName", "alice", True))) == ["u1"]
+    with pytest.raises(NotStored):
+        store.tenant(T).change_members("nope", last_modified="t", version="v7",
+                                       members=MemberChange(remove=("u1",)))
 
 
 # -- membership ----------------------------------------------------------------------------

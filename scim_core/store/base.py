@@ -116,19 +116,20 @@ class TenantStore(Protocol):
 
         With ``expected_etag`` the write happens only if the stored etag still equals it
         (else ``VersionMoved``). ``document=None`` keeps the stored document and indexes
-        (a member-only change). Raises ``KeyTaken`` when a new unique value is taken and
+        (a member-only change; one that adds and removes no one writes nothing and returns
+        the record as stored). Raises ``KeyTaken`` when a new unique value is taken and
         ``UnknownMembers`` when an added member is not a stored user.
         """
         ...
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange, expected_etag: str | None = None,
-                       events: Sequence[EventDraft] = ()) -> str:
+                       events: Sequence[EventDraft] = ()) -> str | None:
         """``update`` of a group's members (no document) that sets its meta's
-        ``last_modified`` and ``version`` (``created`` stays; an empty change renews only
-        them) and does not read the group, before or after; returns the group's new etag.
-        With ``expected_etag`` it happens only while the group's etag is that (else
-        ``VersionMoved``)."""
+        ``last_modified`` and ``version`` (``created`` stays) and does not read the group,
+        before or after; returns the group's new etag, or None when the change added and
+        removed no one (then nothing is written). With ``expected_etag`` it happens only
+        while the group's etag is that (else ``VersionMoved``)."""
         ...
 
     def delete(self, kind: Kind, resource_id: str, *,

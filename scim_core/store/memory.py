@@ -208,6 +208,8 @@ class MemoryTenantStore:
             emitted = list(events)
             if members and kind == GROUP:
                 emitted += self._apply_members(resource_id, members, meta=meta)
+            if document is None and not emitted:
+                return self._record(kind, resource_id, entry)  # no membership changed
             entry.meta = meta
             entry.etag = str(next(self._etags))
             self._append(emitted)
@@ -215,15 +217,17 @@ class MemoryTenantStore:
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange, expected_etag: str | None = None,
-                       events: Sequence[EventDraft] = ()) -> str:
+                       events: Sequence[EventDraft] = ()) -> str | None:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._lock:
             entry = self._t.entries.get((GROUP, group_id))
             if entry is None:
                 raise NotStored(GROUP, group_id)
             meta = Meta(entry.meta.created, last_modified, version)
-            return self.update(GROUP, group_id, meta=meta, expected_etag=expected_etag,
-                               members=members, events=events).etag
+            before = entry.etag
+            after = self.update(GROUP, group_id, meta=meta, expected_etag=expected_etag,
+                                members=members, events=events).etag
+            return None if after == before else after
 
     def delete(self, kind: Kind, resource_id: str, *,
                expected_version: str | None = None,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -116,37 +117,51 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
     pair whole; an emulator that lets a concurrent batch's half be seen would otherwise
     leave half a pair). With ``drop_missing_members`` so is the add of a member whose user
     is gone. With ``feed``, the transaction also appends the events of what it holds, and
-    one that lost the feed row to another writer is resubmitted with later positions. Every
-    other failure is raised, its ``index`` naming the failed operation in ``steps``."""
+    one that lost the feed row to another writer is resubmitted with later positions; a
+    member-only one (``feed.quiet_is_nothing``) that, after those drops, would emit no event
+    changes nothing and is not sent. Returns the results of the operations sent ([] when
+    none was). Every other failure is raised, its ``index`` naming the failed operation in
+    ``steps``."""
     pending = list(enumerate(steps))
     while pending:
         batch = [step for _, step in pending]
-        tail = feed.steps(batch) if feed is not None else []
-        try:
-            results = table.submit_transaction([step.operation() for step in batch + tail])
-        except TableTransactionError as error:
-            index: int = error.index
-            if feed is not None and tail and len(batch) <= index < len(batch) + len(tail):
-                feed.moved()
-                continue
-            if not 0 <= index < len(pending):
-                raise
-            position, failed = pending[index]
-            error.index = position
-            if failure_of(error) is Failure.MISSING and failed.optional:
-                if failed.pair is None:
-                    del pending[index]
-                else:
-                    pending = [(at, step) for at, step in pending if step.pair != failed.pair]
-                continue
-            gone = missing_member(error, steps) if drop_missing_members else None
-            if gone is not None:
-                pending = [(at, step) for at, step in pending if step.member != gone]
-                continue
-            raise
-        if feed is not None:
-            feed.committed(results[len(batch):])
-        return results[:len(batch)]
+        error: TableTransactionError | None = None
+        with feed.turn() if feed is not None else contextlib.nullcontext():
+            tail = feed.steps(batch) if feed is not None else []
+            if feed is not None and not tail and feed.quiet_is_nothing:
+                return []
+            try:
+                results = table.submit_transaction([s.operation() for s in batch + tail])
+            except TableTransactionError as failed:
+                error = failed
+                if feed is not None and tail and len(batch) <= error.index < len(batch) + len(
+                        tail):
+                    feed.moved()  # another process took the positions
+                    error = None
+            else:
+                if feed is not None:
+                    feed.committed(results[len(batch):])
+                return results[:len(batch)]
+        if error is None:
+            assert feed is not None
+            feed.back_off()
+            continue
+        index: int = error.index
+        if not 0 <= index < len(pending):
+            raise error
+        position, failed_step = pending[index]
+        error.index = position
+        if failure_of(error) is Failure.MISSING and failed_step.optional:
+            if failed_step.pair is None:
+                del pending[index]
+            else:
+                pending = [(at, step) for at, step in pending if step.pair != failed_step.pair]
+            continue
+        gone = missing_member(error, steps) if drop_missing_members else None
+        if gone is not None:
+            pending = [(at, step) for at, step in pending if step.member != gone]
+            continue
+        raise error
     return []
 
 

@@ -8,6 +8,7 @@ import logging
 import random
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -26,6 +27,7 @@ FEED_ROW = "feed"
 EVENT_PREFIX = "event:"
 EVENTS_END = "event;"
 MAX_ATTEMPTS = 60
+TURN_STRIPES = 256
 _LOG = logging.getLogger(__name__)
 _BUSY = "The tenant's change feed is too busy; retry later."
 
@@ -113,14 +115,22 @@ class Head:
 class Feeds:
     """The feed rows of every tenant of a table, as this process last saw them: a write
     takes its positions from the cached head without reading it, and reads it only after
-    losing a race (another writer moved it)."""
+    losing a race to another process. Within the process, a tenant's transactions take
+    turns (``turn``), so they never race each other for the feed row."""
 
     def __init__(self, table: TableClient, *, on_commit: OnCommit | None = None,
                  size: int = 20_000) -> None:
         self._table = table
         self._heads: Lru[str, Head] = Lru(size)
         self._lock = threading.Lock()
+        self._turns = tuple(threading.Lock() for _ in range(TURN_STRIPES))
         self.on_commit = on_commit
+
+    def turn(self, partition: str) -> threading.Lock:
+        """The lock a transaction of ``partition``'s feed holds from taking its positions
+        until its answer has moved the cached head (striped: bounded, never evicted)."""
+        return self._turns[zlib.crc32(partition.encode("utf-8", "surrogatepass"))
+                           % TURN_STRIPES]
 
     def head(self, partition: str) -> Head:
         """The cached head, read on first use."""
@@ -139,8 +149,16 @@ class Feeds:
             if thorough and "position" not in entity:
                 head = Head(self._last_event(partition), head.etag, head.floor,
                             head.tenant_state)
-        self._heads.put(partition, head)
+        self._keep(partition, head)
         return head
+
+    def _keep(self, partition: str, head: Head) -> None:
+        """Cache ``head`` unless a transaction of this process has already moved past it
+        (a read that raced a commit)."""
+        with self._lock:
+            known = self._heads.get(partition)
+            if known is None or known.position <= head.position:
+                self._heads.put(partition, head)
 
     def _last_event(self, partition: str) -> int:
         rows = self._table.query_entities(
@@ -154,10 +172,7 @@ class Feeds:
 
     def committed(self, partition: str, tenant: str, head: Head) -> None:
         """A transaction of this process moved the head to ``head``."""
-        with self._lock:
-            known = self._heads.get(partition)
-            if known is None or known.position < head.position:
-                self._heads.put(partition, head)
+        self._keep(partition, head)
         if self.on_commit is not None:
             try:
                 self.on_commit(tenant, head.position)
@@ -175,7 +190,9 @@ class FeedWrite:
 
     def __init__(self, feeds: Feeds, partition: str, tenant: str,
                  events: Callable[[Sequence[Step]], list[EventDraft]], *,
-                 tenant_state: str | None = None) -> None:
+                 tenant_state: str | None = None, quiet_is_nothing: bool = False) -> None:
+        self.quiet_is_nothing = quiet_is_nothing
+        """A batch without events changes nothing (member edits that add or remove no one)."""
         self._feeds = feeds
         self._partition = partition
         self._tenant = tenant
@@ -216,13 +233,21 @@ class FeedWrite:
             head.position + self._placed, str(results[0]["etag"]), head.floor,
             self._tenant_state or head.tenant_state))
 
+    def turn(self) -> threading.Lock:
+        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
+        return self._feeds.turn(self._partition)
+
     def moved(self) -> None:
-        """The batch failed on the feed row: another writer took the positions. Read the
-        head again (after a short random pause once it keeps happening)."""
+        """The batch failed on the feed row: another process took the positions. Read the
+        head again, for this and the next transaction of the tenant."""
         self._attempts += 1
         if self._attempts >= MAX_ATTEMPTS:
             raise StorageUnavailable(_BUSY, retry_after=1)
+        self._feeds.read(self._partition, thorough=self._attempts > 2)
+
+    def back_off(self) -> None:
+        """After ``moved``, outside the turn: a short random pause once races keep being
+        lost, so that processes racing for one tenant fall out of step."""
         if self._attempts > 3:
             time.sleep(random.uniform(0, 0.002 * self._attempts))
-        self._feeds.read(self._partition, thorough=self._attempts > 2)
 

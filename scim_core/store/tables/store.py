@@ -202,14 +202,14 @@ class TableTenantStore:
     def _range(self, low: str, high: str, **options: Any) -> Iterable[TableEntity]:
         return self._store.range(self._partition, low, high, **options)
 
-    def _feed(self, events: Callable[[Sequence[Step]], list[EventDraft]]) -> FeedWrite:
-        return FeedWrite(self._store.feeds, self._partition, self._name, events)
-
     def _members_feed(self, meta: Meta, events: Sequence[EventDraft] = (), *,
-                      implied: str | None = None) -> FeedWrite:
+                      implied: str | None = None, quiet_is_nothing: bool = False) -> FeedWrite:
         """A batch's feed: ``events``, then the membership events of its steps."""
-        return self._feed(lambda steps: [*events, *membership_events(
-            steps, time=meta.last_modified, version=meta.version, implied=implied)])
+        return FeedWrite(self._store.feeds, self._partition, self._name,
+                         lambda steps: [*events, *membership_events(
+                             steps, time=meta.last_modified, version=meta.version,
+                             implied=implied)],
+                         quiet_is_nothing=quiet_is_nothing)
 
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: Kind,
                       resource_id: str, meta: Meta) -> str | None:
@@ -219,8 +219,9 @@ class TableTenantStore:
         etag = None
         try:
             for batch in batches:
-                etag = str(submit(self._table, batch, drop_missing_members=True,
-                                  feed=self._members_feed(meta))[0]["etag"])
+                results = submit(self._table, batch, drop_missing_members=True,
+                                 feed=self._members_feed(meta, quiet_is_nothing=True))
+                etag = str(results[0]["etag"]) if results else etag
         except TableTransactionError as error:
             if failure_of(error) is Failure.MISSING and error.index == 0:
                 raise NotStored(kind, resource_id) from None
@@ -287,8 +288,9 @@ class TableTenantStore:
 
     def _write_first(self, kind: Kind, resource_id: str, batches: Sequence[Sequence[Step]],
                      *, conditional: bool, feed: FeedWrite) -> str | None:
-        """Submit an update's first batch; its new etag, or None when a read-then-write
-        without the caller's etag lost a race and should be tried again."""
+        """Submit an update's first batch; its new etag ("" when it changed nothing and was
+        not sent), or None when a read-then-write without the caller's etag lost a race
+        and should be tried again."""
         first = batches[0]
         try:
             self._check_users(batches)
@@ -298,7 +300,8 @@ class TableTenantStore:
                 raise NotStored(kind, resource_id) from None
             raise
         try:
-            return str(submit(self._table, first, feed=feed)[0]["etag"])
+            results = submit(self._table, first, feed=feed)
+            return str(results[0]["etag"]) if results else ""
         except TableTransactionError as error:
             failure = failure_of(error)
             if failure is Failure.MISSING and error.index == 0:
@@ -314,10 +317,11 @@ class TableTenantStore:
 
     def _write_meta(self, kind: Kind, resource_id: str, meta: Meta,
                     expected_etag: str | None, change: MemberChange | None,
-                    events: Sequence[EventDraft]) -> str:
+                    events: Sequence[EventDraft]) -> str | None:
         """Meta properties and members only: the group must exist (If-Match: * unless the
         caller gave an etag), but concurrent member edits do not contend for its etag.
-        Returns the row's etag after the last batch."""
+        Returns the row's etag after the last batch, or None when no batch changed a
+        membership (and none was written)."""
         document_row = keys.document_key(kind, resource_id)
         condition = if_match(expected_etag) if expected_etag is not None else {}
         properties = {"lastModified": meta.last_modified, "version": meta.version}
@@ -327,8 +331,17 @@ class TableTenantStore:
         first, *later = pack([merge], self._membership_units(resource_id, change), guard)
         etag = self._write_first(kind, resource_id, [first, *later],
                                  conditional=expected_etag is not None,
-                                 feed=self._members_feed(meta, events))
-        return self._submit_later(later, kind, resource_id, meta) or etag or ""
+                                 feed=self._members_feed(meta, events,
+                                                         quiet_is_nothing=True))
+        written = self._submit_later(later, kind, resource_id, meta) or etag
+        if not written:
+            # nothing was sent, so nothing checked the row: check it now
+            current = self._read(document_row, select=["id"])
+            if current is None:
+                raise NotStored(kind, resource_id)
+            if expected_etag is not None and _etag(current) != expected_etag:
+                raise VersionMoved()
+        return written or None
 
     def _relations(self, kind: Kind, resource_id: str, stamp: Stamp | None) -> list[Unit]:
         """Removals of every membership of a group or a user; with ``stamp``, a user's
@@ -378,7 +391,7 @@ class TableTenantStore:
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange, expected_etag: str | None = None,
-                       events: Sequence[EventDraft] = ()) -> str:
+                       events: Sequence[EventDraft] = ()) -> str | None:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._store.session():
             # created is not written by a meta merge; the feed needs only the new two
@@ -541,15 +554,18 @@ class TableTenantStore:
         with self._store.session():
             head = feeds.read(self._partition)
             while tenant_state is None or head.tenant_state != tenant_state:
-                steps = write.steps([])
-                try:
-                    results = self._table.submit_transaction([s.operation() for s in steps])
-                except TableTransactionError:
-                    write.moved()
-                    head = feeds.head(self._partition)
-                    continue
-                write.committed(results)
-                return feeds.head(self._partition).position
+                with write.turn():
+                    steps = write.steps([])
+                    try:
+                        results = self._table.submit_transaction(
+                            [s.operation() for s in steps])
+                    except TableTransactionError:
+                        write.moved()
+                    else:
+                        write.committed(results)
+                        return feeds.head(self._partition).position
+                write.back_off()
+                head = feeds.head(self._partition)
         return None
 
     def events(self, *, after: int, limit: int) -> list[Event]:
