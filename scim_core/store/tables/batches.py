@@ -126,12 +126,14 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
     while pending:
         batch = [step for _, step in pending]
         error: TableTransactionError | None = None
+        if feed is not None and not feed.prepare(batch) and feed.quiet_is_nothing:
+            return []
+        operations = [step.operation() for step in batch]
         with feed.turn() if feed is not None else contextlib.nullcontext():
-            tail = feed.steps(batch) if feed is not None else []
-            if feed is not None and not tail and feed.quiet_is_nothing:
-                return []
+            tail = feed.steps() if feed is not None else []
             try:
-                results = table.submit_transaction([s.operation() for s in batch + tail])
+                results = table.submit_transaction(
+                    [*operations, *(step.operation() for step in tail)])
             except TableTransactionError as failed:
                 error = failed
                 if feed is not None and tail and len(batch) <= error.index < len(batch) + len(

@@ -41,22 +41,36 @@ def event_key(position: int) -> str:
 
 def event_entity(partition: str, event: Event) -> dict[str, Any]:
     """An event row."""
-    entity = row(partition, event_key(event.position), position=event.position, id=event.id,
-                 tenant=event.tenant, type=str(event.type), time=event.time,
-                 resourceType=event.resource_type, resourceId=event.resource_id,
-                 version=event.version, attributes=json.dumps(list(event.attributes)),
-                 members=json.dumps(list(event.members)))
-    chunks = ([] if event.resource is None else
-              split_chunks(json.dumps(event.resource, ensure_ascii=False,
+    return placed_entity(unplaced_entity(partition, event, event.tenant), event.tenant,
+                         event.position)
+
+
+def unplaced_entity(partition: str, draft: EventDraft, tenant: str) -> dict[str, Any]:
+    """An event row without its place (RowKey, ``position``, ``id``): the costly part,
+    built before a transaction takes its turn for the feed row."""
+    entity = row(partition, event_key(10**16 - 1), position=2**62, id=f"{tenant}:{2**62}",
+                 tenant=tenant, type=str(draft.type), time=draft.time,
+                 resourceType=draft.resource_type, resourceId=draft.resource_id,
+                 version=draft.version, attributes=json.dumps(list(draft.attributes)),
+                 members=json.dumps(list(draft.members)))
+    chunks = ([] if draft.resource is None else
+              split_chunks(json.dumps(draft.resource, ensure_ascii=False,
                                       separators=(",", ":"))))
     entity["resourceChunks"] = len(chunks)
     entity.update({f"resource_{i}": chunk for i, chunk in enumerate(chunks)})
+    # sized with the longest place it can take
     if entity_size(entity) > MAX_ENTITY_BYTES:
         # a resource near the document limit, with its meta: the event names it instead
         for i in range(len(chunks)):
             del entity[f"resource_{i}"]
         entity["resourceChunks"] = 0
     return entity
+
+
+def placed_entity(entity: Mapping[str, Any], tenant: str, position: int) -> dict[str, Any]:
+    """``entity`` (``unplaced_entity``) at ``position``."""
+    return {**entity, "RowKey": event_key(position), "position": position,
+            "id": f"{tenant}:{position}"}
 
 
 def event_from_entity(entity: Mapping[str, Any]) -> Event:
@@ -185,8 +199,9 @@ class Feeds:
 
 
 class FeedWrite:
-    """The events of one change's transactions: ``steps`` appends them to a batch,
-    ``committed`` and ``moved`` report how the batch went."""
+    """The events of one change's transactions: ``prepare`` builds a batch's event rows,
+    ``steps`` (under the turn) places them after the feed row's move, ``committed`` and
+    ``moved`` report how the batch went."""
 
     def __init__(self, feeds: Feeds, partition: str, tenant: str,
                  events: Callable[[Sequence[Step]], list[EventDraft]], *,
@@ -200,17 +215,21 @@ class FeedWrite:
         self._tenant_state = tenant_state
         self._attempts = 0
         self._head: Head | None = None
-        self._placed = 0
+        self._rows: list[dict[str, Any]] = []
 
-    def steps(self, batch: Sequence[Step]) -> list[Step]:
-        """The feed row's move and the event rows for a batch of ``batch``'s steps
-        (nothing when the batch emits no event)."""
-        events = self._events(batch)
-        self._placed = len(events)
-        if not events:
+    def prepare(self, batch: Sequence[Step]) -> bool:
+        """Build the event rows of a batch of ``batch``'s steps; whether there are any."""
+        self._rows = [unplaced_entity(self._partition, draft, self._tenant)
+                      for draft in self._events(batch)]
+        return bool(self._rows)
+
+    def steps(self) -> list[Step]:
+        """The feed row's move and the prepared event rows at the next positions (nothing
+        when the batch emits no event); called holding ``turn``."""
+        if not self._rows:
             return []
         head = self._head = self._feeds.head(self._partition)
-        last = head.position + len(events)
+        last = head.position + len(self._rows)
         partition = self._partition
         moved: dict[str, Any] = {"position": last}
         if self._tenant_state is not None:
@@ -220,17 +239,16 @@ class FeedWrite:
         else:
             feed = Step("update", row(partition, FEED_ROW, **moved),
                         {"mode": UpdateMode.MERGE, **if_match(head.etag)})
-        placed = [Event.placed(draft, self._tenant, head.position + offset)
-                  for offset, draft in enumerate(events, 1)]
-        return [feed, *(Step("create", event_entity(partition, event)) for event in placed)]
+        return [feed, *(Step("create", placed_entity(entity, self._tenant, head.position + n))
+                        for n, entity in enumerate(self._rows, 1))]
 
     def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
         """The batch landed; ``results`` are its feed steps' results."""
-        if not self._placed or self._head is None:
+        if not self._rows or self._head is None:
             return
         head = self._head
         self._feeds.committed(self._partition, self._tenant, Head(
-            head.position + self._placed, str(results[0]["etag"]), head.floor,
+            head.position + len(self._rows), str(results[0]["etag"]), head.floor,
             self._tenant_state or head.tenant_state))
 
     def turn(self) -> threading.Lock:

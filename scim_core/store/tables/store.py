@@ -553,9 +553,10 @@ class TableTenantStore:
                           tenant_state=tenant_state)
         with self._store.session():
             head = feeds.read(self._partition)
+            write.prepare([])
             while tenant_state is None or head.tenant_state != tenant_state:
                 with write.turn():
-                    steps = write.steps([])
+                    steps = write.steps()
                     try:
                         results = self._table.submit_transaction(
                             [s.operation() for s in steps])
