@@ -130,22 +130,24 @@ class MemoryTenantStore:
         """Apply ``change``; with ``meta`` (the group's new meta), its membership events."""
         current = self._t.members[group_id]
         member_of = self._t.member_of
-        before = set(current)
+        removed: set[str] = set()  # kept to the change's size: groups can be large
         if change.remove_all:
             for user_id in current:
                 member_of[user_id].discard(group_id)
+            removed.update(current)
             current.clear()
         for user_id in change.remove:
             if current.pop(user_id, None) is not None:
                 member_of[user_id].discard(group_id)
+                removed.add(user_id)
         for member in change.add:
             current[member.value] = member
             member_of[member.value].add(group_id)
         if meta is None:
             return []
         added = {member.value for member in change.add}
-        return drafts.membership(group_id, removed=before - set(current) - added,
-                                 added=added, time=meta.last_modified, version=meta.version)
+        return drafts.membership(group_id, removed=removed - added, added=added,
+                                 time=meta.last_modified, version=meta.version)
 
     def _append(self, events: Sequence[EventDraft]) -> None:
         """Place ``events`` in the feed (under the lock, so with the change itself)."""
