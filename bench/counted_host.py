@@ -151,7 +151,7 @@ def _install(counters: Counters) -> None:
     committed = FeedWrite.committed
 
     def counted_committed(self: Any, results: Any) -> None:
-        if getattr(self, "_placed", 0):
+        if getattr(self, "_rows", None) or getattr(self, "_placed", 0):  # placed events
             counters.add("feed_commits")
             lost = int(getattr(self, "_attempts", 0))
             counters.add(next((name for most, name in _LOST if lost <= most),

@@ -150,9 +150,11 @@ class Feeds:
         """The cached head, read on first use."""
         return self._heads.get(partition) or self.read(partition)
 
-    def read(self, partition: str, *, thorough: bool = False) -> Head:
+    def read(self, partition: str, *, thorough: bool = False, lost: bool = False) -> Head:
         """The head as stored now. Without a feed row it is 0, or, when ``thorough``, the
-        last event row's position (for a feed row lost while its events remain)."""
+        last event row's position (for a feed row lost while its events remain). It
+        replaces the cached head when it is newer, or, after a transaction failed on the
+        feed row (``lost``), whatever it is: the row may have gone with its table."""
         try:
             entity = self._table.get_entity(partition, FEED_ROW)
         except ResourceNotFoundError:
@@ -163,15 +165,15 @@ class Feeds:
             if thorough and "position" not in entity:
                 head = Head(self._last_event(partition), head.etag, head.floor,
                             head.tenant_state)
-        self._keep(partition, head)
+        self._keep(partition, head, always=lost)
         return head
 
-    def _keep(self, partition: str, head: Head) -> None:
+    def _keep(self, partition: str, head: Head, *, always: bool = False) -> None:
         """Cache ``head`` unless a transaction of this process has already moved past it
         (a read that raced a commit)."""
         with self._lock:
             known = self._heads.get(partition)
-            if known is None or known.position <= head.position:
+            if always or known is None or known.position <= head.position:
                 self._heads.put(partition, head)
 
     def _last_event(self, partition: str) -> int:
@@ -261,7 +263,7 @@ class FeedWrite:
         self._attempts += 1
         if self._attempts >= MAX_ATTEMPTS:
             raise StorageUnavailable(_BUSY, retry_after=1)
-        self._feeds.read(self._partition, thorough=self._attempts > 2)
+        self._feeds.read(self._partition, thorough=self._attempts > 2, lost=True)
 
     def back_off(self) -> None:
         """After ``moved``, outside the turn: a short random pause once races keep being
