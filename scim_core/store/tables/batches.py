@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -123,48 +122,56 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
     none was). Every other failure is raised, its ``index`` naming the failed operation in
     ``steps``."""
     pending = list(enumerate(steps))
-    while pending:
+    while True:
         batch = [step for _, step in pending]
-        error: TableTransactionError | None = None
-        if feed is not None and not feed.prepare(batch) and feed.quiet_is_nothing:
+        eventful = feed is not None and feed.prepare(batch)
+        if not eventful and (not batch or (feed is not None and feed.quiet_is_nothing)):
             return []
-        operations = [step.operation() for step in batch]
-        with feed.turn() if feed is not None else contextlib.nullcontext():
-            tail = feed.steps() if feed is not None else []
-            try:
-                results = table.submit_transaction(
-                    [*operations, *(step.operation() for step in tail)])
-            except TableTransactionError as failed:
-                error = failed
-                if feed is not None and tail and len(batch) <= error.index < len(batch) + len(
-                        tail):
-                    feed.moved()  # another process took the positions
-                    error = None
-            else:
-                if feed is not None:
-                    feed.committed(results[len(batch):])
-                return results[:len(batch)]
-        if error is None:
-            assert feed is not None
-            feed.back_off()
-            continue
-        index: int = error.index
-        if not 0 <= index < len(pending):
-            raise error
-        position, failed_step = pending[index]
-        error.index = position
-        if failure_of(error) is Failure.MISSING and failed_step.optional:
-            if failed_step.pair is None:
-                del pending[index]
-            else:
-                pending = [(at, step) for at, step in pending if step.pair != failed_step.pair]
-            continue
-        gone = missing_member(error, steps) if drop_missing_members else None
-        if gone is not None:
-            pending = [(at, step) for at, step in pending if step.member != gone]
-            continue
-        raise error
-    return []
+        try:
+            results = _attempt(table, batch, feed)
+        except TableTransactionError as error:
+            index: int = error.index
+            if not 0 <= index < len(pending):
+                raise
+            position, failed = pending[index]
+            error.index = position
+            if failure_of(error) is Failure.MISSING and failed.optional:
+                if failed.pair is None:
+                    del pending[index]
+                else:
+                    pending = [(at, step) for at, step in pending if step.pair != failed.pair]
+                continue
+            gone = missing_member(error, steps) if drop_missing_members else None
+            if gone is not None:
+                pending = [(at, step) for at, step in pending if step.member != gone]
+                continue
+            raise
+        if results is not None:
+            return results
+
+
+def _attempt(table: TableClient, batch: Sequence[Step],
+             feed: FeedWrite | None) -> list[Mapping[str, Any]] | None:
+    """One transaction of ``batch`` (with its feed steps, under the tenant's turn); its
+    results, or None when it lost the feed row to another process and is to be sent again."""
+    operations = [step.operation() for step in batch]
+    if feed is None:
+        return table.submit_transaction(operations)
+    with feed.turn():
+        tail = feed.steps()
+        if not batch and not tail:
+            return []  # events alone, and the feed already records them (a tenant state)
+        try:
+            results = table.submit_transaction([*operations, *(s.operation() for s in tail)])
+        except TableTransactionError as error:
+            if not tail or error.index < len(batch):
+                raise
+            feed.moved()
+        else:
+            feed.committed(results[len(batch):])
+            return results[:len(batch)]
+    feed.back_off()
+    return None
 
 
 def index_steps(partition: str, kind: str, resource_id: str,

@@ -150,11 +150,12 @@ class Feeds:
         """The cached head, read on first use."""
         return self._heads.get(partition) or self.read(partition)
 
-    def read(self, partition: str, *, thorough: bool = False, lost: bool = False) -> Head:
+    def read(self, partition: str, *, thorough: bool = False, replace: bool = False) -> Head:
         """The head as stored now. Without a feed row it is 0, or, when ``thorough``, the
         last event row's position (for a feed row lost while its events remain). It
-        replaces the cached head when it is newer, or, after a transaction failed on the
-        feed row (``lost``), whatever it is: the row may have gone with its table."""
+        replaces the cached head when it is newer, or, with ``replace`` (after a
+        transaction failed on the feed row), whatever it is: the row may have gone with its
+        table."""
         try:
             entity = self._table.get_entity(partition, FEED_ROW)
         except ResourceNotFoundError:
@@ -165,7 +166,7 @@ class Feeds:
             if thorough and "position" not in entity:
                 head = Head(self._last_event(partition), head.etag, head.floor,
                             head.tenant_state)
-        self._keep(partition, head, always=lost)
+        self._keep(partition, head, always=replace)
         return head
 
     def _keep(self, partition: str, head: Head, *, always: bool = False) -> None:
@@ -218,6 +219,8 @@ class FeedWrite:
         self._attempts = 0
         self._head: Head | None = None
         self._rows: list[dict[str, Any]] = []
+        self.landed: int | None = None
+        """The last position of the latest batch that landed (None before one has)."""
 
     def prepare(self, batch: Sequence[Step]) -> bool:
         """Build the event rows of a batch of ``batch``'s steps; whether there are any."""
@@ -227,10 +230,12 @@ class FeedWrite:
 
     def steps(self) -> list[Step]:
         """The feed row's move and the prepared event rows at the next positions (nothing
-        when the batch emits no event); called holding ``turn``."""
-        if not self._rows:
-            return []
+        when the batch emits no event, or when the feed already records this write's tenant
+        state); called holding ``turn``."""
         head = self._head = self._feeds.head(self._partition)
+        if not self._rows or (self._tenant_state is not None
+                              and head.tenant_state == self._tenant_state):
+            return []
         last = head.position + len(self._rows)
         partition = self._partition
         moved: dict[str, Any] = {"position": last}
@@ -249,8 +254,9 @@ class FeedWrite:
         if not self._rows or self._head is None:
             return
         head = self._head
+        self.landed = head.position + len(self._rows)
         self._feeds.committed(self._partition, self._tenant, Head(
-            head.position + len(self._rows), str(results[0]["etag"]), head.floor,
+            self.landed, str(results[0]["etag"]), head.floor,
             self._tenant_state or head.tenant_state))
 
     def turn(self) -> threading.Lock:
@@ -263,7 +269,7 @@ class FeedWrite:
         self._attempts += 1
         if self._attempts >= MAX_ATTEMPTS:
             raise StorageUnavailable(_BUSY, retry_after=1)
-        self._feeds.read(self._partition, thorough=self._attempts > 2, lost=True)
+        self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
 
     def back_off(self) -> None:
         """After ``moved``, outside the turn: a short random pause once races keep being

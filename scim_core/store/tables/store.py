@@ -552,22 +552,10 @@ class TableTenantStore:
         write = FeedWrite(feeds, self._partition, self._name, lambda _: list(events),
                           tenant_state=tenant_state)
         with self._store.session():
-            head = feeds.read(self._partition)
-            write.prepare([])
-            while tenant_state is None or head.tenant_state != tenant_state:
-                with write.turn():
-                    steps = write.steps()
-                    try:
-                        results = self._table.submit_transaction(
-                            [s.operation() for s in steps])
-                    except TableTransactionError:
-                        write.moved()
-                    else:
-                        write.committed(results)
-                        return feeds.head(self._partition).position
-                write.back_off()
-                head = feeds.head(self._partition)
-        return None
+            if tenant_state is not None:  # decided on the row as stored, not as cached
+                feeds.read(self._partition, replace=True)
+            submit(self._table, [], feed=write)
+        return write.landed
 
     def events(self, *, after: int, limit: int) -> list[Event]:
         """Up to ``limit`` events after ``after``: the run of consecutive positions that
