@@ -34,7 +34,7 @@ from scim_core.tenants.admin import (
     TenantAdmin,
     TenantAdminError,
 )
-from scim_core.tenants.model import DEFAULT_TENANT, DELETING, Tenant
+from scim_core.tenants.model import DEFAULT_TENANT, Tenant
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
@@ -267,7 +267,7 @@ def _delete(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
 
 def _trim(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
     days: int = args.days or admin.settings.events_retention_days
-    tenants = None if args.tenant is None else [_feed_owner(admin, args.tenant).id]
+    tenants = None if args.tenant is None else [admin.serving(args.tenant).id]
     try:
         report = trim_feeds(admin.store, days=days, step=args.step, budget_seconds=math.inf,
                             tenants=tenants)
@@ -290,7 +290,7 @@ def _trim_line(trimmed: TenantTrim, before: str) -> str:
 
 
 def _show_events(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
-    tenant = _feed_owner(admin, args.tenant)
+    tenant = admin.serving(args.tenant)
     try:
         events = admin.store.tenant(tenant.id).events(after=args.after, limit=args.limit)
     except CursorExpired:
@@ -302,16 +302,6 @@ def _show_events(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> 
     for event in events:
         write(json.dumps(_event_document(event), ensure_ascii=False, separators=(",", ":")))
     return 0
-
-
-def _feed_owner(admin: TenantAdmin, tenant_id: str) -> Tenant:
-    """The tenant whose feed a command reads or trims: registered (or the default one) and
-    not being deleted."""
-    tenant = admin.show(tenant_id)
-    if tenant.state == DELETING:
-        raise TenantAdminError(f"tenant {tenant.id!r} is being deleted; finish with: "
-                               f"python -m scim_core.admin tenant delete {tenant.id} --yes")
-    return tenant
 
 
 def _event_document(event: Event) -> dict[str, Any]:

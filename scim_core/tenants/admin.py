@@ -244,6 +244,13 @@ class TenantAdmin:
         """The tenant ``tenant_id``."""
         return self._tenant(tenant_id)
 
+    def serving(self, tenant_id: str) -> Tenant:
+        """The tenant ``tenant_id``, refused while it is being deleted."""
+        tenant = self._tenant(tenant_id)
+        if tenant.state == DELETING:
+            raise TenantAdminError(self._being_deleted(tenant_id))
+        return tenant
+
     def disable(self, tenant_id: str) -> Tenant:
         """Stop serving the tenant: its Tenant URL answers 403 (data kept) within
         ``SCIM_TENANT_CACHE_SECONDS``."""
@@ -365,9 +372,7 @@ class TenantAdmin:
             raise TenantAdminError(self._being_deleted(tenant_id))
 
     def _set_state(self, tenant_id: str, state: str) -> Tenant:
-        tenant = self._tenant(tenant_id)
-        if tenant.state == DELETING:
-            raise TenantAdminError(self._being_deleted(tenant_id))
+        tenant = self.serving(tenant_id)
         registry = self.store.tenant_registry()
         changed = tenant.with_state(state, self._now())
         with self._storage():
