@@ -66,7 +66,8 @@ class ScimApi:
         self.registry = registry
         self.tokens = tokens
         self.settings = settings
-        self.tenants = tenants or CachedTenants(
+        # Not ``tenants or ...``: an empty cache is falsy (it has a length).
+        self.tenants = tenants if tenants is not None else CachedTenants(
             store.tenant_registry(), ttl=settings.tenant_cache_seconds,
             size=settings.tenant_cache_size)
 
