@@ -13,6 +13,8 @@ from typing import Any
 import pytest
 
 from scim_core import ScimApi, Settings, build_api
+from scim_core.auth.bearer import MAX_TOKEN_LENGTH, bearer_token
+from scim_core.rate_limit import RateLimit
 from scim_core.store import MemoryStore, Store
 from scim_core.tenants import CachedTenants, Tenant
 from scim_core.tenants.admin import TenantAdmin
@@ -200,3 +202,38 @@ def test_every_refusal_is_byte_identical() -> None:
     for refusal in refusals:
         assert (refusal.status, refusal.headers, refusal.body) == (
             first.status, first.headers, first.body)
+
+
+def test_every_token_the_admin_issues_is_well_formed() -> None:
+    """Tokens from tenant create and rotate-token (43 URL-safe characters) all pass the shape
+    check that runs before any lookup, so the check never refuses a token we issued."""
+    store = MemoryStore()
+    admin = TenantAdmin(Settings(store="memory"), store=store)
+    issued = [admin.create(f"T{n}")[1] for n in range(20)]
+    for _ in range(30):
+        issued.append(admin.rotate_token())
+        admin.retire_token()
+    assert all(len(token) == 43 for token in issued)
+    assert all(bearer_token(f"Bearer {token}") == token for token in issued)
+
+
+@pytest.mark.parametrize("token", ["a", "x" * MAX_TOKEN_LENGTH, "dGVzdA==", "A-b.c_d~e+f/g=",
+                                   "0123456789" * 25])
+def test_hand_set_tokens_of_any_b64token_shape_are_well_formed(token: str) -> None:
+    """A token stored by hand (az keyvault secret set) of 1 to 4,096 RFC 6750 b64token
+    characters passes the shape check, whatever its length or padding."""
+    assert bearer_token(f"Bearer {token}") == token
+
+
+def test_the_read_budget_refills_at_its_rate_and_never_beyond_its_burst() -> None:
+    """RateLimit allows its burst at once, then its rate per second, never more than the burst
+    after a long pause, and nothing extra when the clock steps back."""
+    clock = Clock()
+    limit = RateLimit(20, 100, clock=clock)
+    assert sum(limit.take() for _ in range(500)) == 100
+    clock.now += 0.5
+    assert sum(limit.take() for _ in range(500)) == 10
+    clock.now += 3600
+    assert sum(limit.take() for _ in range(500)) == 100
+    clock.now -= 10
+    assert sum(limit.take() for _ in range(500)) == 0
