@@ -7,8 +7,8 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from scim_core.auth import authenticate
-from scim_core.auth.tenant_tokens import RefuseAll, TenantTokens
+from scim_core.auth.bearer import presented_token, unauthorized, verify
+from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings
 from scim_core.discovery import (
     list_response,
@@ -26,7 +26,6 @@ from scim_core.errors import (
     NotFound,
     NotImplementedByServer,
     ScimError,
-    Unauthorized,
 )
 from scim_core.failures import scim_error
 from scim_core.http import SCIM_MEDIA_TYPE, Request, Response
@@ -67,7 +66,8 @@ class ScimApi:
         self.registry = registry
         self.tokens = tokens
         self.settings = settings
-        self.tenants = tenants or CachedTenants(
+        # Not ``tenants or ...``: an empty cache is falsy (it has a length).
+        self.tenants = tenants if tenants is not None else CachedTenants(
             store.tenant_registry(), ttl=settings.tenant_cache_seconds,
             size=settings.tenant_cache_size)
 
@@ -136,19 +136,20 @@ class ScimApi:
 
     def _admitted(self, request: Request) -> Tenant:
         """The tenant a request may act in: its token must be the tenant's, and the tenant
-        enabled. An unknown tenant and a wrong token both answer 401, so tenant ids cannot
-        be probed; a disabled tenant answers 403 to its own token only."""
+        enabled. A missing or malformed credential is refused before any lookup; an unknown
+        tenant and a wrong token answer the same 401, so tenant ids cannot be probed; a
+        disabled tenant answers 403 to its own token only."""
+        token = presented_token(request.header("Authorization"))
         tenant_id = request.tenant or self.settings.tenant
+        if not is_tenant_id(tenant_id):
+            raise unauthorized()  # an id no tenant can have is not looked up
         try:
-            # An id that no tenant can have is not looked up (nor remembered).
-            tenant = self.tenants.get(tenant_id) if is_tenant_id(tenant_id) else None
+            tenant = self.tenants.get(tenant_id)
         except StoreError as failure:
             raise scim_error(failure) from failure
         if tenant is None or tenant.state not in (ENABLED, DISABLED):
-            # An unknown tenant refuses every token exactly as a known one refuses a wrong one.
-            authenticate(request.header("Authorization"), RefuseAll())
-            raise Unauthorized()
-        authenticate(request.header("Authorization"), self.tokens.source(tenant.id))
+            raise unauthorized()
+        verify(token, self.tokens.source(tenant.id))
         if tenant.state == DISABLED:
             raise Forbidden("Provisioning is disabled for this tenant; an administrator of "
                             "the service must enable it again.")

@@ -35,12 +35,14 @@ class LocalDefaultToken:
     Until that secret has a version at all it fails closed like ``NoTokenConfigured``."""
 
     def __init__(self, secrets: Any, secret_name: str, *, cache_seconds: float = 60.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time) -> None:
         from scim_core.auth.keyvault import KeyVaultTokenSource
 
         self._secrets = secrets
         self._secret_name = secret_name
-        self._source = KeyVaultTokenSource(secrets, secret_name, cache_seconds=cache_seconds)
+        # Wall-clock time: the source also compares it with the versions' expiry.
+        self._source = KeyVaultTokenSource(secrets, secret_name, cache_seconds=cache_seconds,
+                                           clock=clock)
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._created = False

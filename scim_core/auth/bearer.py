@@ -5,9 +5,19 @@ from __future__ import annotations
 from scim_core.auth.source import TokenSource
 from scim_core.errors import Unauthorized
 
-# RFC 6750 b64token characters; anything else cannot be a token we issued.
+# RFC 6750 b64token characters, at most 4,096 of them: every token the admin command issues
+# (43 URL-safe characters) and any a person could store and an HTTP client send as a bearer.
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
-_MAX_TOKEN_LENGTH = 4096
+MAX_TOKEN_LENGTH = 4096
+
+# One refusal for a missing header, a malformed one, an unknown tenant and a wrong token, so
+# that a 401 tells nothing about which it was.
+_REFUSED = "A valid bearer token for this Tenant URL is required: 'Authorization: Bearer <token>'."
+
+
+def unauthorized() -> Unauthorized:
+    """The one 401 of every refused credential (status, body and headers alike)."""
+    return Unauthorized(_REFUSED)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -16,11 +26,26 @@ def bearer_token(authorization: str | None) -> str | None:
         return None
     scheme, _, token = authorization.strip().partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > _MAX_TOKEN_LENGTH:
+    if scheme.lower() != "bearer" or not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     if not set(token) <= _TOKEN_CHARS:
         return None
     return token
+
+
+def presented_token(authorization: str | None) -> str:
+    """The token of a well-formed ``Bearer`` credential; 401 otherwise, before anything
+    else of the request is looked at or up."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise unauthorized()
+    return token
+
+
+def verify(token: str, source: TokenSource) -> None:
+    """401 unless ``source`` accepts ``token`` (``ServiceUnavailable`` when it cannot tell)."""
+    if not source.accepts(token):
+        raise unauthorized()
 
 
 def authenticate(authorization: str | None, source: TokenSource) -> None:
@@ -28,8 +53,4 @@ def authenticate(authorization: str | None, source: TokenSource) -> None:
 
     The detail never echoes what was presented.
     """
-    token = bearer_token(authorization)
-    if token is None:
-        raise Unauthorized("Missing or malformed Authorization header; expected 'Bearer <token>'.")
-    if not source.accepts(token):
-        raise Unauthorized("The bearer token is not valid.")
+    verify(presented_token(authorization), source)

@@ -135,10 +135,17 @@ class KeyVaultTokenSource:
         self._wait_seconds = wait_seconds
         self._clock = clock
         self._retry_after = max(1, math.ceil(min_refresh_interval))
+        # A token not in the cache reloads at most this often: often enough that a rotation's
+        # new token is accepted within one cache interval (and at most 5 s by default), rarely
+        # enough that a flood of wrong tokens cannot hammer the vault (at least 1 s apart).
+        self._unknown_interval = min(max(cache_seconds, 1.0), min_refresh_interval)
+        # Nothing reads the vault twice within a second (so a zero TTL behaves as one second).
+        self._read_gap = min(1.0, min_refresh_interval)
         self._lock = threading.Lock()  # held for the whole of a refresh: one at a time
         # Written only under _lock; read without it (a reference read is atomic).
         self._snapshot: _Snapshot | None = None
         self._last_attempt: float | None = None
+        self._last_failure: float | None = None
 
     def __repr__(self) -> str:
         snapshot = self._snapshot
@@ -180,11 +187,20 @@ class KeyVaultTokenSource:
         age = self._clock() - snapshot.loaded_at
         return not 0 <= age < self._cache_seconds  # a clock stepping back counts as stale
 
-    def _throttled(self) -> bool:
-        if self._last_attempt is None:
-            return False
-        since = self._clock() - self._last_attempt
-        return 0 <= since < self._min_refresh_interval
+    def _backing_off(self) -> bool:
+        """Key Vault failed less than ``min_refresh_interval`` ago: do not ask it again yet."""
+        return self._within(self._last_failure, self._min_refresh_interval)
+
+    def _throttled_for_stale(self) -> bool:
+        """Key Vault failed recently, or was read less than a second ago."""
+        return self._backing_off() or self._within(self._last_attempt, self._read_gap)
+
+    def _throttled_for_unknown(self) -> bool:
+        """Too soon after the last read to read again for a token that is not cached."""
+        return self._backing_off() or self._within(self._last_attempt, self._unknown_interval)
+
+    def _within(self, since: float | None, interval: float) -> bool:
+        return since is not None and 0 <= self._clock() - since < interval
 
     def _newer_than(self, seen: _Snapshot) -> _Snapshot | None:
         current = self._snapshot
@@ -205,7 +221,7 @@ class KeyVaultTokenSource:
             snapshot = self._snapshot
             if snapshot is not None:
                 return snapshot
-            if self._throttled():
+            if self._backing_off():
                 raise self._unavailable()
             snapshot = self._refresh_locked()
             if snapshot is None:
@@ -215,13 +231,16 @@ class KeyVaultTokenSource:
             self._lock.release()
 
     def _refresh_stale(self, snapshot: _Snapshot) -> _Snapshot:
-        if self._throttled() or not self._lock.acquire(blocking=False):
+        # Once the cache interval has passed only a recent failure (or a read within the last
+        # second) holds back a reload: a retired token stops within the interval plus one
+        # reload, not at the next multiple of min_refresh_interval.
+        if self._throttled_for_stale() or not self._lock.acquire(blocking=False):
             return self._newer_than(snapshot) or snapshot
         try:
             newer = self._newer_than(snapshot)
             if newer is not None:
                 return newer
-            if self._throttled():
+            if self._throttled_for_stale():
                 return snapshot
             fresh = self._refresh_locked()
             if fresh is None:
@@ -239,13 +258,13 @@ class KeyVaultTokenSource:
 
     def _refresh_for_unknown(self, seen: _Snapshot) -> _Snapshot | None:
         """A token not in the cache: reload unless throttled; wait for a refresh in progress."""
-        if self._throttled() and not self._lock.locked():
+        if self._throttled_for_unknown() and not self._lock.locked():
             return self._newer_than(seen)
         if not self._lock.acquire(timeout=self._wait_seconds):
             return self._newer_than(seen)
         try:
             newer = self._newer_than(seen)
-            if newer is not None or self._throttled():
+            if newer is not None or self._throttled_for_unknown():
                 return newer
             log.debug("Presented bearer token is not cached; reloading from Key Vault.")
             return self._refresh_locked()
@@ -261,12 +280,14 @@ class KeyVaultTokenSource:
         try:
             accepted = self._fetch(started)
         except Exception as exc:  # any failure is "cannot decide", never a 500
+            self._last_failure = started
             log.warning(
                 "Could not read bearer-token secret %r from Key Vault (%s).",
                 self._secret_name,
                 describe_error(exc),
             )
             return None
+        self._last_failure = None
         previous = self._snapshot
         generation = 1 if previous is None else previous.generation + 1
         snapshot = _Snapshot(accepted, started, generation)

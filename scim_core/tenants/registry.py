@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from scim_core.lru import Lru
+from scim_core.rate_limit import RateLimit
 from scim_core.tenants.model import DEFAULT_TENANT, Tenant, implicit_default
 
 
@@ -82,33 +83,70 @@ class MemoryTenantRegistry:
             return iter(sorted(self._tenants.values(), key=lambda t: t.id))
 
 
+ABSENT_CACHE_SIZE = 4_096
+"""Ids found to have no tenant, remembered apart from the known tenants."""
+UNKNOWN_READS_PER_SECOND = 20.0
+"""Registry reads per second and process for ids not cached (``burst`` at once): even 50
+instances under a flood stay at half the registry partition's ~2,000 reads a second."""
+UNKNOWN_READS_BURST = 100
+
+
 class CachedTenants:
-    """Registry reads for serving requests: each tenant (or its absence) is remembered for
-    ``ttl`` seconds, at most ``size`` of them, least recently used first out; the default
-    tenant is served as enabled until someone registers it."""
+    """Registry reads for serving requests. A registered tenant is remembered for ``ttl``
+    seconds, at most ``size`` of them, least recently used first out; the default tenant is
+    served as enabled until someone registers it.
+
+    Ids with no tenant are remembered apart (at most ``absent_size``, also for ``ttl``), so
+    a flood of random ids cannot push known tenants out. Ids not known here are read at
+    most ``reads_per_second`` a second (``burst`` at once); past that they are answered as
+    absent without a read and not remembered. A known tenant whose entry has expired is
+    re-read whatever that budget says."""
 
     def __init__(self, registry: TenantRegistry, *, ttl: float = 60.0, size: int = 20_000,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 absent_size: int = ABSENT_CACHE_SIZE,
+                 reads_per_second: float = UNKNOWN_READS_PER_SECOND,
+                 burst: int = UNKNOWN_READS_BURST) -> None:
         self.registry = registry
         self._ttl = ttl
         self._clock = clock
-        self._entries: Lru[str, tuple[float, Tenant | None]] = Lru(size)
+        self._entries: Lru[str, tuple[float, Tenant]] = Lru(size)
+        self._absent: Lru[str, float] = Lru(absent_size)
+        self._unknown_reads = RateLimit(reads_per_second, burst, clock=clock)
 
     def get(self, tenant_id: str) -> Tenant | None:
-        """The tenant as registered (cached), or None when there is none."""
+        """The tenant as registered (cached), or None when there is none (or when reading
+        one more unknown id now would exceed the budget)."""
         now = self._clock()
         entry = self._entries.get(tenant_id)
-        if entry is not None and now - entry[0] < self._ttl:
-            return entry[1]
+        if entry is not None:
+            if now - entry[0] < self._ttl:
+                return entry[1]
+            return self._read(tenant_id, now)
+        absent_since = self._absent.get(tenant_id)
+        if absent_since is not None and now - absent_since < self._ttl:
+            return None
+        if tenant_id != DEFAULT_TENANT and not self._unknown_reads.take():
+            return None
+        return self._read(tenant_id, now)
+
+    def _read(self, tenant_id: str, now: float) -> Tenant | None:
         found = self.registry.get(tenant_id)
         if found is None and tenant_id == DEFAULT_TENANT:
             found = implicit_default()
-        self._entries.put(tenant_id, (now, found))
+        if found is None:
+            self._entries.pop(tenant_id)
+            self._absent.put(tenant_id, now)
+        else:
+            self._absent.pop(tenant_id)
+            self._entries.put(tenant_id, (now, found))
         return found
 
     def forget(self, tenant_id: str) -> None:
         """Drop what is cached of a tenant (after this process changed it)."""
         self._entries.pop(tenant_id)
+        self._absent.pop(tenant_id)
 
     def __len__(self) -> int:
+        """How many registered tenants are cached."""
         return len(self._entries)
