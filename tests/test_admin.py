@@ -40,6 +40,8 @@ class Run:
     code: int
     out: str
     err: str
+    """stderr after its first line, the ``target:`` line every command prints."""
+    target: str = ""
 
 
 def run(
@@ -59,7 +61,9 @@ def run(
         root=EMPTY,
     )
     captured = capsys.readouterr()
-    return Run(code, out.getvalue() + captured.out, captured.err)
+    target, _, err = captured.err.partition("\n")
+    assert target.startswith("target: "), captured.err
+    return Run(code, out.getvalue() + captured.out, err, target)
 
 
 def rotate(vault: FakeKeyVault, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> str:
