@@ -91,6 +91,10 @@ class KeyVaultSecrets:
                 deleted = self.client.begin_delete_secret(name).result()
             except ResourceNotFoundError:
                 return DeletedSecret(False, True, self._purge_date(name))
+            except HttpResponseError as exc:
+                if exc.status_code != 409:  # 409: deleted before, kept by soft delete
+                    raise
+                return DeletedSecret(False, True, self._purge_date(name))
         return DeletedSecret(True, deleted.recovery_id is not None,
                              deleted.scheduled_purge_date)
 

@@ -179,7 +179,7 @@ class LocalSecrets:
         """Verifies presented tokens against the newest two valid versions' hashes."""
         _check(name)
         return LocalTokenSource(lambda: self._rows.list(name), name,
-                                cache_seconds=cache_seconds)
+                                cache_seconds=cache_seconds, clock=self._clock)
 
     def close(self) -> None:
         """Nothing to close (the store owns its table client)."""
