@@ -119,6 +119,26 @@ def test_rotation_keeps_the_old_token_until_retired(any_store: Store) -> None:
     assert FunctionClient("rotating", new).get("/Users").status == 200
 
 
+def test_a_cancelled_rotation_leaves_the_previous_token_working(any_store: Store) -> None:
+    """cancel_rotation() after a rotation whose token was lost: the new token is refused,
+    the previous one still works, and a new rotation can start; without a pending rotation
+    it is refused and changes nothing."""
+    admin = tenant_admin(any_store)
+    _, old = admin.create("Cancelling", tenant_id="cancelling")
+    with pytest.raises(TenantAdminError, match="nothing to cancel"):
+        admin.cancel_rotation("cancelling")
+    lost = admin.rotate_token("cancelling")
+    done = admin.cancel_rotation("cancelling")
+    assert done.cancelled_version != done.kept_version
+    serve(any_store)
+    assert FunctionClient("cancelling", old).get("/Users").status == 200
+    assert FunctionClient("cancelling", lost).get("/Users").status == 401
+    again = admin.rotate_token("cancelling")
+    serve(any_store)
+    assert FunctionClient("cancelling", again).get("/Users").status == 200
+    assert FunctionClient("cancelling", old).get("/Users").status == 200
+
+
 def test_delete_removes_every_row_and_the_token(any_store: Store) -> None:
     """delete() removes the tenant's rows in bounded steps, its token secret and its
     registry row; its URL then answers 401 and the id can be used again at once locally."""
