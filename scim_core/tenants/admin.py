@@ -20,6 +20,7 @@ from azure.core.exceptions import AzureError
 
 from scim_core.auth.keyvault_secrets import TAGS, as_secret_store, explain_vault_error
 from scim_core.auth.secrets import SecretStore, SecretStoreError
+from scim_core.auth.tenant_tokens import tenant_secret_name
 from scim_core.config import Settings, SettingsError
 from scim_core.events import drafts
 from scim_core.events.model import EventType
@@ -382,7 +383,7 @@ class TenantAdmin:
     # internals: secrets (TokenAdmin's) ---------------------------------------------------
 
     def _secret_name(self, tenant_id: str) -> str:
-        return self.tokens.secret_name(tenant_id)
+        return tenant_secret_name(tenant_id, self.settings.token_secret_name)
 
     def _write_token(self, secret: str) -> tuple[str, str]:
         with self._azure():
