@@ -316,3 +316,24 @@ def test_table_rows_location_names_no_key(table_store: TableStore) -> None:
     where = local_secrets(table_store).location
     assert table_store.table.table_name in where and "127.0.0.1" in where
     assert "AccountKey" not in where and "Eby8" not in where
+
+
+def test_the_function_in_a_functions_host_without_a_vault_answers_503(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Built from an environment like the Azure Functions host's, without Key Vault and
+    without the allow setting, the function does not start (not even with the static
+    token): every request answers 503 and the log says which setting to set."""
+    import function_app
+
+    token = new_token()
+    for name in ("SCIM_KEYVAULT_URL", "SCIM_ALLOW_LOCAL_SECRETS", "SCIM_EVENTS_QUEUE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("SCIM_STORE", "memory")
+    monkeypatch.setenv("SCIM_BEARER_TOKEN", token)
+    monkeypatch.setenv("WEBSITE_SITE_NAME", "scim-func-abc123")
+    function_app.reset_api(None)
+    try:
+        assert FunctionClient(None, token).get("/Users").status == 503
+        assert "SCIM_ALLOW_LOCAL_SECRETS" in caplog.text
+    finally:
+        function_app.reset_api(None)
