@@ -442,8 +442,8 @@ class RacingTableStore(TableStore):
         self.after_first_batch: Callable[[], object] | None = None
         harness.extra.append(self)
 
-    def tenant(self, name: str) -> RacingTenantStore:
-        return RacingTenantStore(self, name)
+    def tenant(self, name: str, epoch: int | None = None) -> RacingTenantStore:
+        return RacingTenantStore(self, name, epoch)
 
 
 class RacingTenantStore(TableTenantStore):
