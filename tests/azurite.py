@@ -449,8 +449,8 @@ class RacingTableStore(TableStore):
 class RacingTenantStore(TableTenantStore):
     """A tenant of a RacingTableStore: its hooks run inside the store's own work."""
 
-    def __init__(self, store: RacingTableStore, tenant: str) -> None:
-        super().__init__(store, tenant)
+    def __init__(self, store: RacingTableStore, tenant: str, epoch: int | None = None) -> None:
+        super().__init__(store, tenant, epoch)
         self.racing = store
 
     def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:
