@@ -367,7 +367,8 @@ class MemoryTenantStore:
             self._readable()
             t = self._t
             if after < t.floor:
-                raise CursorExpired("Events after the cursor were removed by retention.")
+                raise CursorExpired("Events after the cursor were removed (by retention, or "
+                                    "with the tenant).")
             first = t.events[0].position if t.events else t.floor + 1
             start = after + 1 - first
             return t.events[start:start + max(0, limit)]

@@ -224,20 +224,25 @@ class TenantAdmin:
         except TenantExists:
             raise TenantAdminError(f"a tenant with id {chosen!r} already exists") from None
         secret = self._secret_name(chosen)
+        view = self.store.tenant(chosen)
+        started = False
         try:
             with self._storage():
                 try:
-                    epoch = self.store.tenant(chosen).start_epoch(ENABLED)
+                    epoch = view.start_epoch(ENABLED)
                 except NotEmpty:
                     raise TenantAdminError(
                         f"the id {chosen!r} still holds data of an earlier tenant; choose "
                         "another id") from None
+            started = True
             token, _ = self._write_token(secret)
             self._disable_older(secret, keep=1)  # a stale secret's old tokens never count
             with self._storage():
                 tenant = registry.update(replace(registered, state=ENABLED, epoch=epoch))
         except BaseException:
             with self._storage():
+                if started:
+                    view.mark_deleted()  # the feed row is a tombstone again
                 registry.delete(chosen)  # nothing was issued: the id is free again
             raise
         return tenant, token

@@ -623,7 +623,8 @@ class TableTenantStore:
             if not found:
                 head = self._store.feeds.read(self._partition)
                 if head.floor > after:
-                    raise CursorExpired("Events after the cursor were removed by retention.")
+                    raise CursorExpired("Events after the cursor were removed (by retention, "
+                                        "or with the tenant).")
         return found
 
     def position(self) -> int:
