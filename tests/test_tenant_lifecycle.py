@@ -111,7 +111,8 @@ def test_requests_after_delete_get_401_whatever_the_app_has_cached(stores: Store
     admin = admin_of(stores.admin)
     _, token = admin.create("Doomed", tenant_id="doomed")
     _, kept_token = admin.create("Kept", tenant_id="kept")
-    use_api(app_of(stores.app))
+    app = app_of(stores.app)
+    use_api(app)
     client = FunctionClient("doomed", token)
     made = client.create_user("first@example.com")
     group = client.create_group("Everyone", members=[{"value": made["id"]}])
@@ -137,6 +138,8 @@ def test_requests_after_delete_get_401_whatever_the_app_has_cached(stores: Store
             refusal.status, refusal.json, refusal.header("WWW-Authenticate")), answer.body
     assert left_rows(stores.admin, "doomed") == TOMBSTONE
     assert FunctionClient("kept", kept_token).get("/Users").json["totalResults"] == 1
+    # the refusals made the app drop what it had cached of the tenant and its token
+    assert app.tenants.get("doomed") is None and len(app.tokens) == 1
 
 
 def test_a_writer_that_never_saw_the_feed_meets_the_tombstone(
