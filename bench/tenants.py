@@ -100,8 +100,8 @@ class CountingStore:
         self._inner = inner
         self._counter = counter
 
-    def tenant(self, name: str) -> Any:
-        return _Counted(self._inner.tenant(name), self._counter)
+    def tenant(self, name: str, epoch: int | None = None) -> Any:
+        return _Counted(self._inner.tenant(name, epoch), self._counter)
 
     def tenant_registry(self) -> Any:
         return _Counted(self._inner.tenant_registry(), self._counter)

@@ -26,6 +26,7 @@ from scim_core.errors import (
     NotFound,
     NotImplementedByServer,
     ScimError,
+    Unauthorized,
 )
 from scim_core.failures import scim_error
 from scim_core.http import SCIM_MEDIA_TYPE, Request, Response
@@ -41,7 +42,7 @@ from scim_core.request_parts import (
 )
 from scim_core.schema import Registry, ResourceType
 from scim_core.service import Rendered, ResourceService, version_matches
-from scim_core.store import Store, StoreError
+from scim_core.store import Store, StoreError, TenantGone
 from scim_core.tenants import DISABLED, ENABLED, CachedTenants, Tenant
 from scim_core.tenants.model import is_tenant_id
 
@@ -83,14 +84,26 @@ class ScimApi:
             internal = InternalError("Internal server error.")
             return Response.json(internal.status, internal.body())
 
-    def service(self, tenant: str) -> ResourceService:
-        """The service for ``tenant``'s resources."""
-        return ResourceService(self.store.tenant(tenant), self.registry,
+    def service(self, tenant: str, epoch: int | None = None) -> ResourceService:
+        """The service for ``tenant``'s resources (with ``epoch``: of that tenant only)."""
+        return ResourceService(self.store.tenant(tenant, epoch), self.registry,
                                max_operations=self.settings.max_operations)
 
     # -- routing ---------------------------------------------------------------------------
 
     def _dispatch(self, request: Request) -> Response:
+        try:
+            return self._route(request)
+        except Unauthorized as refused:
+            if isinstance(refused.__cause__, TenantGone):
+                # The tenant was deleted (or its id re-created) since this process cached
+                # it: the next request reads the registry and the token again.
+                tenant_id = request.tenant or self.settings.tenant
+                self.tenants.forget(tenant_id)
+                self.tokens.forget(tenant_id)
+            raise
+
+    def _route(self, request: Request) -> Response:
         method = request.method.upper()
         segments = [s for s in request.path.split("/") if s]
         head = segments[0].lower() if segments else ""
@@ -101,7 +114,7 @@ class ScimApi:
         _check_accept(request)
         if head in PUBLIC_ROUTES:
             return self._discovery(method, head, segments[1:], request.base_url)
-        service = self.service(tenant.id)
+        service = self.service(tenant.id, tenant.epoch)
         if head == ".search" and len(segments) == 1:
             if method != "POST":
                 raise MethodNotAllowed(".search takes POST.", allow=("POST",))
@@ -149,7 +162,7 @@ class ScimApi:
             raise scim_error(failure) from failure
         if tenant is None or tenant.state not in (ENABLED, DISABLED):
             raise unauthorized()
-        verify(token, self.tokens.source(tenant.id))
+        verify(token, self.tokens.source(tenant.id, tenant.epoch))
         if tenant.state == DISABLED:
             raise Forbidden("Provisioning is disabled for this tenant; an administrator of "
                             "the service must enable it again.")

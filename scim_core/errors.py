@@ -65,7 +65,12 @@ class InvalidCursor(ScimError):
 class Unauthorized(ScimError):
     status = 401
 
-    def __init__(self, detail: str = "A valid bearer token is required.") -> None:
+    # One refusal for a missing header, a malformed one, an unknown or deleted tenant and a
+    # wrong token, so that a 401 tells nothing about which it was.
+    REFUSED = ("A valid bearer token for this Tenant URL is required: "
+               "'Authorization: Bearer <token>'.")
+
+    def __init__(self, detail: str = REFUSED) -> None:
         super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="SCIM"'})
 
 

@@ -14,6 +14,7 @@ from scim_core.errors import (
     PayloadTooLarge,
     ScimError,
     ServiceUnavailable,
+    Unauthorized,
     Uniqueness,
 )
 from scim_core.store import (
@@ -22,6 +23,7 @@ from scim_core.store import (
     NotStored,
     StorageUnavailable,
     StoreError,
+    TenantGone,
     TooLarge,
     UnknownMembers,
     VersionMoved,
@@ -33,6 +35,9 @@ R = TypeVar("R")
 
 def scim_error(failure: StoreError) -> ScimError:
     """The SCIM error a client sees for a store failure."""
+    if isinstance(failure, TenantGone):
+        # exactly what a wrong token for an unknown tenant gets: a deleted tenant is unknown
+        return Unauthorized()
     if isinstance(failure, NotStored):
         return NotFound(f"{failure.kind} {failure.resource_id[:200]} not found.")
     if isinstance(failure, KeyTaken):

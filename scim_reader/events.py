@@ -95,8 +95,12 @@ class Feed:
             return
         floor = int(feed.get("floor") or 0)
         if floor > start:
-            raise CursorExpired(f"events after position {start} were removed by retention "
-                                f"(the feed keeps those after {floor}); {_RESYNC}",
+            # Retention raises the floor; so does a delete (its tombstone keeps no event)
+            # and a re-created id, whose feed numbers on past every position of the tenant
+            # before it: that tenant's cursors all land here.
+            raise CursorExpired(f"events after position {start} were removed, by retention "
+                                "or because the tenant was deleted (its id may now name a "
+                                f"new tenant); the feed keeps those after {floor}; {_RESYNC}",
                                 cursor=start, floor=floor)
         last = feed.get("position")
         if last is not None and int(last) < start:

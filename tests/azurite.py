@@ -442,15 +442,15 @@ class RacingTableStore(TableStore):
         self.after_first_batch: Callable[[], object] | None = None
         harness.extra.append(self)
 
-    def tenant(self, name: str) -> RacingTenantStore:
-        return RacingTenantStore(self, name)
+    def tenant(self, name: str, epoch: int | None = None) -> RacingTenantStore:
+        return RacingTenantStore(self, name, epoch)
 
 
 class RacingTenantStore(TableTenantStore):
     """A tenant of a RacingTableStore: its hooks run inside the store's own work."""
 
-    def __init__(self, store: RacingTableStore, tenant: str) -> None:
-        super().__init__(store, tenant)
+    def __init__(self, store: RacingTableStore, tenant: str, epoch: int | None = None) -> None:
+        super().__init__(store, tenant, epoch)
         self.racing = store
 
     def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:

@@ -238,8 +238,8 @@ class BrokenTenantStore:
 class BrokenStore(MemoryStore):
     """A store whose tenants' reads blow up."""
 
-    def tenant(self, name: str) -> Any:
-        return BrokenTenantStore(super().tenant(name))
+    def tenant(self, name: str, epoch: int | None = None) -> Any:
+        return BrokenTenantStore(super().tenant(name, epoch))
 
 
 def _secrets() -> list[str]:

@@ -282,7 +282,7 @@ def delete_before_writes(store: Store, victim: str) -> list[str]:
     view.create = creating  # type: ignore[method-assign]
     view.update = updating  # type: ignore[method-assign]
     view.change_members = changing  # type: ignore[method-assign]
-    store.tenant = lambda name: view  # type: ignore[method-assign]
+    store.tenant = lambda name, epoch=None: view  # type: ignore[method-assign]
     return done
 
 

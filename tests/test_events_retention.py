@@ -101,8 +101,8 @@ class CountingStore:
         self.clock = clock
         self.step_seconds = step_seconds
 
-    def tenant(self, name: str) -> TenantStore:
-        return CountingTenant(self, self.store.tenant(name))  # type: ignore[return-value]
+    def tenant(self, name: str, epoch: int | None = None) -> TenantStore:
+        return CountingTenant(self, self.store.tenant(name, epoch))  # type: ignore[return-value]
 
     def tenant_registry(self) -> TenantRegistry:
         return self.store.tenant_registry()

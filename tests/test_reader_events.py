@@ -351,13 +351,15 @@ def test_a_cursor_older_than_retention_raises_cursor_expired_and_position_resync
 
 def test_a_cursor_ahead_of_a_feed_that_started_over_raises_cursor_expired(
         feeds: Feeds) -> None:
-    """A tenant purged and written again starts its feed at 1: a reader whose cursor is
-    past the feed's position is told to resynchronise instead of waiting forever and
-    skipping the new events."""
+    """A partition emptied with its feed row (its table deleted and made again) and written
+    again starts its feed at 1: a reader whose cursor is past the feed's position is told
+    to resynchronise instead of waiting forever and skipping the new events."""
     make_users(feeds.api, 4)
     reader = feeds.tenant()
     assert reader.position() == "4"
     feeds.store.tenant("default").purge(limit=1000)
+    feeds.store.table.delete_entity("default", "feed")  # purge keeps it: a tombstone
+    feeds.store.feeds.forget("default")
     assert reader.position() == "0" and reader.events("4") == EventPage((), "4")
     make_users(feeds.api, 2, prefix="again")
     with pytest.raises(CursorExpired, match="started over"):

@@ -679,7 +679,7 @@ def test_a_conditional_delete_loses_to_a_change_made_after_its_check(
         delete(kind, resource_id, **options)
 
     view.delete = change_then_delete  # type: ignore[method-assign]
-    any_store.tenant = lambda name: view  # type: ignore[method-assign]
+    any_store.tenant = lambda name, epoch=None: view  # type: ignore[method-assign]
     result = client.delete(f"/Users/{user['id']}",
                            headers={"If-Match": user["meta"]["version"]})
     assert_scim_error(result, 412)
@@ -715,7 +715,7 @@ def test_a_conditional_member_patch_loses_to_a_change_made_after_its_check(
 
     view.update = rename_then_update  # type: ignore[method-assign]
     view.change_members = rename_then_change  # type: ignore[method-assign]
-    any_store.tenant = lambda name: view  # type: ignore[method-assign]
+    any_store.tenant = lambda name, epoch=None: view  # type: ignore[method-assign]
     result = client.patch_ops(f"/Groups/{group['id']}",
                               {"op": "add", "path": "members", "value": [{"value": user}]},
                               headers={"If-Match": group["meta"]["version"]})

@@ -49,11 +49,13 @@ def tenant_admin(store: Store, **options: Any) -> TenantAdmin:
 
 
 def data_rows(store: Store, tenant_id: str) -> int:
-    """How many rows the tenant holds: raw table rows of its partition, or the memory
-    store's resources, index entries and memberships."""
+    """How many rows the tenant holds: raw table rows of its partition but its feed row
+    (a deleted tenant's tombstone), or the memory store's resources, index entries and
+    memberships."""
     if isinstance(store, TableStore):
         return len(list(store.table.query_entities(
-            "PartitionKey eq @p", parameters={"p": keys.partition_key(tenant_id)})))
+            "PartitionKey eq @p and RowKey ne 'feed'",
+            parameters={"p": keys.partition_key(tenant_id)})))
     view = store.tenant(tenant_id)
     rows = view._t  # type: ignore[attr-defined]
     return (len(rows.entries) + len(rows.index) + sum(len(m) for m in rows.members.values())
@@ -177,11 +179,20 @@ class FailingPurgeStore:
         self.calls = 0
         self.table = getattr(store, "table", None)
 
-    def tenant(self, name: str) -> Any:
-        view = self._store.tenant(name)
+    def tenant(self, name: str, epoch: int | None = None) -> Any:
+        view = self._store.tenant(name, epoch)
         outer = self
 
         class View:
+            def mark_deleting(self) -> None:
+                view.mark_deleting()
+
+            def mark_deleted(self) -> None:
+                view.mark_deleted()
+
+            def start_epoch(self, state: str) -> int:
+                return view.start_epoch(state)
+
             def purge(self, *, limit: int) -> int:
                 outer.calls += 1
                 if outer.calls == outer.fail_at:
@@ -392,7 +403,8 @@ def test_commands_manage_a_local_runs_tenants_end_to_end(
     assert run[-1].code == 0, run[-1].err
     assert "can be used for a new tenant at once" in run[-1].out
     raw = TableClient.from_connection_string(settings.tables_connection, settings.table_name)
-    assert list(raw.query_entities("PartitionKey eq 'contoso'")) == []
+    left = list(raw.query_entities("PartitionKey eq 'contoso'"))
+    assert [(row["RowKey"], row["tenantState"]) for row in left] == [("feed", "deleted")]
     assert [e for e in raw.query_entities(f"PartitionKey eq '{SECRETS_PARTITION}'")
             if e["RowKey"].startswith("scim-token-contoso:")] == []
     assert list(raw.query_entities("PartitionKey eq '$tenants' and RowKey eq 'contoso'")) == []

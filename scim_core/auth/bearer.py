@@ -10,14 +10,9 @@ from scim_core.errors import Unauthorized
 _TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
 MAX_TOKEN_LENGTH = 4096
 
-# One refusal for a missing header, a malformed one, an unknown tenant and a wrong token, so
-# that a 401 tells nothing about which it was.
-_REFUSED = "A valid bearer token for this Tenant URL is required: 'Authorization: Bearer <token>'."
-
-
 def unauthorized() -> Unauthorized:
     """The one 401 of every refused credential (status, body and headers alike)."""
-    return Unauthorized(_REFUSED)
+    return Unauthorized()
 
 
 def bearer_token(authorization: str | None) -> str | None:

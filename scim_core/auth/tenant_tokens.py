@@ -37,23 +37,25 @@ class TenantTokens:
         self._make = make
         self._default_secret = default_secret
         self._lock = threading.Lock()  # one source per tenant, even when asked at once
-        self._sources: Lru[str, TokenSource] = Lru(size)
+        self._sources: Lru[str, tuple[int, TokenSource]] = Lru(size)
+        """Each tenant's source, with the epoch of the tenant it was made for."""
 
-    def source(self, tenant_id: str) -> TokenSource:
-        """The token source of ``tenant_id``."""
+    def source(self, tenant_id: str, epoch: int = 0) -> TokenSource:
+        """The token source of ``tenant_id`` in its ``epoch``: a re-created id (a new
+        epoch) gets a new source, never the tokens cached for the tenant before it."""
         if tenant_id == DEFAULT_TENANT:
             return self._default
         if self._make is None:
             return RefuseAll()
         found = self._sources.get(tenant_id)
-        if found is not None:
-            return found
+        if found is not None and found[0] == epoch:
+            return found[1]
         with self._lock:
             found = self._sources.get(tenant_id)
-            if found is None:
-                found = self._make(tenant_secret_name(tenant_id, self._default_secret))
+            if found is None or found[0] != epoch:
+                found = (epoch, self._make(tenant_secret_name(tenant_id, self._default_secret)))
                 self._sources.put(tenant_id, found)
-            return found
+            return found[1]
 
     def forget(self, tenant_id: str) -> None:
         """Drop a tenant's cached source (its secret was rotated or deleted here)."""

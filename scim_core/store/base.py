@@ -198,8 +198,24 @@ class TenantStore(Protocol):
 
     def purge(self, *, limit: int) -> int:
         """Remove up to ``limit`` of the tenant's rows, whatever they hold; returns how many
-        went (0 once the tenant holds nothing). Each call is one bounded step of deleting a
-        tenant, and repeating it after a failure is safe."""
+        went (0 once the tenant holds nothing but its feed's tombstone). Each call is one
+        bounded step of deleting a tenant (after ``mark_deleting``), and repeating it after a
+        failure is safe."""
+        ...
+
+    def mark_deleting(self) -> None:
+        """Fence the tenant before its purge: once this returns, every write of any process
+        on the tenant fails with ``TenantGone``, whatever it has cached."""
+        ...
+
+    def mark_deleted(self) -> None:
+        """After the purge: keep the tenant's tombstone, which refuses stale writers and
+        reads and expires every feed cursor of the tenant."""
+        ...
+
+    def start_epoch(self, state: str) -> int:
+        """Give the id to a new tenant in ``state``: ``NotEmpty`` while it holds rows other
+        than a tombstone; returns the new tenant's epoch (registered with it)."""
         ...
 
 
@@ -207,8 +223,10 @@ class Store(Protocol):
     """Storage for any number of tenants, each reached through its own bound view, and the
     registry of those tenants."""
 
-    def tenant(self, name: str) -> TenantStore:
-        """The view of tenant ``name``; cheap, so callers may ask for it per request."""
+    def tenant(self, name: str, epoch: int | None = None) -> TenantStore:
+        """The view of tenant ``name``; cheap, so callers may ask for it per request. With
+        ``epoch`` (the registry's), the view serves that tenant only: once it is deleted,
+        or its id given to a new tenant, reads and writes raise ``TenantGone``."""
         ...
 
     def tenant_registry(self) -> TenantRegistry:

@@ -59,3 +59,15 @@ class StorageUnavailable(StoreError):
 class CursorExpired(StoreError):
     """A feed cursor older than the retention: events after it are gone, so the reader
     must resynchronise (read the directory again) and follow from a fresh position."""
+
+
+class TenantGone(StoreError):
+    """The tenant this view serves was deleted (or is being deleted), or its id now names a
+    new tenant: nothing was written, and the caller answers as for an unknown tenant."""
+
+    def __init__(self) -> None:
+        super().__init__("The tenant is gone.")
+
+
+class NotEmpty(StoreError):
+    """A tenant id whose partition still holds rows (other than a tombstone)."""

@@ -29,10 +29,13 @@ from scim_core.store.errors import (
     BadCursor,
     CursorExpired,
     KeyTaken,
+    NotEmpty,
     NotStored,
+    StorageUnavailable,
     UnknownMembers,
     VersionMoved,
 )
+from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.tenants.registry import MemoryTenantRegistry
 
 OnCommit = Callable[[str, int], None]
@@ -58,6 +61,9 @@ class _Rows:
     floor: int = 0
     """The last position retention removed."""
     tenant_state: str | None = None
+    """The state the feed records: enabled or disabled (for their events), deleting or
+    deleted (which fence every view)."""
+    epoch: int = 0
 
 
 class MemoryStore:
@@ -70,11 +76,11 @@ class MemoryStore:
         self._registry = MemoryTenantRegistry()
         self._on_commit = on_commit
 
-    def tenant(self, name: str) -> MemoryTenantStore:
-        """The view of tenant ``name``."""
+    def tenant(self, name: str, epoch: int | None = None) -> MemoryTenantStore:
+        """The view of tenant ``name``; with ``epoch``, of that tenant only."""
         with self._lock:
             return MemoryTenantStore(name, self._tenants[name], self._lock, self._etags,
-                                     self._on_commit)
+                                     self._on_commit, epoch)
 
     def tenant_registry(self) -> MemoryTenantRegistry:
         """The registry of this store's tenants."""
@@ -85,12 +91,14 @@ class MemoryTenantStore:
     """One tenant's rows of a ``MemoryStore``, under the store's one lock."""
 
     def __init__(self, name: str, rows: _Rows, lock: threading.RLock,
-                 etags: Iterator[int], on_commit: OnCommit | None = None) -> None:
+                 etags: Iterator[int], on_commit: OnCommit | None = None,
+                 epoch: int | None = None) -> None:
         self._name = name
         self._t = rows
         self._lock = lock
         self._etags = etags
         self._on_commit = on_commit
+        self._epoch = epoch
 
     @property
     def tenant(self) -> str:
@@ -98,6 +106,16 @@ class MemoryTenantStore:
         return self._name
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _writable(self) -> None:
+        """``TenantGone`` unless the feed is live and this view's tenant's (the fence every
+        write meets, as on Table Storage)."""
+        check_live(self._t.tenant_state, self._t.epoch, self._epoch)
+
+    def _readable(self) -> None:
+        """``TenantGone`` when a view bound to a tenant outlived it."""
+        if self._epoch is not None:
+            self._writable()
 
     def _record(self, kind: Kind, resource_id: str, entry: _Entry) -> Record:
         return Record(kind, resource_id, json.loads(entry.document), entry.meta, entry.etag)
@@ -167,6 +185,7 @@ class MemoryTenantStore:
                events: Sequence[EventDraft] = ()) -> Record:
         """Store a new resource with its index rows (and members, for a group)."""
         with self._lock:
+            self._writable()
             self._check_unique(record.kind, record.id, indexes)
             if record.kind == GROUP:
                 self._check_users(members)
@@ -184,6 +203,7 @@ class MemoryTenantStore:
     def get(self, kind: Kind, resource_id: str) -> Record | None:
         """The stored resource, or None."""
         with self._lock:
+            self._readable()
             entry = self._t.entries.get((kind, resource_id))
             return None if entry is None else self._record(kind, resource_id, entry)
 
@@ -194,6 +214,7 @@ class MemoryTenantStore:
                events: Sequence[EventDraft] = ()) -> Record:
         """Write new metadata and optionally a document, indexes and member edits."""
         with self._lock:
+            self._writable()
             entry = self._t.entries.get((kind, resource_id))
             if entry is None:
                 raise NotStored(kind, resource_id)
@@ -222,6 +243,7 @@ class MemoryTenantStore:
                        events: Sequence[EventDraft] = ()) -> str | None:
         """Member edits with a new last_modified and version; returns the new etag."""
         with self._lock:
+            self._writable()
             entry = self._t.entries.get((GROUP, group_id))
             if entry is None:
                 raise NotStored(GROUP, group_id)
@@ -236,6 +258,15 @@ class MemoryTenantStore:
                events: Callable[[Record], Sequence[EventDraft]] | None = None,
                stamp: Stamp | None = None) -> None:
         """Remove a resource, its index rows and its memberships."""
+        with self._lock:
+            self._writable()
+            self._delete(kind, resource_id, expected_version=expected_version, events=events,
+                         stamp=stamp)
+
+    def _delete(self, kind: Kind, resource_id: str, *,
+                expected_version: str | None = None,
+                events: Callable[[Record], Sequence[EventDraft]] | None = None,
+                stamp: Stamp | None = None) -> None:
         with self._lock:
             t = self._t
             entry = t.entries.get((kind, resource_id))
@@ -267,51 +298,60 @@ class MemoryTenantStore:
     def lookup(self, kind: Kind, key: IndexKey) -> list[Record]:
         """The resources whose index holds the key's value."""
         with self._lock:
+            self._readable()
             ids = sorted(self._t.index.get((kind, key.name, key.value), ()))
             return [self._record(kind, i, self._t.entries[(kind, i)]) for i in ids]
 
     def scan(self, kind: Kind) -> Iterator[Record]:
         """Every resource of a kind, ordered by id."""
         with self._lock:
+            self._readable()
             snapshot = sorted((i, e) for (k, i), e in self._t.entries.items() if k == kind)
         return (self._record(kind, i, e) for i, e in snapshot)
 
     def count(self, kind: Kind) -> int:
         """How many resources of a kind there are."""
         with self._lock:
+            self._readable()
             return sum(1 for (k, _) in self._t.entries if k == kind)
 
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
         """A page of resources in id order from ``cursor``, and the next cursor."""
-        after = decode_cursor(cursor) if cursor else ""
+        after = decode_cursor(cursor, self._epoch or 0) if cursor else ""
         with self._lock:
+            self._readable()
             entries = self._t.entries
             ids = sorted(i for (k, i) in entries if k == kind and i > after)
             chosen = [self._record(kind, i, entries[(kind, i)]) for i in ids[:size]]
         more = len(ids) > size
-        return chosen, (encode_cursor(chosen[-1].id) if more and chosen else None)
+        return chosen, (encode_cursor(chosen[-1].id, self._epoch or 0)
+                        if more and chosen else None)
 
     def members(self, group_id: str) -> Iterator[Member]:
         """A group's members, ordered by user id."""
         with self._lock:
+            self._readable()
             found = self._t.members.get(group_id, {})
             return iter(sorted(found.values(), key=lambda m: m.value))
 
     def is_member(self, group_id: str, user_id: str) -> bool:
         """Whether the user is a direct member of the group."""
         with self._lock:
+            self._readable()
             return user_id in self._t.members.get(group_id, {})
 
     def groups_of(self, user_id: str) -> list[str]:
         """The ids of the groups a user is a direct member of."""
         with self._lock:
+            self._readable()
             return sorted(self._t.member_of.get(user_id, ()))
 
     def append(self, events: Sequence[EventDraft], *,
                tenant_state: str | None = None) -> int | None:
         """Append events no resource write carries; with ``tenant_state``, only on a change."""
         with self._lock:
+            self._writable()
             if tenant_state is not None:
                 if self._t.tenant_state == tenant_state:
                     return None
@@ -324,9 +364,11 @@ class MemoryTenantStore:
         if after < 0:
             raise BadCursor("The cursor is not valid.")
         with self._lock:
+            self._readable()
             t = self._t
             if after < t.floor:
-                raise CursorExpired("Events after the cursor were removed by retention.")
+                raise CursorExpired("Events after the cursor were removed (by retention, or "
+                                    "with the tenant).")
             first = t.events[0].position if t.events else t.floor + 1
             start = after + 1 - first
             return t.events[start:start + max(0, limit)]
@@ -337,6 +379,7 @@ class MemoryTenantStore:
     def position(self) -> int:
         """The feed's last position."""
         with self._lock:
+            self._readable()
             return self._position()
 
     def trim(self, *, before: str, limit: int) -> int:
@@ -354,20 +397,49 @@ class MemoryTenantStore:
             return gone
 
     def purge(self, *, limit: int) -> int:
-        """Remove up to ``limit`` rows' worth of the tenant's data: resources first."""
+        """Remove up to ``limit`` rows' worth of the tenant's data: resources first; the
+        feed's state and position stay (the tombstone)."""
         with self._lock:
             t = self._t
             gone = 0
             for key in list(t.entries)[:max(0, limit)]:
                 kind, resource_id = key
-                self.delete(Kind(kind), resource_id)
+                self._delete(Kind(kind), resource_id)
                 gone += 1
             if not t.entries:
                 t.index.clear()
                 t.members.clear()
                 t.member_of.clear()
                 gone += len(t.events)
+                t.floor = self._position()
                 t.events.clear()
-                t.floor = 0
-                t.tenant_state = None
             return gone
+
+    def mark_deleting(self) -> None:
+        """Fence the tenant: every later write of any view fails with ``TenantGone``."""
+        with self._lock:
+            if self._t.tenant_state != DELETED:
+                self._t.tenant_state = DELETING
+
+    def mark_deleted(self) -> None:
+        """After the purge: the tenant's tombstone."""
+        with self._lock:
+            self._t.floor = self._position()
+            self._t.events.clear()
+            self._t.tenant_state = DELETED
+
+    def start_epoch(self, state: str) -> int:
+        """Begin a new tenant under this id: the next epoch, its feed numbering on."""
+        with self._lock:
+            t = self._t
+            if t.tenant_state == DELETING:
+                raise StorageUnavailable("The tenant's delete is still under way.",
+                                         retry_after=1)
+            if t.entries or any(t.members.values()) or any(t.member_of.values()):
+                raise NotEmpty(f"The tenant {self._name} still holds data.")
+            fresh = t.epoch == 0 and t.tenant_state is None and self._position() == 0
+            t.floor = 0 if fresh else self._position() + 1
+            t.events.clear()
+            t.epoch += 1
+            t.tenant_state = state
+            return t.epoch

@@ -14,6 +14,7 @@ from scim_core.tenants.registry import (
     MemoryTenantRegistry,
     TenantExists,
     TenantMissing,
+    TenantMoved,
     TenantRegistry,
 )
 
@@ -27,6 +28,7 @@ __all__ = [
     "Tenant",
     "TenantExists",
     "TenantMissing",
+    "TenantMoved",
     "TenantRegistry",
     "check_tenant_id",
     "new_tenant_id",

@@ -24,7 +24,7 @@ from scim_core.auth.tenant_tokens import tenant_secret_name
 from scim_core.config import Settings, SettingsError
 from scim_core.events import drafts
 from scim_core.events.model import EventType
-from scim_core.store.errors import StoreError
+from scim_core.store.errors import NotEmpty, StoreError, TenantGone
 from scim_core.tenants.model import (
     DEFAULT_TENANT,
     DELETING,
@@ -37,7 +37,7 @@ from scim_core.tenants.model import (
     implicit_default,
     new_tenant_id,
 )
-from scim_core.tenants.registry import TenantExists, TenantMissing
+from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
 from scim_core.tenants.tokens import (
     TOKEN_BYTES,
     Cancellation,
@@ -58,6 +58,7 @@ DEFAULT_TENANT_URL_SECRET = "scim-tenant-url"
 LOCAL_BASE_URL = "http://127.0.0.1:7071/scim/v2"
 SCIM_ROOT = "/scim/v2"
 DEFAULT_STEP_ROWS = 1000
+STATE_ATTEMPTS = 20
 _STATE_EVENTS = {DISABLED: EventType.TENANT_DISABLED, ENABLED: EventType.TENANT_ENABLED}
 
 
@@ -203,26 +204,40 @@ class TenantAdmin:
 
     def create(self, name: str, *, tenant_id: str | None = None) -> tuple[Tenant, str]:
         """Register a new enabled tenant with its first token; returns it and the token
-        (shown once: only its secret keeps it). ``tenant_id`` is generated unless given."""
+        (shown once: only its secret keeps it). ``tenant_id`` is generated unless given. An
+        id used before gets a new epoch: nothing of the earlier tenant (rows, token, paging
+        or feed cursor) works on the new one; an id whose data is still there is refused."""
         name = _checked(check_name, name)
         chosen = self._new_id(tenant_id)
         now = self._now()
         registry = self.store.tenant_registry()
         try:
             with self._storage():
-                registry.create(Tenant(chosen, name, DISABLED, now, now))
+                registered = registry.create(Tenant(chosen, name, DISABLED, now, now))
         except TenantExists:
             raise TenantAdminError(f"a tenant with id {chosen!r} already exists") from None
         secret = self._secret_name(chosen)
+        view = self.store.tenant(chosen)
+        started = False
         try:
+            with self._storage():
+                try:
+                    epoch = view.start_epoch(ENABLED)
+                except NotEmpty:
+                    raise TenantAdminError(
+                        f"the id {chosen!r} still holds data of an earlier tenant; choose "
+                        "another id") from None
+            started = True
             token, _ = self._write_token(secret)
             self._disable_older(secret, keep=1)  # a stale secret's old tokens never count
+            with self._storage():
+                tenant = registry.update(replace(registered, state=ENABLED, epoch=epoch))
         except BaseException:
             with self._storage():
+                if started:
+                    view.mark_deleted()  # the feed row is a tombstone again
                 registry.delete(chosen)  # nothing was issued: the id is free again
             raise
-        with self._storage():
-            tenant = registry.update(Tenant(chosen, name, ENABLED, now, now))
         return tenant, token
 
     def list(self) -> list[Tenant]:
@@ -255,25 +270,28 @@ class TenantAdmin:
 
     def delete(self, tenant_id: str, *, step_rows: int = DEFAULT_STEP_ROWS,
                on_progress: Callable[[int], None] | None = None) -> Deletion:
-        """Delete a tenant: mark it deleting (it then answers as unknown, 401), remove its
-        rows ``step_rows`` at a time (``on_progress`` gets the running total), delete its
-        token secret, then its registry row. Interrupted, calling it again continues."""
+        """Delete a tenant: mark it deleting in the registry (it then answers as unknown,
+        401) and on its feed row (from then on no write of any process lands), remove its
+        rows ``step_rows`` at a time (``on_progress`` gets the running total), leave the
+        feed row as its tombstone, delete its token secret, then its registry row.
+        Interrupted, calling it again continues."""
         if _checked(check_tenant_id, tenant_id) == DEFAULT_TENANT:
             raise TenantAdminError("the default tenant is implicit and cannot be deleted; "
                                    "disable it instead")
         if step_rows < 1:
             raise TenantAdminError("step_rows must be at least 1")
-        tenant = self._tenant(tenant_id)
         registry = self.store.tenant_registry()
+        self._change(tenant_id, lambda tenant: (
+            None if tenant.state == DELETING else tenant.with_state(DELETING, self._now())))
         with self._storage():
-            if tenant.state != DELETING:
-                registry.update(tenant.with_state(DELETING, self._now()))
             view = self.store.tenant(tenant_id)
+            view.mark_deleting()
             rows = 0
             while removed := view.purge(limit=step_rows):
                 rows += removed
                 if on_progress is not None:
                     on_progress(rows)
+            view.mark_deleted()
         secret = self._secret_name(tenant_id)
         deleted, purge_date, soft = self._delete_secret(secret)
         with self._storage():
@@ -351,26 +369,44 @@ class TenantAdmin:
             raise TenantAdminError(self._being_deleted(tenant_id))
 
     def _set_state(self, tenant_id: str, state: str) -> Tenant:
-        tenant = self.serving(tenant_id)
-        registry = self.store.tenant_registry()
-        changed = tenant.with_state(state, self._now())
-        with self._storage():
+        def change(tenant: Tenant) -> Tenant:
+            if tenant.state == DELETING:
+                raise TenantAdminError(self._being_deleted(tenant_id))
+            changed = tenant.with_state(state, self._now())
             if tenant.state != state:
                 # The feed records the state with its event, so a retry after a failure
-                # between these two writes adds no second event.
-                self.store.tenant(tenant.id).append(
-                    [drafts.tenant_state(_STATE_EVENTS[state], changed.changed)],
-                    tenant_state=state)
-            if tenant.id == DEFAULT_TENANT and registry.get(DEFAULT_TENANT) is None:
-                created = replace(changed, created=changed.changed)
+                # between these two writes adds no second event. The feed row refuses it
+                # once a delete has marked it.
                 try:
-                    return registry.create(created)  # the implicit tenant, registered now
-                except TenantExists:
-                    pass
-            try:
-                return registry.update(changed)
-            except TenantMissing:
-                raise TenantAdminError(f"no tenant with id {tenant_id!r}") from None
+                    self.store.tenant(tenant.id).append(
+                        [drafts.tenant_state(_STATE_EVENTS[state], changed.changed)],
+                        tenant_state=state)
+                except TenantGone:
+                    raise TenantAdminError(self._being_deleted(tenant_id)) from None
+            return changed
+
+        return self._change(tenant_id, change)
+
+    def _change(self, tenant_id: str, change: Callable[[Tenant], Tenant | None]) -> Tenant:
+        """Write ``change(tenant)`` over the registry row as read (If-Match on its etag),
+        reading again and re-deciding when another process changed it first, so that no
+        state change undoes another; None from ``change`` leaves the row as it is."""
+        registry = self.store.tenant_registry()
+        for _ in range(STATE_ATTEMPTS):
+            tenant = self._tenant(tenant_id)
+            with self._storage():
+                changed = change(tenant)
+                if changed is None:
+                    return tenant
+                try:
+                    if tenant.etag is None:  # the implicit default tenant, registered now
+                        return registry.create(replace(changed, created=changed.changed))
+                    return registry.update(changed)
+                except (TenantMoved, TenantExists):
+                    continue
+                except TenantMissing:
+                    raise TenantAdminError(f"no tenant with id {tenant_id!r}") from None
+        raise TenantAdminError(f"tenant {tenant_id!r} keeps changing; try again")
 
     @staticmethod
     def _being_deleted(tenant_id: str) -> str:

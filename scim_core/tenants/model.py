@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 DEFAULT_TENANT = "default"
 ENABLED = "enabled"
@@ -51,13 +51,18 @@ def check_name(name: str) -> str:
 @dataclass(frozen=True)
 class Tenant:
     """A registered tenant. ``state`` is enabled, disabled, or deleting (a delete under
-    way: its data is being removed and it serves nothing)."""
+    way: its data is being removed and it serves nothing). ``epoch`` tells this tenant from
+    an earlier one of the same id (0: the tenant predates epochs, or is the implicit
+    default); ``etag`` is the registry row's as read (None: not read from a registry), which
+    a state change is conditional on."""
 
     id: str
     name: str
     state: str
     created: str
     changed: str
+    epoch: int = 0
+    etag: str | None = field(default=None, compare=False, repr=False)
 
     @property
     def serves(self) -> bool:

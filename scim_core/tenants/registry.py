@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Protocol
 
 from scim_core.lru import Lru
@@ -20,6 +22,10 @@ class TenantMissing(Exception):
     """No tenant with that id is registered."""
 
 
+class TenantMoved(Exception):
+    """The tenant's registry row changed since it was read (its etag moved on)."""
+
+
 class TenantRegistry(Protocol):
     """Registered tenants, by id."""
 
@@ -28,11 +34,14 @@ class TenantRegistry(Protocol):
         ...
 
     def create(self, tenant: Tenant) -> Tenant:
-        """Register a new tenant; ``TenantExists`` when the id is taken."""
+        """Register a new tenant; ``TenantExists`` when the id is taken. Returns it with its
+        etag."""
         ...
 
     def update(self, tenant: Tenant) -> Tenant:
-        """Replace a registered tenant's name and state; ``TenantMissing`` when it is not."""
+        """Replace a registered tenant's name, state and epoch; ``TenantMissing`` when it is
+        not registered, ``TenantMoved`` when ``tenant.etag`` is given and the row changed
+        since (so a state change never undoes another). Returns it with its new etag."""
         ...
 
     def delete(self, tenant_id: str) -> None:
@@ -50,6 +59,7 @@ class MemoryTenantRegistry:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._tenants: dict[str, Tenant] = {}
+        self._etags = itertools.count(1)
 
     def get(self, tenant_id: str) -> Tenant | None:
         """The registered tenant, or None."""
@@ -61,16 +71,19 @@ class MemoryTenantRegistry:
         with self._lock:
             if tenant.id in self._tenants:
                 raise TenantExists(tenant.id)
-            self._tenants[tenant.id] = tenant
-            return tenant
+            stored = self._tenants[tenant.id] = replace(tenant, etag=str(next(self._etags)))
+            return stored
 
     def update(self, tenant: Tenant) -> Tenant:
         """Replace a registered tenant."""
         with self._lock:
-            if tenant.id not in self._tenants:
+            current = self._tenants.get(tenant.id)
+            if current is None:
                 raise TenantMissing(tenant.id)
-            self._tenants[tenant.id] = tenant
-            return tenant
+            if tenant.etag is not None and tenant.etag != current.etag:
+                raise TenantMoved(tenant.id)
+            stored = self._tenants[tenant.id] = replace(tenant, etag=str(next(self._etags)))
+            return stored
 
     def delete(self, tenant_id: str) -> None:
         """Forget a tenant."""

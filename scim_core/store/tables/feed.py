@@ -13,13 +13,19 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from azure.core.exceptions import ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import TableClient, UpdateMode
 
 from scim_core.events import drafts
 from scim_core.events.model import Event, EventDraft, EventType
 from scim_core.lru import Lru
-from scim_core.store.errors import StorageUnavailable
+from scim_core.store.errors import StorageUnavailable, TenantGone
+from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables.batches import Step, if_match, row
 from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
 
@@ -124,6 +130,7 @@ class Head:
     etag: str | None
     floor: int = 0
     tenant_state: str | None = None
+    epoch: int = 0
 
 
 class Feeds:
@@ -162,10 +169,11 @@ class Feeds:
             head = Head(self._last_event(partition) if thorough else 0, None)
         else:
             head = Head(int(entity.get("position") or 0), str(entity.metadata["etag"]),
-                        int(entity.get("floor") or 0), entity.get("tenantState"))
+                        int(entity.get("floor") or 0), entity.get("tenantState"),
+                        int(entity.get("epoch") or 0))
             if thorough and "position" not in entity:
                 head = Head(self._last_event(partition), head.etag, head.floor,
-                            head.tenant_state)
+                            head.tenant_state, head.epoch)
         self._keep(partition, head, always=replace)
         return head
 
@@ -187,10 +195,12 @@ class Feeds:
             last = max(last, int(entity["position"]))
         return last
 
-    def committed(self, partition: str, tenant: str, head: Head) -> None:
-        """A transaction of this process moved the head to ``head``."""
+    def committed(self, partition: str, tenant: str, head: Head, *,
+                  quiet: bool = False) -> None:
+        """A transaction of this process moved the head to ``head`` (``quiet``: without an
+        event, so nobody is told)."""
         self._keep(partition, head)
-        if self.on_commit is not None:
+        if self.on_commit is not None and not quiet:
             try:
                 self.on_commit(tenant, head.position)
             except Exception:  # a nudge is a hint: its failure never fails the write
@@ -200,6 +210,61 @@ class Feeds:
         """Drop the cached head (the partition was purged)."""
         self._heads.pop(partition)
 
+    def mark(self, partition: str, state: str) -> Head:
+        """Record ``state`` (deleting, then deleted) on the feed row under If-Match, creating
+        the row when there is none; a writer whose cached head predates the mark fails its
+        If-Match, reads the row again and sees it. Deleted also raises the floor to the last
+        position, since no event survives a purge. Returns the row as marked."""
+        for _ in range(MAX_ATTEMPTS):
+            head = self.read(partition, thorough=True, replace=True)
+            if head.tenant_state == state or (state == DELETING and head.tenant_state == DELETED):
+                return head
+            moved: dict[str, Any] = {"tenantState": state, "position": head.position,
+                                     "epoch": head.epoch}
+            if state == DELETED:
+                moved["floor"] = head.position
+            if self._write(partition, head, moved):
+                return self.read(partition, replace=True)
+        raise StorageUnavailable(_BUSY, retry_after=1)
+
+    def start_epoch(self, partition: str, state: str) -> int:
+        """Give the feed row (absent, a tombstone, or left by a create that failed) to a
+        new tenant of the partition: the next epoch, in ``state``, numbering on after every
+        position the id ever used with the floor above them, so that a feed cursor of an
+        earlier tenant of the id is expired. Returns the epoch. The caller has made sure
+        that the partition holds nothing else."""
+        for _ in range(MAX_ATTEMPTS):
+            head = self.read(partition, thorough=True, replace=True)
+            if head.tenant_state == DELETING:
+                raise StorageUnavailable("The tenant's delete is still under way.",
+                                         retry_after=1)
+            fresh = head.etag is None and head.position == 0
+            start = 0 if fresh else head.position + 1
+            epoch = head.epoch + 1
+            if self._write(partition, head, {"tenantState": state, "position": start,
+                                             "floor": start, "epoch": epoch}):
+                self.read(partition, replace=True)
+                return epoch
+        raise StorageUnavailable(_BUSY, retry_after=1)
+
+    def _write(self, partition: str, head: Head, properties: Mapping[str, Any]) -> bool:
+        """Write the feed row from ``head`` (create, or merge under If-Match); whether it
+        landed (False: another writer moved it first)."""
+        entity = row(partition, FEED_ROW, **properties)
+        try:
+            if head.etag is None:
+                self._table.create_entity(entity)
+            else:
+                self._table.update_entity(entity, mode=UpdateMode.MERGE, etag=head.etag,
+                                          match_condition=MatchConditions.IfNotModified)
+        except (ResourceExistsError, ResourceModifiedError):
+            return False
+        except ResourceNotFoundError as error:
+            if "TableNotFound" in str(getattr(error, "error_code", "") or ""):
+                raise
+            return False
+        return True
+
 
 class FeedWrite:
     """The events of one change's transactions: ``prepare`` builds a batch's event rows,
@@ -208,7 +273,8 @@ class FeedWrite:
 
     def __init__(self, feeds: Feeds, partition: str, tenant: str,
                  events: Callable[[Sequence[Step]], list[EventDraft]], *,
-                 tenant_state: str | None = None, quiet_is_nothing: bool = False) -> None:
+                 tenant_state: str | None = None, quiet_is_nothing: bool = False,
+                 epoch: int | None = None) -> None:
         self.quiet_is_nothing = quiet_is_nothing
         """A batch without events changes nothing (member edits that add or remove no one)."""
         self._feeds = feeds
@@ -216,6 +282,9 @@ class FeedWrite:
         self._tenant = tenant
         self._events = events
         self._tenant_state = tenant_state
+        self._epoch = epoch
+        """The epoch of the tenant the write is for (None: whichever tenant holds the id)."""
+        self._writes = False
         self._attempts = 0
         self._head: Head | None = None
         self._rows: list[dict[str, Any]] = []
@@ -226,15 +295,18 @@ class FeedWrite:
         """Build the event rows of a batch of ``batch``'s steps; whether there are any."""
         self._rows = [unplaced_entity(self._partition, draft, self._tenant)
                       for draft in self._events(batch)]
+        self._writes = bool(batch)
         return bool(self._rows)
 
     def steps(self) -> list[Step]:
         """The feed row's move and the prepared event rows at the next positions (nothing
-        when the batch emits no event, or when the feed already records this write's tenant
-        state); called holding ``turn``."""
-        head = self._head = self._feeds.head(self._partition)
-        if not self._rows or (self._tenant_state is not None
-                              and head.tenant_state == self._tenant_state):
+        when the feed already records this write's tenant state); called holding ``turn``.
+        A batch that emits no event still meets the feed row (merged with nothing, under
+        If-Match), so that no write lands past a delete's mark. Raises ``TenantGone`` when
+        the feed is marked deleting or deleted, or belongs to another epoch."""
+        head = self._head = self._live(self._feeds.head(self._partition))
+        if (not self._rows and not self._writes) or (
+                self._tenant_state is not None and head.tenant_state == self._tenant_state):
             return []
         last = head.position + len(self._rows)
         partition = self._partition
@@ -242,6 +314,8 @@ class FeedWrite:
         if self._tenant_state is not None:
             moved["tenantState"] = self._tenant_state
         if head.etag is None:
+            if self._epoch:
+                moved["epoch"] = self._epoch
             feed = Step("create", row(partition, FEED_ROW, floor=head.floor, **moved))
         else:
             feed = Step("update", row(partition, FEED_ROW, **moved),
@@ -249,15 +323,28 @@ class FeedWrite:
         return [feed, *(Step("create", placed_entity(entity, self._tenant, head.position + n))
                         for n, entity in enumerate(self._rows, 1))]
 
+    def _live(self, head: Head) -> Head:
+        """``head`` when it is the live feed of this write's tenant; a cached head that
+        says otherwise is read again before the write is refused (it may be behind)."""
+        try:
+            check_live(head.tenant_state, head.epoch, self._epoch)
+        except TenantGone:
+            head = self._feeds.read(self._partition, replace=True)
+            check_live(head.tenant_state, head.epoch, self._epoch)
+        return head
+
     def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
         """The batch landed; ``results`` are its feed steps' results."""
-        if not self._rows or self._head is None:
+        if not results or self._head is None:
             return
         head = self._head
-        self.landed = head.position + len(self._rows)
+        if self._rows:
+            self.landed = head.position + len(self._rows)
+        position = head.position + len(self._rows)
         self._feeds.committed(self._partition, self._tenant, Head(
-            self.landed, str(results[0]["etag"]), head.floor,
-            self._tenant_state or head.tenant_state))
+            position, str(results[0]["etag"]), head.floor,
+            self._tenant_state or head.tenant_state, head.epoch or (self._epoch or 0)),
+            quiet=not self._rows)
 
     def turn(self) -> threading.Lock:
         """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""

@@ -32,11 +32,14 @@ from scim_core.store.errors import (
     BadCursor,
     CursorExpired,
     KeyTaken,
+    NotEmpty,
     NotStored,
     StorageUnavailable,
+    TenantGone,
     UnknownMembers,
     VersionMoved,
 )
+from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import (
     FEED_RESERVE,
@@ -105,9 +108,11 @@ class TableStore:
         self._table_ready = False
         self._pool: ThreadPoolExecutor | None = None
 
-    def tenant(self, name: str) -> TableTenantStore:
-        """The view of tenant ``name`` (its partition)."""
-        return TableTenantStore(self, name)
+    def tenant(self, name: str, epoch: int | None = None) -> TableTenantStore:
+        """The view of tenant ``name`` (its partition); with ``epoch``, of that tenant only
+        (a view of a tenant since deleted, or of an earlier tenant of the id, raises
+        ``TenantGone``)."""
+        return TableTenantStore(self, name, epoch)
 
     def tenant_registry(self) -> TableTenantRegistry:
         """The registry of this store's tenants (rows outside every tenant's partition)."""
@@ -183,11 +188,12 @@ class TableStore:
 class TableTenantStore:
     """One tenant's partition of a ``TableStore``: the Store protocol for that tenant."""
 
-    def __init__(self, store: TableStore, tenant: str) -> None:
+    def __init__(self, store: TableStore, tenant: str, epoch: int | None = None) -> None:
         self._store = store
         self._table = store.table
         self._name = tenant
         self._partition = keys.partition_key(tenant)
+        self._epoch = epoch
 
     @property
     def tenant(self) -> str:
@@ -195,6 +201,33 @@ class TableTenantStore:
         return self._name
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _record(self, kind: Kind, entity: TableEntity) -> Record:
+        """The record a document row holds; ``TenantGone`` when the row is another epoch's
+        (the id names a new tenant since this view's tenant was deleted)."""
+        if self._epoch is not None and int(entity.get("epoch") or 0) != self._epoch:
+            raise TenantGone()
+        return record_from_entity(kind, entity, _etag(entity))
+
+    def _stamped(self, entity: dict[str, Any]) -> dict[str, Any]:
+        """A document row that records the epoch of the tenant it belongs to."""
+        if self._epoch:
+            entity["epoch"] = self._epoch
+        return entity
+
+    def _confirm(self) -> None:
+        """After a read that found nothing: ``TenantGone`` when the tenant is gone (its
+        partition may have been purged after this process cached it). One point read of
+        the feed row, paid on empty answers only."""
+        if self._epoch is not None:
+            head = self._store.feeds.read(self._partition)
+            check_live(head.tenant_state, head.epoch if head.etag else self._epoch,
+                       self._epoch)
+
+    def _not_stored(self, kind: Kind, resource_id: str) -> NotStored:
+        """``NotStored``, once ``_confirm`` has found the tenant still there."""
+        self._confirm()
+        return NotStored(kind, resource_id)
 
     def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:
         return self._store.read(self._partition, row_key, select)
@@ -209,7 +242,7 @@ class TableTenantStore:
                          lambda steps: [*events, *membership_events(
                              steps, time=meta.last_modified, version=meta.version,
                              implied=implied)],
-                         quiet_is_nothing=quiet_is_nothing)
+                         quiet_is_nothing=quiet_is_nothing, epoch=self._epoch)
 
     def _submit_later(self, batches: Sequence[Sequence[Step]], kind: Kind,
                       resource_id: str, meta: Meta) -> str | None:
@@ -224,7 +257,7 @@ class TableTenantStore:
                 etag = str(results[0]["etag"]) if results else etag
         except TableTransactionError as error:
             if failure_of(error) is Failure.MISSING and error.index == 0:
-                raise NotStored(kind, resource_id) from None
+                raise self._not_stored(kind, resource_id) from None
             raise
         return etag
 
@@ -283,8 +316,7 @@ class TableTenantStore:
     def _documents(self, kind: Kind, ids: Sequence[str]) -> list[Record]:
         found = self._store.read_many(self._partition,
                                       [keys.document_key(kind, i) for i in ids])
-        return [record_from_entity(kind, entity, _etag(entity))
-                for entity in found if entity is not None]
+        return [self._record(kind, entity) for entity in found if entity is not None]
 
     def _write_first(self, kind: Kind, resource_id: str, batches: Sequence[Sequence[Step]],
                      *, conditional: bool, feed: FeedWrite) -> str | None:
@@ -297,7 +329,7 @@ class TableTenantStore:
         except UnknownMembers:
             # The first batch would report a missing resource before a missing user.
             if self._read(keys.document_key(kind, resource_id), select=["id"]) is None:
-                raise NotStored(kind, resource_id) from None
+                raise self._not_stored(kind, resource_id) from None
             raise
         try:
             results = submit(self._table, first, feed=feed)
@@ -305,7 +337,7 @@ class TableTenantStore:
         except TableTransactionError as error:
             failure = failure_of(error)
             if failure is Failure.MISSING and error.index == 0:
-                raise NotStored(kind, resource_id) from None
+                raise self._not_stored(kind, resource_id) from None
             self._unknown_members(error, batches)
             if failure is Failure.MOVED:
                 if conditional:
@@ -338,7 +370,7 @@ class TableTenantStore:
             # nothing was sent, so nothing checked the row: check it now
             current = self._read(document_row, select=["id"])
             if current is None:
-                raise NotStored(kind, resource_id)
+                raise self._not_stored(kind, resource_id)
             if expected_etag is not None and _etag(current) != expected_etag:
                 raise VersionMoved()
         return written or None
@@ -361,10 +393,10 @@ class TableTenantStore:
         """Store a new resource with its index rows (and members, for a group)."""
         partition = self._partition
         indexed = index_steps(partition, record.kind, record.id, indexes)
-        entity = document_entity(
+        entity = self._stamped(document_entity(
             partition, keys.document_key(record.kind, record.id), kind=record.kind,
             resource_id=record.id, document=record.document, meta=record.meta,
-            index_rows=list(indexed))
+            index_rows=list(indexed)))
         head = [Step("create", entity), *indexed.values()]
         members = members if record.kind == GROUP else ()
         guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
@@ -387,7 +419,10 @@ class TableTenantStore:
         """The stored resource, or None."""
         with self._store.session():
             entity = self._read(keys.document_key(kind, resource_id))
-        return None if entity is None else record_from_entity(kind, entity, _etag(entity))
+        if entity is None:
+            self._confirm()
+            return None
+        return self._record(kind, entity)
 
     def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange, expected_etag: str | None = None,
@@ -412,18 +447,19 @@ class TableTenantStore:
                 self._write_meta(kind, resource_id, meta, expected_etag, change, events)
                 current = self._read(document_row)
                 if current is None:
-                    raise NotStored(kind, resource_id)
-                return record_from_entity(kind, current, _etag(current))
+                    raise self._not_stored(kind, resource_id)
+                return self._record(kind, current)
             guard = existence_guard(partition, document_row, meta_properties(meta))
             for _ in range(_ATTEMPTS):
                 current = self._read(document_row)
                 if current is None:
-                    raise NotStored(kind, resource_id)
+                    raise self._not_stored(kind, resource_id)
                 # The index swap is computed from this read, so the write is conditional on
                 # it even when the caller gave no etag; a lost race reads again.
                 etag = expected_etag if expected_etag is not None else _etag(current)
                 head, stored = document_steps(partition, kind, resource_id, current, etag,
                                               meta=meta, document=document, indexes=indexes)
+                self._stamped(head[0].entity)
                 first, *later = pack(head, self._membership_units(resource_id, change), guard)
                 written = self._write_first(kind, resource_id, [first, *later],
                                             conditional=expected_etag is not None,
@@ -448,10 +484,10 @@ class TableTenantStore:
             for _ in range(_DELETE_ATTEMPTS):
                 current = self._read(document_row)
                 if current is None:
-                    raise NotStored(kind, resource_id)
+                    raise self._not_stored(kind, resource_id)
                 if expected_version is not None and current.get("version") != expected_version:
                     raise VersionMoved()
-                record = record_from_entity(kind, current, _etag(current))
+                record = self._record(kind, current)
                 own = list(events(record)) if events is not None else []
                 when = Meta("", own[0].time if own else record.meta.last_modified,
                             record.meta.version)
@@ -473,7 +509,7 @@ class TableTenantStore:
                 except TableTransactionError as error:
                     failure = failure_of(error)
                     if failure is Failure.MISSING and error.index == 0:
-                        raise NotStored(kind, resource_id) from None
+                        raise self._not_stored(kind, resource_id) from None
                     if failure is Failure.MOVED:
                         continue
                     raise
@@ -492,14 +528,21 @@ class TableTenantStore:
                 matches = list(self._range(low, high, select=["id", "value"]))
             # a hashed key component could collide; the stored value cannot
             ids = sorted({entity["id"] for entity in matches if entity.get("value") == key.value})
-            return self._documents(kind, ids)
+            records = self._documents(kind, ids)
+            if not records:
+                self._confirm()
+            return records
 
     def scan(self, kind: Kind) -> Iterator[Record]:
         """Every resource of a kind, ordered by id."""
         low, high = keys.documents_range(kind)
+        found = False
         with self._store.session():
             for entity in self._range(low, high):
-                yield record_from_entity(kind, entity, _etag(entity))
+                yield self._record(kind, entity)
+                found = True
+            if not found:
+                self._confirm()
 
     def count(self, kind: Kind) -> int:
         """How many resources of a kind there are: one range of their RowKeys only."""
@@ -515,7 +558,7 @@ class TableTenantStore:
         low, high = keys.documents_range(kind)
         after = None
         if cursor:
-            after = decode_cursor(cursor)
+            after = decode_cursor(cursor, self._epoch or 0)
             if not (after.startswith(low) and after < high):
                 raise BadCursor("The cursor is not valid.")
         if size <= 0:
@@ -523,9 +566,12 @@ class TableTenantStore:
         with self._store.session():
             rows = list(islice(self._range(low, high, after=after,
                                            per_page=min(size + 1, PAGE_LIMIT)), size + 1))
-        records = [record_from_entity(kind, entity, _etag(entity)) for entity in rows[:size]]
+            records = [self._record(kind, entity) for entity in rows[:size]]
+            if not records:
+                self._confirm()
         more = len(rows) > size
-        return records, (encode_cursor(rows[size - 1]["RowKey"]) if more else None)
+        return records, (encode_cursor(rows[size - 1]["RowKey"], self._epoch or 0)
+                         if more else None)
 
     def members(self, group_id: str) -> Iterator[Member]:
         """A group's members, ordered by user id."""
@@ -550,7 +596,7 @@ class TableTenantStore:
         """Events alone, in one transaction of the feed row and their rows."""
         feeds = self._store.feeds
         write = FeedWrite(feeds, self._partition, self._name, lambda _: list(events),
-                          tenant_state=tenant_state)
+                          tenant_state=tenant_state, epoch=self._epoch)
         with self._store.session():
             if tenant_state is not None:  # decided on the row as stored, not as cached
                 feeds.read(self._partition, replace=True)
@@ -577,7 +623,8 @@ class TableTenantStore:
             if not found:
                 head = self._store.feeds.read(self._partition)
                 if head.floor > after:
-                    raise CursorExpired("Events after the cursor were removed by retention.")
+                    raise CursorExpired("Events after the cursor were removed (by retention, "
+                                        "or with the tenant).")
         return found
 
     def position(self) -> int:
@@ -631,10 +678,12 @@ class TableTenantStore:
         raise StorageUnavailable(_BUSY, retry_after=1)
 
     def purge(self, *, limit: int) -> int:
-        """Delete up to ``limit`` of the partition's rows, 100 to a transaction."""
+        """Delete up to ``limit`` of the partition's rows, 100 to a transaction; the feed row
+        stays (``mark_deleting`` first, ``mark_deleted`` after)."""
         with self._store.session():
             rows = self._table.query_entities(
-                "PartitionKey eq @partition", parameters={"partition": self._partition},
+                "PartitionKey eq @partition and RowKey ne @feed",
+                parameters={"partition": self._partition, "feed": FEED_ROW},
                 select=["RowKey"], results_per_page=min(max(1, limit), PAGE_LIMIT))
             found = [str(entity["RowKey"]) for entity in islice(rows, max(0, limit))]
             for batch in chunked([(Step("delete", row(self._partition, key), optional=True),)
@@ -642,6 +691,29 @@ class TableTenantStore:
                 submit(self._table, batch)
             self._store.feeds.forget(self._partition)
         return len(found)
+
+    def mark_deleting(self) -> None:
+        """Fence the tenant: from this call's return on, no write of any process lands in
+        the partition (each meets the feed row, now marked, under If-Match)."""
+        with self._store.session():
+            self._store.feeds.mark(self._partition, DELETING)
+
+    def mark_deleted(self) -> None:
+        """After the purge: the feed row stays as the tenant's tombstone."""
+        with self._store.session():
+            self._store.feeds.mark(self._partition, DELETED)
+
+    def start_epoch(self, state: str) -> int:
+        """Begin a new tenant in this partition; ``NotEmpty`` when it still holds rows other
+        than a feed row. Returns the new tenant's epoch."""
+        with self._store.session():
+            rows = self._table.query_entities(
+                "PartitionKey eq @partition and RowKey ne @feed",
+                parameters={"partition": self._partition, "feed": FEED_ROW},
+                select=["RowKey"], results_per_page=1)
+            if next(iter(rows), None) is not None:
+                raise NotEmpty(f"The partition of tenant {self._name} still holds rows.")
+            return self._store.feeds.start_epoch(self._partition, state)
 
 
 def table_store(settings: Settings, *, credential: TokenCredential | None = None,

@@ -6,12 +6,17 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core import MatchConditions
+from azure.core.exceptions import (
+    ResourceExistsError,
+    ResourceModifiedError,
+    ResourceNotFoundError,
+)
 from azure.data.tables import UpdateMode
 
 from scim_core.store.tables.store import TableStore
 from scim_core.tenants.model import Tenant
-from scim_core.tenants.registry import TenantExists, TenantMissing
+from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
 
 REGISTRY_PARTITION = "$tenants"
 """Outside every tenant's partition: tenant ids never hold ``$``."""
@@ -19,12 +24,20 @@ REGISTRY_PARTITION = "$tenants"
 
 def _tenant(entity: Any) -> Tenant:
     return Tenant(str(entity["RowKey"]), str(entity["name"]), str(entity["state"]),
-                  str(entity["created"]), str(entity.get("changed", entity["created"])))
+                  str(entity["created"]), str(entity.get("changed", entity["created"])),
+                  int(entity.get("epoch") or 0), str(entity.metadata["etag"]))
 
 
 def _entity(tenant: Tenant) -> dict[str, Any]:
     return {"PartitionKey": REGISTRY_PARTITION, "RowKey": tenant.id, "name": tenant.name,
-            "state": tenant.state, "created": tenant.created, "changed": tenant.changed}
+            "state": tenant.state, "created": tenant.created, "changed": tenant.changed,
+            "epoch": tenant.epoch}
+
+
+def _with_etag(tenant: Tenant, written: Any) -> Tenant:
+    etag = written.get("etag") if isinstance(written, dict) else None
+    return Tenant(tenant.id, tenant.name, tenant.state, tenant.created, tenant.changed,
+                  tenant.epoch, None if etag is None else str(etag))
 
 
 class TableTenantRegistry:
@@ -43,19 +56,26 @@ class TableTenantRegistry:
         """Register a new tenant."""
         with self._store.session():
             try:
-                self._store.table.create_entity(_entity(tenant))
+                written = self._store.table.create_entity(_entity(tenant))
             except ResourceExistsError:
                 raise TenantExists(tenant.id) from None
-        return tenant
+        return _with_etag(tenant, written)
 
     def update(self, tenant: Tenant) -> Tenant:
-        """Replace a registered tenant (If-Match: *, so only an existing row)."""
+        """Replace a registered tenant: If-Match its etag when it has one, else If-Match: *
+        (only an existing row)."""
+        condition: dict[str, Any] = ({} if tenant.etag is None else
+                                     {"etag": tenant.etag,
+                                      "match_condition": MatchConditions.IfNotModified})
         with self._store.session():
             try:
-                self._store.table.update_entity(_entity(tenant), mode=UpdateMode.REPLACE)
+                written = self._store.table.update_entity(_entity(tenant),
+                                                          mode=UpdateMode.REPLACE, **condition)
             except ResourceNotFoundError:
                 raise TenantMissing(tenant.id) from None
-        return tenant
+            except ResourceModifiedError:
+                raise TenantMoved(tenant.id) from None
+        return _with_etag(tenant, written)
 
     def delete(self, tenant_id: str) -> None:
         """Forget a tenant."""
