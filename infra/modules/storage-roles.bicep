@@ -18,7 +18,9 @@
 // No account-wide queue or table role: the app's triggers are HTTP and timer, and the host
 // needs queues only for blob and queue triggers, tables only to persist its diagnostic
 // events (Microsoft lists Storage Blob Data Owner alone as the host-only minimum). Adding
-// such a trigger means adding Storage Queue Data Contributor on the account here.
+// such a trigger means adding Storage Queue Data Contributor on the account here. Without
+// an account-wide table role the host reports that it cannot persist diagnostic events
+// (AZFD0003); granting it would also open the SCIM table and every other table to the app.
 // The deploying admin (optional) gets the table role on the SCIM table too, so that the
 // tenant commands (`python -m scim_core.admin tenant ...`) reach the registry.
 
