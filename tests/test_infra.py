@@ -639,6 +639,8 @@ def test_key_vault_and_storage_audit_logs_go_to_the_workspace() -> None:
         "Microsoft.Storage/storageAccounts/queueServices": storage_logs,
         "Microsoft.Storage/storageAccounts/blobServices": storage_logs,
     }
+    vault = next(b for b in settings.values() if b["scope"] == "vault")
+    assert vault["properties"]["logAnalyticsDestinationType"] == "Dedicated"
     assert has(bicep("main.bicep"), "workspaceId: monitoring.outputs.workspaceId")
 
 

@@ -57,6 +57,8 @@ resource vaultAudit 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' =
   scope: vault
   properties: {
     workspaceId: workspaceId
+    // the resource-specific table AZKVAuditLogs rather than the shared AzureDiagnostics
+    logAnalyticsDestinationType: 'Dedicated'
     logs: [
       {
         category: 'AuditEvent'
