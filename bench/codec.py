@@ -2,7 +2,7 @@
 
 ``python -m bench.codec on|off [dev host arguments]`` runs the dev host with the codec
 installed, or kept out, before the app is imported (its forked workers inherit that);
-``--no-batch-codec`` uses it, and ``python -m bench.codec_ab`` compares the two.
+``python -m bench --no-batch-codec`` uses it.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ counters in a file of its own in DIR (``DIR/<pid>``, int64s in ``FIELDS`` order,
 memory), which ``read_counts`` adds up while the host runs.
 
 It imports only the standard library until it starts, and is run by path, so that it can
-serve another revision's tree (``PYTHONPATH=<tree>``; ``bench.compare``).
+serve any checkout's tree (``PYTHONPATH=<tree>``).
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ param eventsQueueName string = 'scim-events'
 @maxLength(127)
 param tokenSecretName string = 'scim-bearer-token'
 
-@description('Object ID of the admin who will run rotate-token and the tenant commands (gets Key Vault Secrets Officer on the vault and Storage Table Data Contributor on the storage account). Leave empty to skip.')
+@description('Object ID of the admin who will run rotate-token and the tenant commands (gets Key Vault Secrets Officer on the vault and Storage Table Data Contributor on the SCIM table). Leave empty to skip.')
 param adminPrincipalId string = ''
 
 @description('Kind of principal adminPrincipalId refers to.')
@@ -174,8 +174,18 @@ module storageRoles 'modules/storage-roles.bicep' = {
     storageAccountName: storage.outputs.name
     principalId: functionApp.outputs.principalId
     eventsQueueName: storage.outputs.eventsQueueName
+    tableName: storage.outputs.tableName
     adminPrincipalId: adminPrincipalId
     adminPrincipalType: adminPrincipalType
+  }
+}
+
+module diagnostics 'modules/diagnostics.bicep' = {
+  name: 'diagnostics'
+  params: {
+    storageAccountName: storage.outputs.name
+    vaultName: keyVault.outputs.name
+    workspaceId: monitoring.outputs.workspaceId
   }
 }
 

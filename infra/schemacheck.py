@@ -33,6 +33,7 @@ folders; in a single-API release, the default api-version of its operations):
 | Microsoft.Authorization | 2022-04-01 | azure-mgmt-authorization 4.0.0 (multi-API) |
 | Microsoft.OperationalInsights | 2025-07-01 | azure-mgmt-loganalytics 13.1.1 |
 | Microsoft.Insights (components) | 2020-02-02 | azure-mgmt-applicationinsights 4.1.0 (multi-API) |
+| Microsoft.Insights (diagnostics) | 2021-05-01-preview | azure-mgmt-monitor 6.0.2 (multi-API) |
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ PROVIDER_PACKAGES: dict[str, tuple[str, ...]] = {
     "microsoft.keyvault": ("azure-mgmt-keyvault",),
     "microsoft.authorization": ("azure-mgmt-authorization",),
     "microsoft.operationalinsights": ("azure-mgmt-loganalytics",),
-    "microsoft.insights": ("azure-mgmt-applicationinsights",),
+    "microsoft.insights": ("azure-mgmt-applicationinsights", "azure-mgmt-monitor"),
 }
 
 # (resource type, top-level property) pairs that Azure accepts, or requires, though the REST

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
 log = logging.getLogger("scim_core")
+SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
+"""azure-core's request logger: at INFO it logs every storage URL, whose row keys hold
+userNames and emails, and the Functions worker forwards INFO to Application Insights."""
 
 
 class NoTokenConfigured:
@@ -149,6 +152,7 @@ def build_api(settings: Settings, *, store: Store | None = None,
               secrets: SecretStore | SecretClient | None = None) -> ScimApi:
     """The API for ``settings``; a store, a default tenant's token source or a secret
     store (or a Key Vault ``SecretClient``) given here is used as it is."""
+    logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
     store = store if store is not None else build_store(settings)
     kept = as_secret_store(secrets) if secrets is not None else build_secrets(settings, store)
     default = tokens if tokens is not None else build_tokens(settings, kept)

@@ -1,12 +1,6 @@
-"""The table layout, read side: keys, ranges, document rows and event rows as the SCIM
-endpoint writes them (README "Table layout", docs/events.md "Table layout"). Pure Python:
-no Azure import.
-
-This restates the few layout rules a reader needs instead of importing
-``scim_core.store.tables.keys``, because importing anything under ``scim_core`` runs
-``scim_core/__init__.py``, which loads the whole SCIM service. ``tests/test_reader.py``
-checks that every function here gives exactly what the store's own functions give.
-"""
+"""The table layout, the one home of its keys: the SCIM store writes with these functions
+(``scim_core.store.tables.keys`` and ``feed`` import them) and the reader reads with them.
+Standard library only, so the reader installs without the service."""
 
 from __future__ import annotations
 
@@ -36,9 +30,12 @@ DISPLAY_NAME_INDEX = "displayName"
 """Unique index of groups, case-folded."""
 
 COMPONENT_BUDGET = 150
+"""Longest encoded component, in UTF-16 code units, before it is hashed."""
+
 HASH_MARK = "%h"
 _HASH_PREFIX_BUDGET = COMPONENT_BUDGET - len(HASH_MARK) - 43
 _ESCAPED = re.compile("[%/\\\\#?:'\u2028\u2029\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+"""The characters a component percent-encodes (docs/architecture.md, "Table keys")."""
 
 
 def utf16_units(text: str) -> int:
@@ -51,6 +48,8 @@ def _escape(match: re.Match[str]) -> str:
 
 
 def _readable_prefix(encoded: str, budget: int) -> str:
+    """The longest start of ``encoded`` within ``budget`` code units that does not cut
+    a ``%XX`` escape in two."""
     units = 0
     end = 0
     for index, ch in enumerate(encoded):
@@ -65,15 +64,19 @@ def _readable_prefix(encoded: str, budget: int) -> str:
     return cut
 
 
+def digest(value: str) -> str:
+    """The URL-safe base64 SHA-256 of ``value`` (no padding), for hashed components."""
+    raw = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
 def encode_component(value: str) -> str:
     """``value`` as a key component: percent-encoded, or shortened and hashed when its
     encoded form is longer than 150 UTF-16 code units."""
     encoded = _ESCAPED.sub(_escape, value)
     if utf16_units(encoded) <= COMPONENT_BUDGET:
         return encoded
-    raw = hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
-    digest = base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
-    return _readable_prefix(encoded, _HASH_PREFIX_BUDGET) + HASH_MARK + digest
+    return _readable_prefix(encoded, _HASH_PREFIX_BUDGET) + HASH_MARK + digest(value)
 
 
 def prefix_range(prefix: str) -> tuple[str, str]:
@@ -102,9 +105,30 @@ def unique_index_key(kind: str, name: str, value: str) -> str:
     return f"ux:{kind}:{encode_component(name)}:{encode_component(value)}"
 
 
+def index_key(kind: str, name: str, value: str, resource_id: str) -> str:
+    """The RowKey of one holder's row of a non-unique index value."""
+    prefix = f"ix:{kind}:{encode_component(name)}:{encode_component(value)}:"
+    return prefix + encode_component(resource_id)
+
+
+def index_range(kind: str, name: str, value: str) -> tuple[str, str]:
+    """The RowKey range of a non-unique index value's rows, one per holder."""
+    return prefix_range(f"ix:{kind}:{encode_component(name)}:{encode_component(value)}:")
+
+
+def member_key(group_id: str, user_id: str) -> str:
+    """The RowKey of a membership, seen from the group."""
+    return f"member:{encode_component(group_id)}:{encode_component(user_id)}"
+
+
 def members_range(group_id: str) -> tuple[str, str]:
     """The RowKey range of a group's membership rows."""
     return prefix_range(f"member:{encode_component(group_id)}:")
+
+
+def member_of_key(user_id: str, group_id: str) -> str:
+    """The RowKey of a membership, seen from the user."""
+    return f"memberOf:{encode_component(user_id)}:{encode_component(group_id)}"
 
 
 def member_of_range(user_id: str) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import json
 from collections.abc import Iterator
@@ -9,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from bench import compare, peer, tenants, workloads
+from bench import peer, tenants, workloads
 from bench.__main__ import main
 from bench.environment import TINY, Environment, tables_available
 from bench.report import Results, as_json, render, targets
 from bench.runner import Sample, percentile, run_serial, summarise
-from bench.suites import SUITES, CycleShape, cold, cycle, growth, http, inprocess
+from bench.suites import SUITES, cold, cycle, growth, http, inprocess
 from bench.systems import OURS, PEER, ours_in_process
 
 needs_peer = pytest.mark.skipif(not peer.available(),
@@ -218,25 +219,6 @@ def test_feed_suite() -> None:
 
 
 @needs_tables
-def test_compare_runs_two_trees_alternately(tmp_path: Path) -> None:
-    """bench.compare exports a revision's tree and runs the counted cycle on it and on the
-    other revision in turn, writing every run with its storage counts."""
-    head = compare.commit_of("HEAD")
-    out = tmp_path / "compare.json"
-    shape = CycleShape(4, 1, 4, 2)
-    runs = compare.compare(head, head, runs=2, clients=2, workers=1, shape=shape, out=out,
-                           under=tmp_path, progress=lambda _: None)
-    assert (tmp_path / f"scim-bench-{head[:12]}" / "function_app.py").exists()
-    assert [r.revision for r in runs] == [head] * 4
-    for r in runs:
-        assert r.cycle.sample.errors == 0
-        _one_commit_per_write(r.cycle.counts, shape.users + shape.groups + 2)
-    document = json.loads(out.read_text())
-    assert [run["counts"] for run in document["runs"]] == [r.cycle.counts for r in runs]
-    assert "storage requests per SCIM write" in compare.render(runs, head, head, shape, 2, 1)
-
-
-@needs_tables
 def test_keyed_azurite_keeps_table_semantics() -> None:
     """Azurite with the keyed-lookup preload still reads, conflicts, updates and deletes by key."""
     from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
@@ -276,3 +258,31 @@ def test_report_and_cli(tmp_path: Path) -> None:
     results = Results(meta={"mode": "test"})
     assert "## Targets" in render(results)
     assert as_json(results)["rows"] == []
+
+
+def _bench_imports(module: Path) -> set[str]:
+    """The bench modules ``module`` imports, at the top or inside a function."""
+    found = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module == "bench":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bench."):
+            found.add(str(node.module).split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("bench.")}
+    return found
+
+
+def test_every_bench_module_is_part_of_make_bench() -> None:
+    """Every module in bench/ is reached from ``python -m bench`` (what ``make bench``
+    runs): no one-off harness is left beside the suites."""
+    folder = Path(__file__).resolve().parents[1] / "bench"
+    modules = {p.stem for p in folder.glob("*.py")} - {"__init__"}
+    reached, todo = set(), ["__main__"]
+    while todo:
+        name = todo.pop()
+        if name in reached or name not in modules:
+            continue
+        reached.add(name)
+        todo.extend(_bench_imports(folder / f"{name}.py"))
+    assert modules - reached == set()

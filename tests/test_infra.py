@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,10 +44,10 @@ REST_SOURCES = [
     "azure-mgmt-authorization 4.0.0 (2022-04-01)",
     "azure-mgmt-loganalytics 13.1.1 (2025-07-01)",
     "azure-mgmt-applicationinsights 4.1.0 (2020-02-02)",
+    "azure-mgmt-monitor 6.0.2 (2021-05-01-preview)",
 ]
 ROLE_IDS = {
     "Storage Blob Data Owner": "b7e6dc6d-f1e8-4753-8033-0f276bb0955b",
-    "Storage Queue Data Contributor": "974c5e8b-45b9-4653-ba55-5f855dd0fb88",
     "Storage Queue Data Message Sender": "c6a89b2d-59bc-44d0-9896-0f6e12d7b80a",
     "Storage Table Data Contributor": "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3",
     "Key Vault Secrets User": "4633458b-17de-408a-b874-0445c86b69e6",
@@ -432,12 +433,12 @@ def test_template_creates_no_bearer_secret() -> None:
 
 
 def test_role_assignments_use_the_builtin_role_ids() -> None:
-    """Six app role assignments with the built-in role IDs, a seventh (Secrets Officer) only
+    """Five app role assignments with the built-in role IDs, a sixth (Secrets Officer) only
     with appManagesTenantTokens; the admin's are optional."""
     names = ("storage-roles.bicep", "keyvault-roles.bicep", "monitoring-roles.bicep")
     roles = "".join(bicep(name) for name in names)
     assert [name for name, id_ in ROLE_IDS.items() if f"'{id_}'" not in roles] == []
-    assert roles.count("principalType: 'ServicePrincipal'") == 7
+    assert roles.count("principalType: 'ServicePrincipal'") == 6
     assert roles.count("= if (!empty(adminPrincipalId)) {") == 2
     assert roles.count("= if (appManagesTenantTokens) {") == 1
 
@@ -534,6 +535,113 @@ def test_parsed_templates_hold_the_queue_and_its_role_assignment() -> None:
     assert sender["scope"] == "eventsQueue"
     assert "'storageQueueDataMessageSender'" in str(sender["properties"]["roleDefinitionId"])
     assert sender["properties"]["principalId"] == "principalId"
+
+
+PARSED_SCOPES = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+from pathlib import Path
+from check import bicep_files, parse
+root = Path(sys.argv[1])
+templates, problems = parse(bicep_files(root), root)
+print(json.dumps({"problems": problems, "templates": {t.rel: {
+    "types": {r.symbol: r.type for r in t.resources.values()},
+    "bodies": {r.symbol: r.body for r in t.resources.values()},
+    "variables": t.variables,
+    "modules": {m.symbol: m.body for m in t.modules.values()}} for t in templates}},
+    default=str))
+"""
+STORAGE_ACCOUNT = "Microsoft.Storage/storageAccounts"
+SCIM_TABLE = "Microsoft.Storage/storageAccounts/tableServices/tables"
+EVENTS_QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
+
+
+def parsed_templates(root: Path = INFRA) -> dict[str, Any]:
+    """Every template under root as the gate's parser (pycep) reads it."""
+    proc = subprocess.run([str(INFRA_PYTHON), "-c", PARSED_SCOPES, str(root)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    parsed = json.loads(proc.stdout)
+    assert parsed["problems"] == []
+    templates: dict[str, Any] = parsed["templates"]
+    return templates
+
+
+def role_scopes(template: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    """Each role assignment of a template: (role key in roleIds, type of the resource it is
+    scoped to)."""
+    found = {}
+    for symbol, body in template["bodies"].items():
+        if template["types"][symbol] != "Microsoft.Authorization/roleAssignments":
+            continue
+        role = re.search(r"'roleIds', 'operand_2': '(\w+)'", str(body["properties"]))
+        assert role is not None, body
+        found[symbol] = (role.group(1), template["types"][body["scope"]])
+    return found
+
+
+@needs_infra_venv
+def test_storage_roles_sit_at_the_narrowest_scope_azure_allows() -> None:
+    """The app's and the admin's table role is scoped to the SCIM table, the app's queue
+    role to the events queue (send only); the only account-wide role is Blob Data Owner,
+    for the host's own containers, and no queue or table role is account-wide."""
+    roles = parsed_templates()["modules/storage-roles.bicep"]
+    assert role_scopes(roles) == {
+        "blobOwner": ("storageBlobDataOwner", STORAGE_ACCOUNT),
+        "eventsQueueSender": ("storageQueueDataMessageSender", EVENTS_QUEUE),
+        "tableContributor": ("storageTableDataContributor", SCIM_TABLE),
+        "adminTableContributor": ("storageTableDataContributor", SCIM_TABLE),
+    }
+    assert roles["bodies"]["scimTable"]["name"] == "tableName"
+    assert roles["bodies"]["scimTable"]["parent"] == "tableService"
+    assert "storageQueueDataContributor" not in roles["variables"]["roleIds"]
+
+
+def test_account_wide_roles_say_why_in_the_template() -> None:
+    """The account-wide blob role carries its reason next to it, and the header names the
+    host's containers and the deployment package as what keeps it account-wide."""
+    text = (INFRA / "modules" / "storage-roles.bicep").read_text()
+    before = text.split("\nresource blobOwner ", 1)[0].rsplit("\n\n", 1)[1]
+    assert before.startswith("// Account-wide on purpose"), before
+    header = text.split("\n\n@description", 1)[0]
+    for reason in ("azure-webjobs-hosts", "deployment package", "Storage Blob Data Owner alone"):
+        assert reason in header, reason
+
+
+def test_the_table_role_waits_for_the_table() -> None:
+    """storage-roles takes the table's name from the storage module's output, so the
+    table-scoped assignment is made after the table exists."""
+    main, storage = bicep("main.bicep"), bicep("storage.bicep")
+    roles_module = main.split("module storageRoles ", 1)[1].split("\n}", 1)[0]
+    assert has(roles_module, "tableName: storage.outputs.tableName")
+    assert has(storage, "output tableName string = scimTable.name")
+
+
+@needs_infra_venv
+def test_key_vault_and_storage_audit_logs_go_to_the_workspace() -> None:
+    """Diagnostic settings send Key Vault's AuditEvent and the table, queue and blob
+    services' StorageRead, StorageWrite and StorageDelete logs to the workspace."""
+    templates = parsed_templates()
+    diagnostics = templates["modules/diagnostics.bicep"]
+    settings = {symbol: body for symbol, body in diagnostics["bodies"].items()
+                if diagnostics["types"][symbol] == "Microsoft.Insights/diagnosticSettings"}
+    logs = {}
+    for body in settings.values():
+        assert body["properties"]["workspaceId"] == "workspaceId"
+        entries = body["properties"]["logs"]
+        entries = diagnostics["variables"][entries] if isinstance(entries, str) else entries
+        assert all(entry["enabled"] is True for entry in entries)
+        logs[diagnostics["types"][body["scope"]]] = sorted(e["category"] for e in entries)
+    storage_logs = ["StorageDelete", "StorageRead", "StorageWrite"]
+    assert logs == {
+        "Microsoft.KeyVault/vaults": ["AuditEvent"],
+        "Microsoft.Storage/storageAccounts/tableServices": storage_logs,
+        "Microsoft.Storage/storageAccounts/queueServices": storage_logs,
+        "Microsoft.Storage/storageAccounts/blobServices": storage_logs,
+    }
+    vault = next(b for b in settings.values() if b["scope"] == "vault")
+    assert vault["properties"]["logAnalyticsDestinationType"] == "Dedicated"
+    assert has(bicep("main.bicep"), "workspaceId: monitoring.outputs.workspaceId")
 
 
 def test_app_writes_tenant_tokens_only_when_asked() -> None:

@@ -443,9 +443,8 @@ def test_tenants_feeds_are_isolated(feeds: Feeds) -> None:
 def test_the_reader_event_layout_and_row_parsing_are_the_stores() -> None:
     """scim_reader parses an event row of every type exactly as scim_core's
     event_from_entity does (a resource split into chunks and hostile tenants and ids
-    included), and its feed keys and range are the store's."""
-    for position in (0, 1, 9, 10, 12345, 10 ** 16 - 1):
-        assert layout.event_key(position) == event_key(position)
+    included), and the store's feed keys are the layout's own."""
+    assert event_key is layout.event_key
     assert (layout.FEED_ROW, layout.EVENT_PREFIX, layout.EVENTS_END) == (
         FEED_ROW, EVENT_PREFIX, EVENTS_END)
     assert layout.events_after(7) == (event_key(7), EVENTS_END)

@@ -1,9 +1,28 @@
-// Data-plane roles the function app's identity needs on the storage account:
-// blobs for the host and the Flex deployment package, queues for the host,
-// tables for the SCIM store, and sending to the events queue (SCIM_EVENTS_QUEUE; scoped to
-// that queue, so the nudges keep working should the account-wide queue role be narrowed).
-// The deploying admin (optional) gets the table role too, so that the tenant commands
-// (`python -m scim_core.admin tenant ...`) reach the registry.
+// Data-plane roles on the storage account, each at the narrowest scope Azure and the
+// Functions host allow (Azure accepts table- and queue-level scopes for role assignments:
+// .../tableServices/default/tables/<table> and .../queueServices/default/queues/<queue>).
+//
+//   role                               scope             who, and why not narrower
+//   Storage Blob Data Owner            storage account   the Functions host (AzureWebJobsStorage):
+//                                                        it creates and leases its own containers
+//                                                        (azure-webjobs-hosts, -secrets, timer
+//                                                        locks), which do not exist before the
+//                                                        first start, and Flex Consumption reads
+//                                                        the deployment package container with
+//                                                        the same identity
+//   Storage Table Data Contributor     the SCIM table    the app's store (users, groups, tenants,
+//                                                        feed); nothing else in the account
+//   Storage Queue Data Message Sender  the events queue  the app's nudges (SCIM_EVENTS_QUEUE):
+//                                                        send only, no read, peek or delete
+//
+// No account-wide queue or table role: the app's triggers are HTTP and timer, and the host
+// needs queues only for blob and queue triggers, tables only to persist its diagnostic
+// events (Microsoft lists Storage Blob Data Owner alone as the host-only minimum). Adding
+// such a trigger means adding Storage Queue Data Contributor on the account here. Without
+// an account-wide table role the host reports that it cannot persist diagnostic events
+// (AZFD0003); granting it would also open the SCIM table and every other table to the app.
+// The deploying admin (optional) gets the table role on the SCIM table too, so that the
+// tenant commands (`python -m scim_core.admin tenant ...`) reach the registry.
 
 @description('Name of the existing storage account.')
 param storageAccountName string
@@ -13,6 +32,9 @@ param principalId string
 
 @description('Name of the existing events queue the app sends its nudges to.')
 param eventsQueueName string
+
+@description('Name of the existing table that holds the SCIM users and groups.')
+param tableName string
 
 @description('Object ID of the admin who runs the tenant commands; empty to skip the assignment.')
 param adminPrincipalId string
@@ -27,7 +49,6 @@ param adminPrincipalType string
 
 var roleIds = {
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
-  storageQueueDataContributor: '974c5e8b-45b9-4653-ba55-5f855dd0fb88'
   storageQueueDataMessageSender: 'c6a89b2d-59bc-44d0-9896-0f6e12d7b80a'
   storageTableDataContributor: '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
 }
@@ -46,21 +67,22 @@ resource eventsQueue 'Microsoft.Storage/storageAccounts/queueServices/queues@202
   name: eventsQueueName
 }
 
+resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2024-01-01' existing = {
+  parent: account
+  name: 'default'
+}
+
+resource scimTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-01' existing = {
+  parent: tableService
+  name: tableName
+}
+
+// Account-wide on purpose: see the table at the top (the host's own containers).
 resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
   name: guid(account.id, principalId, roleIds.storageBlobDataOwner)
   scope: account
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageBlobDataOwner)
-    principalId: principalId
-    principalType: 'ServicePrincipal'
-  }
-}
-
-resource queueContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, principalId, roleIds.storageQueueDataContributor)
-  scope: account
-  properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageQueueDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
   }
@@ -77,8 +99,8 @@ resource eventsQueueSender 'Microsoft.Authorization/roleAssignments@2022-04-01' 
 }
 
 resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(account.id, principalId, roleIds.storageTableDataContributor)
-  scope: account
+  name: guid(scimTable.id, principalId, roleIds.storageTableDataContributor)
+  scope: scimTable
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
     principalId: principalId
@@ -87,8 +109,8 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
 }
 
 resource adminTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
-  name: guid(account.id, adminPrincipalId, roleIds.storageTableDataContributor)
-  scope: account
+  name: guid(scimTable.id, adminPrincipalId, roleIds.storageTableDataContributor)
+  scope: scimTable
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
     principalId: adminPrincipalId

@@ -129,6 +129,8 @@ output id string = account.id
 output tableEndpoint string = endsWith(tableEndpoint, '/') ? substring(tableEndpoint, 0, length(tableEndpoint) - 1) : tableEndpoint
 @description('Queue endpoint without the trailing slash, e.g. https://<account>.queue.core.windows.net')
 output queueEndpoint string = endsWith(queueEndpoint, '/') ? substring(queueEndpoint, 0, length(queueEndpoint) - 1) : queueEndpoint
+@description('Name of the SCIM table (SCIM_TABLE_NAME), once created: the scope of the app\'s table role.')
+output tableName string = scimTable.name
 @description('Name of the events queue (SCIM_EVENTS_QUEUE).')
 output eventsQueueName string = eventsQueue.name
 @description('URL of the Flex Consumption deployment container.')

@@ -28,21 +28,17 @@ from scim_core.store.errors import StorageUnavailable, TenantGone
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables.batches import Step, if_match, row
 from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
+from scim_reader.layout import EVENT_PREFIX as EVENT_PREFIX
+from scim_reader.layout import EVENTS_END as EVENTS_END
+from scim_reader.layout import FEED_ROW as FEED_ROW
+from scim_reader.layout import event_key as event_key
 
-FEED_ROW = "feed"
-EVENT_PREFIX = "event:"
-EVENTS_END = "event;"
 MAX_ATTEMPTS = 60
 TURN_STRIPES = 256
 _LOG = logging.getLogger(__name__)
 _BUSY = "The tenant's change feed is too busy; retry later."
 
 OnCommit = Callable[[str, int], None]
-
-
-def event_key(position: int) -> str:
-    """The RowKey of the event at ``position``."""
-    return f"{EVENT_PREFIX}{position:016d}"
 
 
 def event_entity(partition: str, event: Event) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from itertools import islice
 from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
+from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from scim_core.config import Settings
@@ -145,8 +145,15 @@ class TableStore:
             return
         with self._lock:
             if not self._table_ready:
-                with contextlib.suppress(ResourceExistsError):
+                try:
                     self.table.create_table()
+                except ResourceExistsError:
+                    pass
+                except HttpResponseError as error:
+                    # An identity whose role is scoped to this table (infra/) may use it
+                    # but not create tables; the template created it.
+                    if error.status_code != 403:
+                        raise
                 self._table_ready = True
 
     def read(self, partition: str, row_key: str,
