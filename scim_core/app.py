@@ -150,6 +150,23 @@ def build_api(settings: Settings, *, store: Store | None = None,
                    tenant_tokens(settings, default, secrets), settings)
 
 
+def build_manage_api(settings: Settings, *, store: Store | None = None,
+                     secrets: Any | None = None, env: Mapping[str, str] | None = None) -> Any:
+    """The management API (``/manage/v1``) for ``settings`` and its ``SCIM_MANAGE_*``
+    settings in ``env``; give it the SCIM API's store so both share one."""
+    from scim_core.manage import ManageApi, ManageSettings
+
+    store = store if store is not None else build_store(settings)
+    secrets = secrets if secrets is not None else build_secrets(settings, store)
+    manage = ManageSettings.from_env(os.environ if env is None else env)
+    entra = None
+    if manage.entra_enabled:
+        from scim_core.manage.entra import EntraTokens
+
+        entra = EntraTokens(manage)
+    return ManageApi(store, secrets, settings, manage, entra=entra)
+
+
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:
     """The API built from the process environment (or ``env``)."""
     return build_api(Settings.from_env(os.environ if env is None else env))
