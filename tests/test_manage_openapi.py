@@ -4,13 +4,11 @@ run of schemathesis against the dev host finds no 5xx and no answer it does not 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
-
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from tests.azurite import Azurite
@@ -32,9 +30,9 @@ def api_schema(host: ManageHost) -> Any:
     return loaded
 
 
-def test_document_is_openapi_3_1_and_public(host: ManageHost, tmp_path: Path) -> None:
+def test_document_is_openapi_3_1_and_public(host: ManageHost) -> None:
     """The document is served without a credential and declares OpenAPI 3.1.0."""
-    status, headers, document = host.call("GET", "/manage/v1/openapi.json", key="x")
+    status, _, document = host.call("GET", "/manage/v1/openapi.json", key="x")
     assert status == 200 and document["openapi"] == "3.1.0"
     assert document["servers"] == [{"url": host.base}]
 
