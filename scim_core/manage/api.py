@@ -185,6 +185,9 @@ class ManageApi:
     def _need(principal: Principal, scope: str, tenant_id: str | None) -> None:
         """Refuse (403) a principal without ``scope`` (``manage`` holds ``read``), or bound
         to another tenant, or to any tenant when the route is not about one."""
+        if principal.scope not in (MANAGE, READ):
+            raise Problem(403, "forbidden", "The credential carries no management role "
+                          "(Manage.All or Read.All).")
         if scope == MANAGE and principal.scope != MANAGE:
             raise Problem(403, "forbidden", "This route needs the 'manage' scope; the "
                           "credential has 'read' (directory and events only).")
