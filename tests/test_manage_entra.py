@@ -98,3 +98,20 @@ def test_an_entra_token_is_not_a_scim_token(entra: FakeEntra) -> None:
     response = scim.handle(Request("GET", "/Users", "https://h/scim/v2", {},
                                    {"Authorization": f"Bearer {entra.sign('k1')}"}))
     assert response.status == 401
+
+
+def test_the_composition_root_turns_entra_on_from_the_settings(
+        entra: FakeEntra, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """build_manage_api reads SCIM_MANAGE_ENTRA_ISSUER/_AUDIENCE and then accepts tokens of
+    that issuer (the fake's CA trusted through SSL_CERT_FILE); without them, none."""
+    from scim_core.app import build_manage_api
+
+    ca = tmp_path / "ca.pem"
+    entra.ca.cert_pem.write_to_path(str(ca))
+    monkeypatch.setenv("SSL_CERT_FILE", str(ca))
+    settings = Settings(store="memory", bearer_token=TOKEN)
+    env = {"SCIM_MANAGE_ENTRA_ISSUER": entra.issuer, "SCIM_MANAGE_ENTRA_AUDIENCE": AUDIENCE}
+    api = build_manage_api(settings, store=MemoryStore(), env=env)
+    assert _get(api, entra.sign("k1")).status == 200
+    keys_only = build_manage_api(settings, store=MemoryStore(), env={})
+    assert _get(keys_only, entra.sign("k1")).status == 401
