@@ -164,8 +164,8 @@ def test_delete_answers_202_with_a_status_to_poll(world: World) -> None:
 
 
 def test_rotate_retire_and_list_versions_without_values(world: World) -> None:
-    """Rotation answers a new token once, both work until retire; the version list holds
-    metadata only, never a value."""
+    """Rotation answers a new token; the version list holds metadata only, never a value;
+    after retire the new token works and the first is refused."""
     first = world.tenant("acme")
     rotated = world.call("POST", "/tenants/acme/tokens")
     assert rotated.status == 201
@@ -175,8 +175,9 @@ def test_rotate_retire_and_list_versions_without_values(world: World) -> None:
     assert first not in listed.body.decode() and second not in listed.body.decode()
     retired = world.call("POST", "/tenants/acme/tokens/retire")
     assert retired.status == 200 and retired.document()["disabled"] == 1
-    world.scim.tokens.forget("acme") if hasattr(world.scim.tokens, "forget") else None
+    world.scim.tokens.forget("acme")
     assert world.scim_call("acme", second, "GET", "/Users").status == 200
+    assert world.scim_call("acme", first, "GET", "/Users").status == 401
 
 
 def test_directory_pages_lookups_and_memberships(world: World) -> None:
@@ -285,3 +286,58 @@ def test_api_keys_created_listed_and_revoked_over_the_api(world: World) -> None:
     assert key_id in listed and value not in listed and "hash" not in listed
     assert world.call("DELETE", f"/apikeys/{key_id}").status == 200
     problem(world.call("GET", "/tenants/default/users", key=value), 401, "unauthorized")
+
+
+def test_a_retried_rotation_issues_no_second_token(world: World) -> None:
+    """Two POSTs to …/tokens with one Idempotency-Key answer the same token, and the
+    tenant has two versions (the first and one rotation), not three."""
+    world.tenant("acme")
+    headers = {"Idempotency-Key": "rotate-acme-1"}
+    first = world.call("POST", "/tenants/acme/tokens", headers=headers)
+    again = world.call("POST", "/tenants/acme/tokens", headers=headers)
+    assert first.status == 201 and again.body == first.body
+    assert len(world.call("GET", "/tenants/acme/tokens").document()["items"]) == 2
+
+
+def test_no_token_or_key_reaches_the_log(world: World, caplog: pytest.LogCaptureFixture
+                                         ) -> None:
+    """Creating a tenant, rotating, creating a key and refusing a bad key log no value."""
+    caplog.set_level("DEBUG")
+    token = world.tenant("acme")
+    rotated = world.call("POST", "/tenants/acme/tokens").document()["token"]
+    key = world.call("POST", "/apikeys", {"scope": "read"}).document()["key"]
+    world.call("GET", "/tenants", key=key[:-2] + "xx")
+    for value in (token, rotated, key, world.key):
+        assert value not in caplog.text
+
+
+def test_a_stopped_deletion_goes_on_when_its_status_is_polled(world: World) -> None:
+    """A tenant left 'deleting' (a process stopped mid-delete) is finished by polling
+    GET …/deletion, which reports deleting, then deleted."""
+    from scim_core.tenants.model import DELETING
+
+    world.tenant("acme")
+    registry = world.store.tenant_registry()
+    tenant = registry.get("acme")
+    registry.update(tenant.with_state(DELETING, tenant.changed))
+    statuses = []
+    for _ in range(100):
+        statuses.append(world.call("GET", "/tenants/acme/deletion").document()["status"])
+        if statuses[-1] == "deleted":
+            break
+        threading.Event().wait(0.1)
+    assert statuses[-1] == "deleted" and registry.get("acme") is None
+
+
+def test_memory_store_keeps_keys_beside_it() -> None:
+    """Over a memory store, the API and the admin side see the same keys (one row set per
+    store); another store sees none."""
+    from scim_core.store import MemoryStore
+
+    store = MemoryStore()
+    _, key = ApiKeys(side_rows(store)).create("manage")
+    api = ManageApi(store, local_secrets(store), Settings(store="memory", bearer_token=TOKEN))
+    ask = Request("GET", "/tenants", BASE, {}, {"Authorization": f"Bearer {key}"})
+    assert api.handle(ask).status == 200
+    other = MemoryStore()
+    assert ManageApi(other, local_secrets(other), api.settings).handle(ask).status == 401
