@@ -341,3 +341,27 @@ def test_memory_store_keeps_keys_beside_it() -> None:
     assert api.handle(ask).status == 200
     other = MemoryStore()
     assert ManageApi(other, local_secrets(other), api.settings).handle(ask).status == 401
+
+
+def test_storage_failing_answers_503_and_creates_nothing(
+        table_harness: Any, fault_proxy: Any) -> None:
+    """With Table Storage answering 503 ServerBusy, reads and a create answer a 503 problem
+    with Retry-After (never a 500), and no tenant exists once storage is back."""
+    from tests.azurite import Fault
+
+    world = World(table_harness.store)
+    faulty_store = table_harness.another_store(
+        connection_string=fault_proxy.connection_string)
+    faulty = World.__new__(World)
+    faulty.__dict__.update(world.__dict__)
+    faulty.manage = ManageApi(faulty_store, local_secrets(faulty_store),
+                              world.manage.settings)
+    assert faulty.call("GET", "/tenants").status == 200  # the key is checked and cached
+    fault_proxy.rule = lambda method, target, number: Fault.busy()
+    for method, path, body in (("GET", "/tenants", None), ("GET", "/tenants/acme", None),
+                               ("POST", "/tenants", {"id": "acme", "name": "Acme"})):
+        answer = faulty.call(method, path, body)
+        problem(answer, 503, "unavailable")
+        assert answer.headers["Retry-After"]
+    fault_proxy.rule = lambda method, target, number: None
+    problem(world.call("GET", "/tenants/acme"), 404, "not-found")

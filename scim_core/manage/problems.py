@@ -84,7 +84,8 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
     A ``TenantAdminError`` keeps its message as the detail (it is written for people and
     holds no token); its status comes from what caused it: an invalid id or name (400), an
     id taken (409), a tenant missing (404), storage or Key Vault failing (503, detail
-    logged, not shown); any other refusal is a conflict with the tenant's state (409).
+    logged, not shown: the admin raised it ``from`` that failure); any other refusal is a
+    conflict with the tenant's state (409), e.g. a reused id Key Vault still keeps.
     ``missing_tenant``: the tenant whose lookup raised, when a bare admin error means
     it is not registered."""
     from azure.core.exceptions import AzureError
@@ -110,7 +111,11 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
             return Problem(409, "tenant-exists", str(exc))
         if isinstance(cause, TenantMissing) or (missing_tenant is not None and cause is None):
             return Problem(404, "not-found", str(exc))
-        if cause is None or not isinstance(cause, StoreError | AzureError):
+        # ``raise ... from failure`` is a failure of storage or Key Vault; an error raised
+        # ``from None`` (or on its own) is the admin refusing in the tenant's state.
+        failure = exc.__cause__
+        if not isinstance(failure, StoreError | AzureError) or getattr(
+                failure, "status_code", None) == 409:
             return Problem(409, "conflict", str(exc))
     if any(isinstance(e, StoreError | AzureError | ReaderError) for e in chain):
         log.warning("management request failed in storage: %s", str(exc)[:300])
