@@ -74,3 +74,21 @@ def test_admin_command_lists_and_revokes_keys_without_values(host: ManageHost,
                       out=io.StringIO()) == 0
     assert admin.main(["api-key", "revoke", "aaaaaaaaaaaaaaaa"], env=host.env,
                       root=tmp_path, out=io.StringIO()) == 1
+
+
+@pytest.mark.parametrize(("url", "configured", "expected"), [
+    ("http://127.0.0.1:7071/manage/v1/tenants", "", "http://127.0.0.1:7071/manage/v1"),
+    ("https://h.example/api/manage/v1/x", "", "https://h.example/api/manage/v1"),
+    ("http://10.0.0.4/manage/v1/tenants", "https://scim.contoso.com/scim/v2",
+     "https://scim.contoso.com/manage/v1"),
+])
+def test_manage_base_url_follows_the_request_or_scim_base_url(url: str, configured: str,
+                                                               expected: str) -> None:
+    """The management root is cut from the request URL (keeping a routePrefix), or put on
+    the site of SCIM_BASE_URL when that is set (a custom domain behind a proxy)."""
+    import azure.functions as func
+
+    import function_app
+
+    request = func.HttpRequest("GET", url, headers={}, params={}, route_params={}, body=b"")
+    assert function_app.manage_base_url(request, configured) == expected
