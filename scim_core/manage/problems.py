@@ -69,6 +69,23 @@ def json_response(status: int, document: object, headers: Mapping[str, str] | No
     return Response(status, {"Content-Type": JSON_MEDIA_TYPE, **(headers or {})}, payload)
 
 
+def _secret_store_errors() -> tuple[type[BaseException], type[BaseException]]:
+    """The secret store's failure and name-kept errors, where that protocol exists (the
+    secrets branch of issue 21; before it, Key Vault raises ``AzureError``)."""
+    try:
+        from scim_core.auth.secrets import (  # type: ignore[import-not-found,unused-ignore]
+            NameReserved,
+            SecretStoreError,
+        )
+    except ImportError:
+        return AzureErrorStandIn, AzureErrorStandIn
+    return SecretStoreError, NameReserved
+
+
+class AzureErrorStandIn(Exception):
+    """Never raised: stands for the secret store errors where they do not exist."""
+
+
 def _chain(exc: BaseException) -> list[BaseException]:
     found: list[BaseException] = []
     current: BaseException | None = exc
@@ -114,8 +131,9 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
         # ``raise ... from failure`` is a failure of storage or Key Vault; an error raised
         # ``from None`` (or on its own) is the admin refusing in the tenant's state.
         failure = exc.__cause__
-        if not isinstance(failure, StoreError | AzureError) or getattr(
-                failure, "status_code", None) == 409:
+        failing, reserved = _secret_store_errors()
+        if not isinstance(failure, StoreError | AzureError | failing) or isinstance(
+                failure, reserved) or getattr(failure, "status_code", None) == 409:
             return Problem(409, "conflict", str(exc))
     if any(isinstance(e, StoreError | AzureError | ReaderError) for e in chain):
         log.warning("management request failed in storage: %s", str(exc)[:300])
