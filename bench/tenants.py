@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from itertools import islice
 from types import SimpleNamespace
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from bench import workloads
 from bench.environment import Environment, log
 from bench.runner import Caller, Job, Sample, run_serial, summarise
 from bench.systems import TOKEN, CallCounter, _counting_table_store
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
 
 MIX = ("userName eq", "patch user", "member add")
 """Entra's steady requests: the match, an attribute update, a member PATCH."""
@@ -133,7 +136,7 @@ class TenantWorld:
         from scim_core.auth import StaticTokenSource
 
         return build_api(self.settings, store=self.backend, tokens=StaticTokenSource(TOKEN),
-                         secrets=self.secrets)
+                         secrets=cast("SecretClient", self.secrets))  # wrapped as Key Vault
 
     def caller(self, api: Any = None) -> Caller:
         from scim_core import Request

@@ -3,10 +3,13 @@ scim_core.admin <subcommand> --help`` (docs/architecture.md, "The admin command"
 is done by ``scim_core.tenants.admin.TenantAdmin`` and ``scim_core.events.retention``, which
 a vendor's own console can import.
 
-The commands read the app's settings as the app does (the environment, then
-local.settings.json ``Values``): next to a local run they manage its tenants (Azurite and the
-local secrets); with ``SCIM_KEYVAULT_URL`` (or ``--vault-url``) they use Key Vault, and the
-table of ``SCIM_TABLES_ENDPOINT``, with the operator's own sign-in (``admin_credential``).
+The commands read the app's settings (the environment, then local.settings.json ``Values``,
+the environment winning as a whole for the store settings and for the vault settings): next
+to a local run they manage its tenants (Azurite and the local secrets); with
+``SCIM_KEYVAULT_URL`` (or ``--vault-url``) they use Key Vault, and the table of
+``SCIM_TABLES_ENDPOINT``, with the operator's own sign-in (``admin_credential``). Each says on
+stderr which table and vault it acts on, and refuses a local table with a remote vault (or
+the reverse) unless given ``--allow-mixed``.
 """
 
 from __future__ import annotations
@@ -20,10 +23,17 @@ import sys
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
+from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 
-from scim_core.config import DEFAULT_SECRET_NAME, Settings, SettingsError, app_environment
+from scim_core.config import (
+    DEFAULT_SECRET_NAME,
+    SETTING_GROUPS,
+    Settings,
+    SettingsError,
+    app_environment,
+)
 from scim_core.events.model import Event
 from scim_core.events.retention import DEFAULT_STEP, TenantTrim, trim_feeds
 from scim_core.store.errors import CursorExpired, StoreError
@@ -80,6 +90,12 @@ def main(
         print("error: tenant delete removes every user, group and token of the tenant; "
               "add --yes to confirm", file=sys.stderr)
         return 2
+    target = Target.of(settings)
+    print(f"target: {target}", file=sys.stderr)
+    mix = target.mix(settings)
+    if mix and not args.allow_mixed:
+        print(f"error: {mix}", file=sys.stderr)
+        return 2
     port = args.port or DEFAULT_PORT
     admin = TenantAdmin(settings, credential=credential, store=store,
                         client_kwargs=dict(client_kwargs or {}),
@@ -111,6 +127,83 @@ def _settings(args: argparse.Namespace, env: Mapping[str, str], root: Path) -> S
     return settings
 
 
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def _is_local(url: str) -> bool:
+    host = (urlsplit(url).hostname or "").lower()
+    return host in LOOPBACK_HOSTS or host.endswith(".localhost")
+
+
+@dataclasses.dataclass(frozen=True)
+class Target:
+    """The table and the vault a command acts on, as the operator is shown them (never a
+    key: a connection string is shown as its table endpoint)."""
+
+    table: str | None
+    """``<endpoint>/<table>``, "memory", or None when no table is configured."""
+    vault: str | None
+    """The vault's URL, or None for the store's local secrets."""
+
+    @classmethod
+    def of(cls, settings: Settings) -> Target:
+        """What ``settings`` point at."""
+        vault = settings.keyvault_url or None
+        if settings.store == "memory":
+            return cls("memory", vault)
+        endpoint = None
+        if settings.tables_connection:
+            from azure.data.tables import TableClient
+
+            try:
+                endpoint = TableClient.from_connection_string(
+                    settings.tables_connection, settings.table_name).url
+            except (ValueError, TypeError):
+                endpoint = "an unreadable SCIM_TABLES_CONNECTION"
+        elif settings.tables_endpoint:
+            parts = urlsplit(settings.tables_endpoint)
+            endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}"
+        if endpoint is None:
+            return cls(None, vault)
+        return cls(f"{endpoint.rstrip('/')}/{settings.table_name}", vault)
+
+    @property
+    def table_is_local(self) -> bool | None:
+        """Whether the table is on this machine (Azurite or memory); None: no table."""
+        if self.table is None:
+            return None
+        return self.table == "memory" or _is_local(self.table)
+
+    def __str__(self) -> str:
+        table = {None: "no table configured", "memory": "the memory store"}.get(
+            self.table, f"table {self.table}")
+        if self.vault is None:
+            tokens = "tokens in that table's local secrets" if self.table else \
+                "tokens in the table's local secrets"
+        else:
+            tokens = f"tokens in Key Vault {self.vault}"
+        return f"{table}; {tokens}"
+
+    def mix(self, settings: Settings) -> str | None:
+        """Why the table and the vault look like two deployments' (None: they do not)."""
+        local_table = self.table_is_local
+        if local_table is None:
+            return None
+        groups = "; ".join(", ".join(group) for group in SETTING_GROUPS)
+        advice = (f"settings from the environment replace local.settings.json's as a whole "
+                  f"per group ({groups}); set both groups for one deployment, or pass "
+                  "--allow-mixed if this is meant")
+        if self.vault is not None and local_table != _is_local(self.vault):
+            where = ("a local table with a remote vault" if local_table
+                     else "a remote table with a local vault")
+            return f"refusing to act on {where} ({self}): {advice}"
+        if self.vault is None and not local_table and not settings.allow_local_secrets:
+            return (f"refusing to keep tokens in the local secrets of a remote table ({self}): "
+                    "set SCIM_KEYVAULT_URL (or --vault-url) to the deployment's vault, or "
+                    "SCIM_ALLOW_LOCAL_SECRETS=true if the deployment keeps them there")
+        return None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m scim_core.admin",
@@ -130,6 +223,9 @@ def _parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, default=None,
                          help=f"the local dev host's port, for its Tenant URL (default "
                               f"{DEFAULT_PORT})")
+        sub.add_argument("--allow-mixed", action="store_true",
+                         help="act even when the table is local and the vault remote, or "
+                              "the reverse")
         return sub
 
     def tenant_option(sub: argparse.ArgumentParser) -> None:
@@ -140,11 +236,14 @@ def _parser() -> argparse.ArgumentParser:
                  "Create a new token; the previous one stays valid.")
     retire = add(commands, "retire-token", _retire,
                  "Disable every version older than the newest valid one.")
+    cancel = add(commands, "cancel-rotation", _cancel_rotation,
+                 "Disable the newest token of a pending rotation (its token was lost); "
+                 "the previous one stays valid.")
     show = add(commands, "show-endpoint", _show_endpoint,
                "Print the Tenant URL to paste into Entra.")
-    for sub in (rotate, retire, show):
+    for sub in (rotate, retire, cancel, show):
         tenant_option(sub)
-    for sub in (rotate, retire):
+    for sub in (rotate, retire, cancel):
         sub.add_argument("--secret-name", default=None, metavar="NAME",
                          help="the default tenant's secret (default SCIM_TOKEN_SECRET_NAME, "
                               f"{DEFAULT_SECRET_NAME}); another tenant's is scim-token-<id>")
@@ -398,6 +497,19 @@ def _retire(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
     if done.disabled:
         write("The app stops accepting the retired token(s) within SCIM_TOKEN_CACHE_SECONDS")
         write(f"({admin.settings.token_cache_seconds} seconds).")
+    return 0
+
+
+def _cancel_rotation(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    done = admin.cancel_rotation(args.tenant)
+    created = f"{done.kept_created:%Y-%m-%d %H:%M:%S} UTC" if done.kept_created else "unknown"
+    write(f"Disabled version {done.cancelled_version} of secret {done.secret_name!r}: the "
+          "rotation is cancelled.")
+    write(f"The accepted token is version {done.kept_version} (created {created}), the one "
+          "in use before the rotation.")
+    write("The app stops accepting the cancelled token within SCIM_TOKEN_CACHE_SECONDS")
+    write(f"({admin.settings.token_cache_seconds} seconds). For a new token run:")
+    write(f"  python -m scim_core.admin rotate-token{_where(admin, args)}")
     return 0
 
 

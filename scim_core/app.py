@@ -6,15 +6,20 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from scim_core.api import ScimApi
 from scim_core.auth import StaticTokenSource, TokenSource
+from scim_core.auth.keyvault_secrets import as_secret_store
+from scim_core.auth.secrets import SecretStore
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings
 from scim_core.errors import ServiceUnavailable
 from scim_core.schema import Registry
 from scim_core.store import MemoryStore, Store
+
+if TYPE_CHECKING:
+    from azure.keyvault.secrets import SecretClient
 
 log = logging.getLogger("scim_core")
 
@@ -34,15 +39,11 @@ class LocalDefaultToken:
     ``SCIM_BEARER_TOKEN``): the newest two valid versions of its secret, as from Key Vault.
     Until that secret has a version at all it fails closed like ``NoTokenConfigured``."""
 
-    def __init__(self, secrets: Any, secret_name: str, *, cache_seconds: float = 60.0,
+    def __init__(self, secrets: SecretStore, secret_name: str, *, cache_seconds: float = 60.0,
                  clock: Callable[[], float] = time.time) -> None:
-        from scim_core.auth.keyvault import KeyVaultTokenSource
-
         self._secrets = secrets
         self._secret_name = secret_name
-        # Wall-clock time: the source also compares it with the versions' expiry.
-        self._source = KeyVaultTokenSource(secrets, secret_name, cache_seconds=cache_seconds,
-                                           clock=clock)
+        self._source = secrets.token_source(secret_name, cache_seconds=cache_seconds)
         self._cache_seconds = cache_seconds
         self._clock = clock
         self._created = False
@@ -65,8 +66,7 @@ class LocalDefaultToken:
             return self._created
         self._checked_at = now
         try:
-            self._created = any(True for _ in self._secrets.list_properties_of_secret_versions(
-                self._secret_name))
+            self._created = bool(self._secrets.versions(self._secret_name))
         except Exception:  # storage failing: the token source decides (it raises or refuses)
             return True
         return self._created
@@ -90,14 +90,17 @@ def build_store(settings: Settings) -> Store:
     return store
 
 
-def build_tokens(settings: Settings, secrets: Any | None = None) -> TokenSource:
+def build_tokens(settings: Settings, secrets: SecretStore | None = None) -> TokenSource:
     """The default tenant's tokens: Key Vault when configured, else the static token
     (``SCIM_BEARER_TOKEN``), else the versions of ``SCIM_TOKEN_SECRET_NAME`` in the local
     ``secrets`` (``build_secrets``), else a source that fails closed."""
     if settings.keyvault_url:
+        if secrets is not None:
+            return secrets.token_source(settings.token_secret_name,
+                                        cache_seconds=settings.token_cache_seconds)
         from scim_core.auth.keyvault import keyvault_token_source
 
-        return keyvault_token_source(settings, client=secrets)
+        return keyvault_token_source(settings)
     if settings.bearer_token:
         return StaticTokenSource(settings.bearer_token)
     if secrets is not None:
@@ -107,47 +110,50 @@ def build_tokens(settings: Settings, secrets: Any | None = None) -> TokenSource:
     return NoTokenConfigured()
 
 
-def build_secrets(settings: Settings, store: Store) -> Any:
-    """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (a
-    ``SecretClient`` with the function app's managed identity), or, when no vault is
-    configured, the local secrets of ``store`` (its table's ``$secrets`` partition, or
-    memory beside a memory store; ``scim_core.auth.local_secrets``)."""
+def build_secrets(settings: Settings, store: Store) -> SecretStore:
+    """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (with the
+    function app's managed identity), or, when no vault is configured, the local secrets
+    of ``store`` (salted hashes in its table's ``$secrets`` partition, or in memory beside a
+    memory store), which a Functions host in Azure refuses unless
+    ``SCIM_ALLOW_LOCAL_SECRETS=true``."""
     if not settings.keyvault_url:
-        from scim_core.auth.local_secrets import local_secrets
+        from scim_core.auth.local_secrets import check_local_secrets_allowed
+        from scim_core.store.secrets import local_secrets
 
+        check_local_secrets_allowed(settings)
         return local_secrets(store)
     from scim_core.auth.credentials import production_credential
     from scim_core.auth.keyvault import secret_client
+    from scim_core.auth.keyvault_secrets import KeyVaultSecrets
 
-    return secret_client(settings.keyvault_url, production_credential())
+    return KeyVaultSecrets(secret_client(settings.keyvault_url, production_credential()))
 
 
-def tenant_tokens(settings: Settings, default: TokenSource, secrets: Any | None
+def tenant_tokens(settings: Settings, default: TokenSource, secrets: SecretStore | None
                   ) -> TenantTokens:
     """Every tenant's token source: ``default`` for the default tenant, the versions of
-    ``scim-token-<id>`` in ``secrets`` (a Key Vault ``SecretClient`` or local secrets) for
-    any other."""
+    ``scim-token-<id>`` in ``secrets`` for any other."""
     make = None
     if secrets is not None:
-        from scim_core.auth.keyvault import KeyVaultTokenSource
+        store = secrets
 
         def make(secret: str) -> TokenSource:
-            return KeyVaultTokenSource(secrets, secret,
-                                       cache_seconds=settings.token_cache_seconds)
+            return store.token_source(secret, cache_seconds=settings.token_cache_seconds)
 
     return TenantTokens(default, make, default_secret=settings.token_secret_name,
                         size=settings.tenant_cache_size)
 
 
 def build_api(settings: Settings, *, store: Store | None = None,
-              tokens: TokenSource | None = None, secrets: Any | None = None) -> ScimApi:
+              tokens: TokenSource | None = None,
+              secrets: SecretStore | SecretClient | None = None) -> ScimApi:
     """The API for ``settings``; a store, a default tenant's token source or a secret
-    client given here is used as it is."""
+    store (or a Key Vault ``SecretClient``) given here is used as it is."""
     store = store if store is not None else build_store(settings)
-    secrets = secrets if secrets is not None else build_secrets(settings, store)
-    default = tokens if tokens is not None else build_tokens(settings, secrets)
+    kept = as_secret_store(secrets) if secrets is not None else build_secrets(settings, store)
+    default = tokens if tokens is not None else build_tokens(settings, kept)
     return ScimApi(store, Registry.default(settings.extension_schemas),
-                   tenant_tokens(settings, default, secrets), settings)
+                   tenant_tokens(settings, default, kept), settings)
 
 
 def build_manage_api(settings: Settings, *, store: Store | None = None,

@@ -30,10 +30,35 @@ def local_settings(root: Path) -> dict[str, str]:
     return {str(key): str(value) for key, value in values.items()}
 
 
+STORE_SETTINGS = ("SCIM_STORE", "SCIM_TABLES_CONNECTION", "SCIM_TABLES_ENDPOINT",
+                  "SCIM_TABLE_NAME")
+VAULT_SETTINGS = ("SCIM_KEYVAULT_URL", "SCIM_TOKEN_SECRET_NAME")
+SETTING_GROUPS = (STORE_SETTINGS, VAULT_SETTINGS)
+"""Settings that only mean something together: where the environment sets one of a group,
+none of local.settings.json's settings of that group apply."""
+AZURE_HOST_MARKERS = ("WEBSITE_INSTANCE_ID", "WEBSITE_SITE_NAME")
+"""Set by the Azure Functions host (App Service platform), never by a local run."""
+
+
 def app_environment(env: Mapping[str, str], root: Path) -> dict[str, str]:
-    """The app settings as the Functions host sees them locally: ``local_settings(root)``
-    under ``env``, the environment winning."""
-    return {**local_settings(root), **env}
+    """The app settings the admin commands act on: ``local_settings(root)`` under ``env``,
+    the environment winning, and winning as a whole for the store settings and for the
+    vault settings (``SETTING_GROUPS``), so that one deployment's table is never combined
+    with another's vault."""
+    file = local_settings(root)
+    for group in SETTING_GROUPS:
+        if any(env.get(name, "").strip() for name in group):
+            file = {k: v for k, v in file.items() if k not in group}
+    return {**file, **env}
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name} must be true or false, not {raw!r}")
 
 
 def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0) -> int:
@@ -71,6 +96,9 @@ class Settings:
     events_queue: str = ""
     queues_endpoint: str = ""
     events_retention_days: int = 30
+    allow_local_secrets: bool = False
+    azure_host: str = ""
+    """The ``AZURE_HOST_MARKERS`` variable that says this runs in Azure ("" outside)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -98,4 +126,6 @@ class Settings:
             events_queue=env.get("SCIM_EVENTS_QUEUE", "").strip(),
             queues_endpoint=env.get("SCIM_QUEUES_ENDPOINT", "").strip().rstrip("/"),
             events_retention_days=_int(env, "SCIM_EVENTS_RETENTION_DAYS", 30, minimum=1),
+            allow_local_secrets=_flag(env, "SCIM_ALLOW_LOCAL_SECRETS"),
+            azure_host=next((n for n in AZURE_HOST_MARKERS if env.get(n, "").strip()), ""),
         )

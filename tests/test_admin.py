@@ -40,6 +40,8 @@ class Run:
     code: int
     out: str
     err: str
+    """stderr after its first line, the ``target:`` line every command prints."""
+    target: str = ""
 
 
 def run(
@@ -59,7 +61,9 @@ def run(
         root=EMPTY,
     )
     captured = capsys.readouterr()
-    return Run(code, out.getvalue() + captured.out, captured.err)
+    target, _, err = captured.err.partition("\n")
+    assert target.startswith("target: "), captured.err
+    return Run(code, out.getvalue() + captured.out, err, target)
 
 
 def rotate(vault: FakeKeyVault, clock: FakeClock, capsys: pytest.CaptureFixture[str]) -> str:
@@ -186,6 +190,48 @@ def test_rotate_does_not_retry_an_unanswered_write(
     assert vault.count("set") == 1
     assert "may have been created" in err
     assert out.getvalue() == ""
+
+
+# cancel-rotation ---------------------------------------------------------------------------
+
+
+def test_cancel_rotation_disables_the_lost_token_and_keeps_entras(
+    vault: FakeKeyVault, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """cancel-rotation disables the newest version of a pending rotation and no other: the
+    token Entra still sends stays accepted, the lost one is refused, and rotate-token works
+    again; the pending-rotation refusal points to it."""
+    in_entra = rotate(vault, clock, capsys)
+    lost = rotate(vault, clock, capsys)
+    refused = run(vault, capsys, "rotate-token")
+    assert refused.code == 1 and "cancel-rotation" in refused.err
+    done = run(vault, capsys, "cancel-rotation")
+    assert done.code == 0, done.err
+    kept, cancelled = vault.versions(SECRET)
+    assert (kept.enabled, cancelled.enabled) == (True, False)
+    assert f"Disabled version {cancelled.version}" in done.out
+    assert f"version {kept.version}" in done.out
+    assert in_entra not in done.out + done.err and lost not in done.out + done.err
+    source = KeyVaultTokenSource(vault.client(), SECRET, clock=clock)
+    assert source.accepts(in_entra)
+    assert not source.accepts(lost)
+    replacement = rotate(vault, clock, capsys)
+    fresh = KeyVaultTokenSource(vault.client(), SECRET, clock=clock)
+    assert fresh.accepts(in_entra) and fresh.accepts(replacement)
+
+
+def test_cancel_rotation_without_a_pending_rotation_changes_nothing(
+    vault: FakeKeyVault, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With a single valid version there is no rotation to cancel: exit 1, one line, and no
+    version is disabled (that would leave no token)."""
+    rotate(vault, clock, capsys)
+    vault.reset_counts()
+    done = run(vault, capsys, "cancel-rotation")
+    assert done.code == 1
+    assert "nothing to cancel" in done.err and done.err.count("\n") == 1
+    assert vault.count("update") == 0
+    assert enabled_versions(vault) == [vault.versions(SECRET)[0].version]
 
 
 # retire-token ------------------------------------------------------------------------------

@@ -16,10 +16,11 @@ import pytest
 from scim_core import admin
 from scim_core.app import LocalDefaultToken, build_api
 from scim_core.auth.keyvault import KeyVaultTokenSource
-from scim_core.auth.local_secrets import local_secrets
+from scim_core.auth.local_secrets import LocalSecrets
 from scim_core.config import Settings
 from scim_core.http import Request
 from scim_core.store import MemoryStore
+from scim_core.store.secrets import MemoryVersionRows
 from scim_core.tenants.admin import TenantAdmin
 from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
 
@@ -122,7 +123,7 @@ def test_wrong_token_flood_reads_the_vault_once_per_window(
 
 def local_setup(clock: FakeClock, cache_seconds: int) -> tuple[TenantAdmin, LocalDefaultToken]:
     store = MemoryStore()
-    vault = local_secrets(store, clock=clock)
+    vault = LocalSecrets(MemoryVersionRows(), clock=clock)
     tenant_admin = TenantAdmin(Settings(store="memory"), store=store, secrets=vault, clock=clock)
     source = LocalDefaultToken(vault, SECRET, cache_seconds=cache_seconds, clock=clock)
     return tenant_admin, source

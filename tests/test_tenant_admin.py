@@ -1,4 +1,4 @@
-"""Tenant administration: the local secrets, the Python API (``TenantAdmin``) on both stores,
+"""Tenant administration: the Python API (``TenantAdmin``) on both stores,
 and ``python -m scim_core.admin tenant ...`` end to end, against Azurite with local secrets and
 against the Key Vault fake, each checked through the real function."""
 
@@ -15,17 +15,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 from azure.data.tables import TableClient
 
 from scim_core import Settings, build_api
 from scim_core.admin import main
 from scim_core.auth import StaticTokenSource
-from scim_core.auth.keyvault import KeyVaultTokenSource, is_secret_disabled
-from scim_core.auth.local_secrets import SECRETS_PARTITION, local_secrets
 from scim_core.store import GROUP, USER, MemoryStore, Store
 from scim_core.store.errors import StorageUnavailable
+from scim_core.store.secrets import local_secrets
 from scim_core.store.tables import TableStore, keys
+from scim_core.store.tables.secrets import SECRETS_PARTITION
 from scim_core.tenants import DISABLED, ENABLED
 from scim_core.tenants.admin import TenantAdmin, TenantAdminError, tenant_url
 from tests.azurite import Azurite, unique_table_name
@@ -65,57 +64,6 @@ def fill(client: FunctionClient, users: int = 6) -> None:
     """Users and a group holding them, through the SCIM API."""
     ids = [client.create_user(f"user{i}@example.com")["id"] for i in range(users)]
     client.create_group("Everyone", members=[{"value": i} for i in ids])
-
-
-# local secrets ---------------------------------------------------------------------------
-
-
-def test_local_secrets_behave_like_key_vault_versions(any_store: Store) -> None:
-    """Local secrets keep versions in creation order, read the newest by default, refuse a
-    disabled version's value with Key Vault's 403 SecretDisabled, and 404 a missing one."""
-    secrets = local_secrets(any_store)
-    assert local_secrets(any_store) is secrets or isinstance(any_store, TableStore)
-    assert list(secrets.list_properties_of_secret_versions("scim-token-abc")) == []
-    with pytest.raises(ResourceNotFoundError):
-        secrets.get_secret("scim-token-abc")
-    first = secrets.set_secret("scim-token-abc", "first-token", tags={"created-by": "t"})
-    second = secrets.set_secret("scim-token-abc", "second-token")
-    listed = list(secrets.list_properties_of_secret_versions("scim-token-abc"))
-    assert [p.version for p in listed] == [first.properties.version, second.properties.version]
-    assert listed[0].created_on < listed[1].created_on
-    assert listed[0].tags == {"created-by": "t"}
-    assert secrets.get_secret("scim-token-abc").value == "second-token"
-    assert secrets.get_secret("scim-token-abc", first.properties.version).value == "first-token"
-    secrets.update_secret_properties("scim-token-abc", first.properties.version, enabled=False)
-    with pytest.raises(HttpResponseError) as refused:
-        secrets.get_secret("scim-token-abc", first.properties.version)
-    assert is_secret_disabled(refused.value)
-    assert "first-token" not in str(refused.value)
-    secrets.begin_delete_secret("scim-token-abc").result()
-    assert list(secrets.list_properties_of_secret_versions("scim-token-abc")) == []
-    with pytest.raises(ResourceNotFoundError):
-        secrets.begin_delete_secret("scim-token-abc")
-
-
-def test_local_secrets_feed_the_key_vault_token_source(any_store: Store) -> None:
-    """KeyVaultTokenSource over local secrets accepts the two newest valid versions only."""
-    secrets = local_secrets(any_store)
-    for value in ("token-one", "token-two", "token-three"):
-        secrets.set_secret("scim-token-xyz", value)
-    source = KeyVaultTokenSource(secrets, "scim-token-xyz", cache_seconds=0,  # type: ignore[arg-type]
-                                 min_refresh_interval=0)
-    assert not source.accepts("token-one")
-    assert source.accepts("token-two") and source.accepts("token-three")
-
-
-def test_local_secrets_of_a_table_store_are_rows_of_its_secrets_partition(
-        table_store: TableStore) -> None:
-    """On Table Storage the versions are rows of the store's table in partition $secrets,
-    outside every tenant's partition."""
-    local_secrets(table_store).set_secret("scim-token-row", "row-token")
-    rows = list(table_store.table.query_entities(
-        "PartitionKey eq @p", parameters={"p": SECRETS_PARTITION}))
-    assert [r["RowKey"].split(":")[0] for r in rows] == ["scim-token-row"]
 
 
 # the Python API on both stores ------------------------------------------------------------
@@ -171,6 +119,26 @@ def test_rotation_keeps_the_old_token_until_retired(any_store: Store) -> None:
     assert FunctionClient("rotating", new).get("/Users").status == 200
 
 
+def test_a_cancelled_rotation_leaves_the_previous_token_working(any_store: Store) -> None:
+    """cancel_rotation() after a rotation whose token was lost: the new token is refused,
+    the previous one still works, and a new rotation can start; without a pending rotation
+    it is refused and changes nothing."""
+    admin = tenant_admin(any_store)
+    _, old = admin.create("Cancelling", tenant_id="cancelling")
+    with pytest.raises(TenantAdminError, match="nothing to cancel"):
+        admin.cancel_rotation("cancelling")
+    lost = admin.rotate_token("cancelling")
+    done = admin.cancel_rotation("cancelling")
+    assert done.cancelled_version != done.kept_version
+    serve(any_store)
+    assert FunctionClient("cancelling", old).get("/Users").status == 200
+    assert FunctionClient("cancelling", lost).get("/Users").status == 401
+    again = admin.rotate_token("cancelling")
+    serve(any_store)
+    assert FunctionClient("cancelling", again).get("/Users").status == 200
+    assert FunctionClient("cancelling", old).get("/Users").status == 200
+
+
 def test_delete_removes_every_row_and_the_token(any_store: Store) -> None:
     """delete() removes the tenant's rows in bounded steps, its token secret and its
     registry row; its URL then answers 401 and the id can be used again at once locally."""
@@ -190,8 +158,7 @@ def test_delete_removes_every_row_and_the_token(any_store: Store) -> None:
     assert done.secret_deleted and not done.soft_deleted and done.reusable_after is None
     assert "at once" in done.message
     assert any_store.tenant_registry().get("doomed") is None
-    assert list(local_secrets(any_store).list_properties_of_secret_versions(
-        "scim-token-doomed")) == []
+    assert local_secrets(any_store).versions("scim-token-doomed") == []
     assert data_rows(any_store, "kept") == kept_before
     serve(any_store)
     assert FunctionClient("doomed", token).get("/Users").status == 401
@@ -341,8 +308,8 @@ def local_env(azurite: Azurite, tmp_path: Path) -> Iterator[dict[str, str]]:
     table = unique_table_name()
     (tmp_path / "local.settings.json").write_text(json.dumps({"Values": {
         "SCIM_STORE": "tables", "SCIM_TABLES_CONNECTION": azurite.connection_string,
-        "SCIM_TABLE_NAME": "shadowed"}}), encoding="utf-8")
-    env = {"SCIM_TABLE_NAME": table, "SCIM_BASE_URL": f"{SITE}/scim/v2"}
+        "SCIM_TABLE_NAME": table}}), encoding="utf-8")
+    env = {"SCIM_BASE_URL": f"{SITE}/scim/v2"}
     yield env
     TableClient.from_connection_string(azurite.connection_string, table).delete_table()
 
@@ -352,7 +319,10 @@ def command(capsys: pytest.CaptureFixture[str], env: dict[str, str], root: Path,
     out = io.StringIO()
     code = main(list(argv), env=env, root=root, out=out, **options)
     captured = capsys.readouterr()
-    return Run(code, out.getvalue() + captured.out, captured.err)
+    err = captured.err
+    if err.startswith("target: "):  # every command's first line on stderr
+        err = err.partition("\n")[2]
+    return Run(code, out.getvalue() + captured.out, err)
 
 
 def app_settings(env: dict[str, str], root: Path) -> Settings:
@@ -375,7 +345,7 @@ def test_commands_manage_a_local_runs_tenants_end_to_end(
     tokens during a rotation, 401 after delete; no token is ever logged or on stderr."""
     caplog.set_level(logging.DEBUG)
     settings = app_settings(local_env, tmp_path)
-    assert settings.table_name == local_env["SCIM_TABLE_NAME"]
+    assert settings.base_url == local_env["SCIM_BASE_URL"]
     run = [command(capsys, local_env, tmp_path, "tenant", "create", "--id", "contoso",
                    "--name", "Contoso")]
     assert run[-1].code == 0, run[-1].err

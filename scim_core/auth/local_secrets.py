@@ -1,358 +1,202 @@
-"""Tenant tokens with no Azure at all: the part of Key Vault's ``SecretClient`` that the
-token sources and the admin operations use, kept beside the data (docs/architecture.md,
-"Tenants").
-
-``local_secrets(store)`` is what the app and the admin commands use when
-``SCIM_KEYVAULT_URL`` is unset: for a Table Storage store the versions are rows of the
-store's own table (partition ``$secrets``, so locally they live in Azurite's data, which git
-ignores), for the memory store they live in memory beside that store's data. Versions behave
-as Key Vault's do: each ``set_secret`` adds a version, listed in creation order; a disabled
-version's value cannot be read (403 ``SecretDisabled``); a secret that is not there raises
-``ResourceNotFoundError``. Unlike a vault with soft delete, a deleted secret is gone at once
-and its name can be used again.
-"""
+"""Tenant tokens without Key Vault: each version kept only as a salted hash, beside the data
+(``scim_core.store.secrets``), and verified on the request path (docs/architecture.md,
+"Local secrets")."""
 
 from __future__ import annotations
 
-import contextlib
-import json
+import base64
+import hashlib
+import hmac
+import logging
 import re
 import secrets
 import threading
 import time
-import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
-from azure.core.exceptions import HttpResponseError, ODataV4Format, ResourceNotFoundError
+from scim_core.auth.secrets import DeletedSecret, SecretStoreError, TokenVersion
+from scim_core.config import Settings, SettingsError
+from scim_core.errors import ServiceUnavailable
 
-SECRETS_PARTITION = "$secrets"
-"""Outside every tenant's partition and the registry's: tenant ids never hold ``$``."""
+log = logging.getLogger(__name__)
 
-LOCAL_VAULT_URL = "local://secrets"
+HASH_SCHEME = "pbkdf2-sha256"
+HASH_ITERATIONS = 1_000
+"""Tokens are 256 random bits (``MIN_TOKEN_CHARS`` enforces at least 192), so stretching adds
+nothing against guessing; the count is kept low because every cache miss on the request
+path (a new or a wrong token) verifies against up to two versions. Each hash records its
+own count, so raising it later leaves older versions readable."""
+SALT_BYTES = 16
+MIN_TOKEN_CHARS = 32
+ACCEPTED_VERSIONS = 2
+MIN_REFRESH_INTERVAL = 1.0
+VERIFIED_CACHE_SIZE = 256
 _NAME = re.compile(r"[0-9A-Za-z-]{1,127}")
 
 
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii").rstrip("=")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _encode(token: str) -> bytes:
+    return token.encode("utf-8", "surrogatepass")
+
+
+def hash_token(token: str, *, iterations: int = HASH_ITERATIONS, salt: bytes | None = None
+               ) -> str:
+    """``pbkdf2-sha256$<iterations>$<salt>$<digest>`` of ``token``, with a fresh random salt."""
+    salt = secrets.token_bytes(SALT_BYTES) if salt is None else salt
+    digest = hashlib.pbkdf2_hmac("sha256", _encode(token), salt, iterations)
+    return f"{HASH_SCHEME}${iterations}${_b64(salt)}${_b64(digest)}"
+
+
+def verify_token(token: str, stored: str) -> bool:
+    """Whether ``token`` is the one ``stored`` (a ``hash_token`` result) was made from; a
+    malformed ``stored`` matches nothing."""
+    try:
+        scheme, rounds, salt, digest = stored.split("$")
+        iterations = int(rounds)
+        if scheme != HASH_SCHEME or not 1 <= iterations <= 10_000_000:
+            return False
+        expected = _unb64(digest)
+        actual = hashlib.pbkdf2_hmac("sha256", _encode(token), _unb64(salt), iterations)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(actual, expected)
+
+
 @dataclass(frozen=True)
-class LocalSecretProperties:
-    """A version's attributes, named as ``azure.keyvault.secrets.SecretProperties``."""
+class StoredVersion:
+    """One local version: its hash, never its token. Times in Unix seconds."""
 
     name: str
     version: str
-    created_on: datetime
-    updated_on: datetime
-    enabled: bool = True
-    not_before: datetime | None = None
-    expires_on: datetime | None = None
-    content_type: str | None = None
-    tags: dict[str, str] | None = None
-    vault_url: str = LOCAL_VAULT_URL
-
-    @property
-    def id(self) -> str:
-        """The version's identifier, shaped like Key Vault's."""
-        return f"{self.vault_url}/secrets/{self.name}/{self.version}"
-
-
-@dataclass(frozen=True)
-class LocalSecret:
-    """A version with its value, named as ``azure.keyvault.secrets.KeyVaultSecret``."""
-
-    properties: LocalSecretProperties
-    value: str = field(repr=False)
-
-    @property
-    def name(self) -> str:
-        """The secret's name."""
-        return self.properties.name
-
-    @property
-    def id(self) -> str:
-        """The version's identifier."""
-        return self.properties.id
-
-
-@dataclass(frozen=True)
-class LocalDeletedSecret:
-    """What ``begin_delete_secret`` returns: no recovery id, since nothing is kept."""
-
-    name: str
-    deleted_date: datetime
-    recovery_id: str | None = None
-    scheduled_purge_date: datetime | None = None
-
-
-class _Done:
-    """A finished delete, shaped like the Key Vault SDK's poller."""
-
-    def __init__(self, deleted: LocalDeletedSecret) -> None:
-        self._deleted = deleted
-
-    def result(self) -> LocalDeletedSecret:
-        """The deleted secret."""
-        return self._deleted
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Nothing to wait for."""
-
-    def done(self) -> bool:
-        """Always True."""
-        return True
-
-
-@dataclass(frozen=True)
-class _Version:
-    """One stored version; times in Unix seconds (microsecond precision)."""
-
-    name: str
-    version: str
-    value: str = field(repr=False)
+    token_hash: str = field(repr=False)
     created: float
     updated: float
     enabled: bool = True
     not_before: float | None = None
     expires_on: float | None = None
-    content_type: str | None = None
-    tags: dict[str, str] | None = None
 
+    def valid_at(self, now: float) -> bool:
+        """Enabled, past ``not_before`` and before ``expires_on``."""
+        return self.enabled and (self.not_before is None or now >= self.not_before) and \
+            self.in_window(now)
 
-class _Versions(Protocol):
-    """Where the versions live."""
+    def in_window(self, now: float) -> bool:
+        """Not expired at ``now``."""
+        return self.expires_on is None or now < self.expires_on
 
-    def list(self, name: str) -> list[_Version]:
-        """The versions of ``name`` (case-insensitive), oldest first."""
-        ...
-
-    def put(self, version: _Version) -> None:
-        """Store a new version or replace a stored one."""
-        ...
-
-    def delete(self, name: str) -> int:
-        """Remove every version of ``name``; returns how many there were."""
-        ...
-
-
-class _MemoryVersions:
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._secrets: dict[str, dict[str, _Version]] = {}
-
-    def list(self, name: str) -> list[_Version]:
-        with self._lock:
-            return _ordered(self._secrets.get(name.lower(), {}).values())
-
-    def put(self, version: _Version) -> None:
-        with self._lock:
-            self._secrets.setdefault(version.name.lower(), {})[version.version] = version
-
-    def delete(self, name: str) -> int:
-        with self._lock:
-            return len(self._secrets.pop(name.lower(), {}))
-
-
-class _TableVersions:
-    """Versions as rows of a ``TableStore``'s table: RowKey ``<name>:<version>``."""
-
-    def __init__(self, store: Any) -> None:
-        self._store = store
-
-    def list(self, name: str) -> list[_Version]:
-        low = name.lower()
-        with self._store.session():
-            rows = self._store.table.query_entities(
-                "PartitionKey eq @p and RowKey gt @lo and RowKey lt @hi",
-                parameters={"p": SECRETS_PARTITION, "lo": low + ":", "hi": low + ";"})
-            return _ordered(_from_entity(row) for row in rows)
-
-    def put(self, version: _Version) -> None:
-        from azure.data.tables import UpdateMode
-
-        with self._store.session():
-            self._store.table.upsert_entity(_to_entity(version), mode=UpdateMode.REPLACE)
-
-    def delete(self, name: str) -> int:
-        found = self.list(name)
-        with self._store.session():
-            for version in found:
-                with contextlib.suppress(ResourceNotFoundError):
-                    self._store.table.delete_entity(SECRETS_PARTITION, _row_key(version))
-        return len(found)
-
-
-def _ordered(versions: Any) -> list[_Version]:
-    return sorted(versions, key=lambda v: (v.created, v.version))
-
-
-def _row_key(version: _Version) -> str:
-    return f"{version.name.lower()}:{version.version}"
-
-
-def _to_entity(version: _Version) -> dict[str, Any]:
-    entity: dict[str, Any] = {
-        "PartitionKey": SECRETS_PARTITION, "RowKey": _row_key(version), "name": version.name,
-        "version": version.version, "value": version.value, "created": version.created,
-        "updated": version.updated, "enabled": version.enabled,
-    }
-    for key in ("not_before", "expires_on", "content_type"):
-        if getattr(version, key) is not None:
-            entity[key] = getattr(version, key)
-    if version.tags:
-        entity["tags"] = json.dumps(version.tags)
-    return entity
-
-
-def _from_entity(entity: Any) -> _Version:
-    tags = entity.get("tags")
-    return _Version(
-        name=str(entity["name"]), version=str(entity["version"]), value=str(entity["value"]),
-        created=float(entity["created"]), updated=float(entity["updated"]),
-        enabled=bool(entity["enabled"]), not_before=_float(entity.get("not_before")),
-        expires_on=_float(entity.get("expires_on")), content_type=entity.get("content_type"),
-        tags=json.loads(tags) if tags else None)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
+    def described(self) -> TokenVersion:
+        """Its attributes as ``TokenVersion``."""
+        return TokenVersion(self.version, _moment(self.created), self.enabled,
+                            _moment(self.not_before), _moment(self.expires_on),
+                            f"local secret {self.name} version {self.version}")
 
 
 def _moment(seconds: float | None) -> datetime | None:
     return None if seconds is None else datetime.fromtimestamp(seconds, UTC)
 
 
-def _seconds(moment: datetime | None) -> float | None:
-    return None if moment is None else moment.timestamp()
+class VersionRows(Protocol):
+    """Where local versions are kept (a table's ``$secrets`` partition, or memory)."""
 
+    @property
+    def location(self) -> str:
+        """Where, for messages (never an account key)."""
+        ...
 
-def _error(status: int, code: str, message: str, inner: str | None = None
-           ) -> HttpResponseError:
-    """An ``HttpResponseError`` carrying status and codes as Key Vault's answers do."""
-    body: dict[str, Any] = {"code": code, "message": message}
-    if inner:
-        body["innererror"] = {"code": inner}
-    error_type = ResourceNotFoundError if status == 404 else HttpResponseError
-    error = error_type(message=message)
-    error.status_code = status
-    error.reason = code
-    error.error = ODataV4Format({"error": body})
-    return error
+    def list(self, name: str) -> list[StoredVersion]:
+        """The versions of ``name`` (case-insensitive), oldest first."""
+        ...
+
+    def put(self, version: StoredVersion) -> None:
+        """Store a new version or replace a stored one."""
+        ...
+
+    def delete(self, name: str) -> int:
+        """Remove every version of ``name``; how many there were."""
+        ...
 
 
 class LocalSecrets:
-    """The ``SecretClient`` methods this project uses, over local versions."""
+    """``SecretStore`` over ``VersionRows``, with Key Vault's rules for versions (creation
+    order, disabled versions never accepted) but no soft delete: a deleted secret is gone at
+    once. A version's token is shown once, by whoever created it; only its hash is kept."""
 
-    def __init__(self, versions: _Versions | None = None, *,
-                 clock: Callable[[], float] = time.time) -> None:
-        self._versions: _Versions = versions if versions is not None else _MemoryVersions()
+    keeps_values = False
+
+    def __init__(self, rows: VersionRows, *, clock: Callable[[], float] = time.time) -> None:
+        self._rows = rows
         self._clock = clock
-        self.vault_url = LOCAL_VAULT_URL
 
     def __repr__(self) -> str:
-        return f"LocalSecrets({type(self._versions).__name__})"
+        return f"LocalSecrets({self.location!r})"
 
-    def __enter__(self) -> LocalSecrets:
-        return self
+    @property
+    def location(self) -> str:
+        """Where the hashes are kept."""
+        return self._rows.location
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def versions(self, name: str) -> list[TokenVersion]:
+        """Every version's attributes, oldest first."""
+        return [v.described() for v in self._rows.list(_check(name))]
+
+    def add(self, name: str, token: str) -> TokenVersion:
+        """Keep the salted hash of ``token`` as the newest version of ``name``."""
+        _check(name)
+        if len(token) < MIN_TOKEN_CHARS:
+            raise SecretStoreError(f"a token must have at least {MIN_TOKEN_CHARS} characters")
+        now = self._now(name)
+        made = StoredVersion(name, _version_id(now), hash_token(token), now, now)
+        self._rows.put(made)
+        return made.described()
+
+    def disable(self, name: str, version: str) -> None:
+        """Disable one version."""
+        for found in self._rows.list(_check(name)):
+            if found.version == version:
+                self._rows.put(replace(found, enabled=False, updated=self._clock()))
+                return
+        raise SecretStoreError(f"secret {name!r} has no version {version!r} in {self.location}")
+
+    def delete(self, name: str) -> DeletedSecret:
+        """Remove every version at once: the name is free again."""
+        return DeletedSecret(self._rows.delete(_check(name)) > 0, False, None)
+
+    def read(self, name: str) -> str | None:
+        """Nothing: local secrets keep no plain values."""
+        return None
+
+    def token_source(self, name: str, *, cache_seconds: float) -> LocalTokenSource:
+        """Verifies presented tokens against the newest two valid versions' hashes."""
+        _check(name)
+        return LocalTokenSource(lambda: self._rows.list(name), name,
+                                cache_seconds=cache_seconds, clock=self._clock)
 
     def close(self) -> None:
         """Nothing to close (the store owns its table client)."""
 
-    def list_properties_of_secret_versions(self, name: str, **kwargs: Any
-                                           ) -> Iterator[LocalSecretProperties]:
-        """Every version's attributes, oldest first (empty when the secret is not there)."""
-        return iter([self._properties(v) for v in self._versions.list(_check(name))])
-
-    def get_secret(self, name: str, version: str | None = None, **kwargs: Any) -> LocalSecret:
-        """A version (the newest when none is named) with its value; 404 when there is no
-        such version, 403 ``SecretDisabled`` when it is disabled."""
-        found = self._find(name, version)
-        if not found.enabled:
-            raise _error(403, "Forbidden", "Operation get is not allowed on a disabled secret.",
-                         "SecretDisabled")
-        return LocalSecret(self._properties(found), found.value)
-
-    def set_secret(self, name: str, value: str, *, enabled: bool | None = None,
-                   content_type: str | None = None, tags: dict[str, str] | None = None,
-                   not_before: datetime | None = None, expires_on: datetime | None = None,
-                   **kwargs: Any) -> LocalSecret:
-        """Add a new version (the newest from now on)."""
-        _check(name)
-        if not isinstance(value, str):
-            raise _error(400, "BadParameter", "Property 'value' is required.")
-        now = self._now(name)
-        made = _Version(name, _version_id(now), value, now, now,
-                        True if enabled is None else bool(enabled), _seconds(not_before),
-                        _seconds(expires_on), content_type, dict(tags) if tags else None)
-        self._versions.put(made)
-        return LocalSecret(self._properties(made), made.value)
-
-    def update_secret_properties(self, name: str, version: str | None = None, *,
-                                 enabled: bool | None = None,
-                                 content_type: str | None = None,
-                                 not_before: datetime | None = None,
-                                 expires_on: datetime | None = None,
-                                 tags: dict[str, str] | None = None,
-                                 **kwargs: Any) -> LocalSecretProperties:
-        """Change a version's attributes (the newest when none is named)."""
-        found = self._find(name, version)
-        changes: dict[str, Any] = {"updated": self._clock()}
-        if enabled is not None:
-            changes["enabled"] = bool(enabled)
-        if content_type is not None:
-            changes["content_type"] = content_type
-        if not_before is not None:
-            changes["not_before"] = _seconds(not_before)
-        if expires_on is not None:
-            changes["expires_on"] = _seconds(expires_on)
-        if tags is not None:
-            changes["tags"] = dict(tags)
-        updated = replace(found, **changes)
-        self._versions.put(updated)
-        return self._properties(updated)
-
-    def begin_delete_secret(self, name: str, **kwargs: Any) -> _Done:
-        """Delete every version at once (no soft delete: the name is free again)."""
-        if not self._versions.delete(_check(name)):
-            raise _error(404, "SecretNotFound", f"A secret with (name/id) {name} was not found.")
-        return _Done(LocalDeletedSecret(name, datetime.now(UTC)))
-
-    # internals -----------------------------------------------------------------------------
-
-    def _find(self, name: str, version: str | None) -> _Version:
-        versions = self._versions.list(_check(name))
-        if versions and not version:
-            return versions[-1]
-        for candidate in versions:
-            if candidate.version == version:
-                return candidate
-        what = f"{name}/{version}" if version else name
-        raise _error(404, "SecretNotFound", f"A secret with (name/id) {what} was not found.")
-
     def _now(self, name: str) -> float:
-        """Now, but never at or before the newest version's creation: versions of one
-        secret are strictly ordered even when created within one clock tick."""
+        """Now, but after the newest version's creation: versions of one secret are
+        strictly ordered even when created within one clock tick."""
         now = self._clock()
-        versions = self._versions.list(name)
+        versions = self._rows.list(name)
         if versions and now <= versions[-1].created:
             now = versions[-1].created + 1e-6
         return now
 
-    def _properties(self, version: _Version) -> LocalSecretProperties:
-        return LocalSecretProperties(
-            name=version.name, version=version.version,
-            created_on=datetime.fromtimestamp(version.created, UTC),
-            updated_on=datetime.fromtimestamp(version.updated, UTC), enabled=version.enabled,
-            not_before=_moment(version.not_before), expires_on=_moment(version.expires_on),
-            content_type=version.content_type,
-            tags=dict(version.tags) if version.tags else None, vault_url=self.vault_url)
-
 
 def _check(name: str) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise _error(400, "BadParameter", "The secret name is not valid.")
+        raise SecretStoreError(f"{name!r} is not a valid secret name")
     return name
 
 
@@ -362,19 +206,111 @@ def _version_id(created: float) -> str:
     return f"{int(created * 1_000_000):016x}{secrets.token_hex(8)}"
 
 
-_MEMORY: weakref.WeakKeyDictionary[Any, LocalSecrets] = weakref.WeakKeyDictionary()
-_MEMORY_LOCK = threading.Lock()
+@dataclass(frozen=True)
+class _Snapshot:
+    accepted: tuple[StoredVersion, ...]
+    loaded_at: float
 
 
-def local_secrets(store: Any, *, clock: Callable[[], float] = time.time) -> LocalSecrets:
-    """The local secrets of ``store``: rows of its table for a Table Storage store, else
-    versions kept in memory beside it (the same object for the same store, so the API and
-    the admin operations over one memory store see the same tokens)."""
-    if getattr(store, "table", None) is not None and hasattr(store, "session"):
-        return LocalSecrets(_TableVersions(store), clock=clock)
-    with _MEMORY_LOCK:
-        found = _MEMORY.get(store)
-        if found is None:
-            found = LocalSecrets(clock=clock)
-            _MEMORY[store] = found
-        return found
+class LocalTokenSource:
+    """A ``TokenSource`` over the hashes of one local secret's newest two valid versions.
+
+    The versions are re-read after ``cache_seconds``, and at once (at most once per
+    ``MIN_REFRESH_INTERVAL``) when an unknown token is presented. A token that verified is
+    remembered by its SHA-256 (``VERIFIED_CACHE_SIZE`` of them), so the salted hash is
+    computed only on a cache miss; a retired version stops matching at the next re-read.
+    """
+
+    def __init__(self, load: Callable[[], list[StoredVersion]], name: str, *,
+                 cache_seconds: float, min_refresh_interval: float = MIN_REFRESH_INTERVAL,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._load = load
+        self._name = name
+        self._cache_seconds = cache_seconds
+        self._min_refresh_interval = min_refresh_interval
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+        self._last_attempt: float | None = None
+        self._verified: dict[bytes, str] = {}
+
+    def __repr__(self) -> str:
+        return f"LocalTokenSource({self._name!r})"
+
+    def accepts(self, presented: str) -> bool:
+        """Whether ``presented`` is a valid version's token; ``ServiceUnavailable`` when the
+        versions cannot be read and none are cached."""
+        snapshot = self._current()
+        if self._matches(presented, snapshot):
+            return True
+        newer = self._reload(snapshot, unknown=True)
+        return newer is not snapshot and self._matches(presented, newer)
+
+    def _current(self) -> _Snapshot:
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = self._reload(None, unknown=False)
+        elif not 0 <= self._clock() - snapshot.loaded_at < self._cache_seconds:
+            snapshot = self._reload(snapshot, unknown=False)
+        return snapshot
+
+    def _reload(self, seen: _Snapshot | None, *, unknown: bool) -> _Snapshot:
+        """A new snapshot, or ``seen`` when throttled or the store failed."""
+        with self._lock:
+            current = self._snapshot
+            if current is not None and current is not seen:
+                return current  # another thread reloaded meanwhile
+            now = self._clock()
+            last = self._last_attempt
+            if seen is not None and last is not None and \
+                    0 <= now - last < self._min_refresh_interval:
+                return seen
+            self._last_attempt = now
+            try:
+                versions = self._load()
+            except Exception as exc:  # any failure is "cannot decide", never a 500
+                log.warning("Could not read local token secret %r (%s).", self._name,
+                            type(exc).__name__)
+                if seen is None:
+                    raise ServiceUnavailable(
+                        "The bearer token cannot be verified right now; retry later.",
+                        retry_after=5) from None
+                return seen
+            valid = [v for v in versions if v.valid_at(now)]
+            valid.sort(key=lambda v: (v.created, v.version), reverse=True)
+            fresh = _Snapshot(tuple(valid[:ACCEPTED_VERSIONS]), now)
+            self._snapshot = fresh
+            if unknown or seen is None or \
+                    [v.version for v in seen.accepted] != [v.version for v in fresh.accepted]:
+                log.debug("Local token secret %r: %d accepted version(s).", self._name,
+                          len(fresh.accepted))
+            return fresh
+
+    def _matches(self, presented: str, snapshot: _Snapshot) -> bool:
+        now = self._clock()
+        live = [v for v in snapshot.accepted if v.in_window(now)]
+        key = hashlib.sha256(_encode(presented)).digest()
+        known = self._verified.get(key)
+        if known is not None:
+            return any(v.version == known for v in live)
+        matched = None
+        for version in live:  # every candidate: timing does not say which one matched
+            if verify_token(presented, version.token_hash):
+                matched = version.version
+        if matched is None:
+            return False
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            self._verified.clear()
+        self._verified[key] = matched
+        return True
+
+
+def check_local_secrets_allowed(settings: Settings) -> None:
+    """Refuse local secrets in Azure (a Functions host sets ``WEBSITE_SITE_NAME`` or
+    ``WEBSITE_INSTANCE_ID``) unless ``SCIM_ALLOW_LOCAL_SECRETS=true``: there the tokens
+    belong in Key Vault, out of reach of the table's readers."""
+    if settings.azure_host and not settings.allow_local_secrets:
+        raise SettingsError(
+            f"this app runs in Azure ({settings.azure_host} is set) without SCIM_KEYVAULT_URL, "
+            "so its tenants' tokens would be kept in its table: set SCIM_KEYVAULT_URL, or "
+            "SCIM_ALLOW_LOCAL_SECRETS=true to keep them there (as salted hashes) on purpose")

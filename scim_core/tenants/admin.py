@@ -4,29 +4,22 @@ tenants, and rotate, retire and show their tokens and Tenant URLs. The commands 
 module neither parses arguments nor prints (docs/architecture.md, "Tenants").
 
 Tokens live where the app reads them: in the Key Vault of ``SCIM_KEYVAULT_URL``, or, when no
-vault is configured, in the store's local secrets (``scim_core.auth.local_secrets``).
+vault is configured, in the store's local secrets (``scim_core.store.secrets``); their
+versions and rotation are ``scim_core.tenants.tokens.TokenAdmin``'s, which this delegates to.
 """
 
 from __future__ import annotations
 
-import builtins
-import secrets as random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import AzureError
 
-from scim_core.auth.keyvault import describe_error, is_secret_disabled, is_valid, newest_first
+from scim_core.auth.keyvault_secrets import TAGS, as_secret_store, explain_vault_error
+from scim_core.auth.secrets import SecretStore, SecretStoreError
 from scim_core.auth.tenant_tokens import tenant_secret_name
 from scim_core.config import Settings, SettingsError
 from scim_core.events import drafts
@@ -45,17 +38,25 @@ from scim_core.tenants.model import (
     new_tenant_id,
 )
 from scim_core.tenants.registry import TenantExists, TenantMissing
+from scim_core.tenants.tokens import (
+    TOKEN_BYTES,
+    Cancellation,
+    Retirement,
+    Rotation,
+    TokenAdmin,
+    TokenError,
+    reuse_message,
+)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
+    from azure.keyvault.secrets import SecretClient
 
     from scim_core.store import Store
 
 DEFAULT_TENANT_URL_SECRET = "scim-tenant-url"
 LOCAL_BASE_URL = "http://127.0.0.1:7071/scim/v2"
 SCIM_ROOT = "/scim/v2"
-TOKEN_BYTES = 32  # 256 bits of randomness, 43 URL-safe characters
-TAGS = {"created-by": "scim_core.admin"}
 DEFAULT_STEP_ROWS = 1000
 _STATE_EVENTS = {DISABLED: EventType.TENANT_DISABLED, ENABLED: EventType.TENANT_ENABLED}
 
@@ -64,32 +65,8 @@ class TenantAdminError(Exception):
     """A failed admin operation, explained in one line (never containing a token)."""
 
 
-@dataclass(frozen=True)
-class Rotation:
-    """A new token version: the token (shown once), where it is and what to do next."""
-
-    tenant_id: str
-    token: str
-    version: str
-    secret_name: str
-    previous_valid: bool
-    """Whether an older valid version remains (then ``retire_token`` comes next)."""
-    tenant_url: str | None
-
-    def __repr__(self) -> str:
-        return (f"Rotation(tenant_id={self.tenant_id!r}, version={self.version!r}, "
-                f"secret_name={self.secret_name!r}, token=<redacted>)")
-
-
-@dataclass(frozen=True)
-class Retirement:
-    """What ``retire_token`` did: how many older versions it disabled and which one stays."""
-
-    tenant_id: str
-    secret_name: str
-    disabled: int
-    kept_version: str
-    kept_created: datetime | None
+__all__ = ["TAGS", "TOKEN_BYTES", "Cancellation", "Deletion", "Retirement", "Rotation",
+           "TenantAdmin", "TenantAdminError", "explain_vault_error", "tenant_url"]
 
 
 @dataclass(frozen=True)
@@ -117,7 +94,8 @@ class TenantAdmin:
     """
 
     def __init__(self, settings: Settings, *, credential: TokenCredential | None = None,
-                 store: Store | None = None, secrets: Any | None = None,
+                 store: Store | None = None,
+                 secrets: SecretStore | SecretClient | None = None,
                  client_kwargs: dict[str, Any] | None = None,
                  tenant_url_secret: str = DEFAULT_TENANT_URL_SECRET,
                  local_base_url: str = LOCAL_BASE_URL,
@@ -126,8 +104,9 @@ class TenantAdmin:
         self._credential = credential
         self._store = store
         self._own_store = False
-        self._secrets = secrets
+        self._secrets = None if secrets is None else as_secret_store(secrets)
         self._own_secrets = False
+        self._tokens: TokenAdmin | None = None
         self._client_kwargs = dict(client_kwargs or {})
         self.tenant_url_secret = tenant_url_secret
         self.local_base_url = local_base_url.rstrip("/")
@@ -157,8 +136,8 @@ class TenantAdmin:
 
     @property
     def vault_url(self) -> str:
-        """The vault holding the tokens (``local://secrets`` for local secrets)."""
-        return str(self.secrets.vault_url)
+        """Where the tokens are: the vault's URL, or the store's local secrets."""
+        return self.secrets.location
 
     @property
     def store(self) -> Store:
@@ -169,20 +148,34 @@ class TenantAdmin:
         return self._store
 
     @property
-    def secrets(self) -> Any:
-        """The secret client holding the tokens (Key Vault's, or the local one)."""
+    def secrets(self) -> SecretStore:
+        """The secret store holding the tokens (Key Vault, or the store's local secrets)."""
         if self._secrets is None:
             if self.uses_key_vault:
                 from scim_core.auth.keyvault import secret_client
+                from scim_core.auth.keyvault_secrets import KeyVaultSecrets
 
-                self._secrets = secret_client(self.settings.keyvault_url, self._get_credential(),
-                                              **self._client_kwargs)
+                self._secrets = KeyVaultSecrets(secret_client(
+                    self.settings.keyvault_url, self._get_credential(), **self._client_kwargs))
                 self._own_secrets = True
             else:
-                from scim_core.auth.local_secrets import local_secrets
+                from scim_core.auth.local_secrets import check_local_secrets_allowed
+                from scim_core.store.secrets import local_secrets
 
+                try:
+                    check_local_secrets_allowed(self.settings)
+                except SettingsError as exc:
+                    raise TenantAdminError(str(exc)) from None
                 self._secrets = local_secrets(self.store)
         return self._secrets
+
+    @property
+    def tokens(self) -> TokenAdmin:
+        """The tenants' token versions and their rotation."""
+        if self._tokens is None:
+            self._tokens = TokenAdmin(self.secrets, default_secret=self.settings.token_secret_name,
+                                      clock=self._clock)
+        return self._tokens
 
     def _get_credential(self) -> TokenCredential:
         if self._credential is None:
@@ -297,37 +290,23 @@ class TenantAdmin:
     def rotate(self, tenant_id: str = DEFAULT_TENANT) -> Rotation:
         """``rotate_token`` with what a console or command shows around the token."""
         self._serving(tenant_id)
-        secret = self._secret_name(tenant_id)
-        valid = self._valid_versions(secret)
-        if len(valid) > 1:
-            raise TenantAdminError(self._pending(secret, valid))
         tenant_url = self._tenant_url(tenant_id)  # read first: fail before writing
-        token, version = self._write_token(secret)
-        return Rotation(tenant_id, token, version, secret, bool(valid), tenant_url)
+        with self._azure():
+            return self.tokens.rotate(tenant_id, tenant_url=tenant_url)
 
     def retire_token(self, tenant_id: str = DEFAULT_TENANT) -> Retirement:
         """Disable every version older than the newest valid one; the app stops accepting
         them within ``SCIM_TOKEN_CACHE_SECONDS``."""
         self._serving(tenant_id)
-        secret = self._secret_name(tenant_id)
-        ordered = newest_first(self._versions(secret))
-        if not ordered:
-            raise TenantAdminError(f"secret {secret!r} does not exist in {self.vault_url}; "
-                                   "run rotate-token")
-        now = self._clock()
-        keep_at = next((i for i, v in enumerate(ordered) if is_valid(v, now)), None)
-        if keep_at is None:
-            raise TenantAdminError(
-                f"no version of {secret!r} is valid now, so retiring would leave no token; "
-                "run rotate-token (or re-enable a version) first")
-        keep = ordered[keep_at]
-        disabled = 0
         with self._azure():
-            for props in ordered[keep_at + 1:]:
-                if props.enabled:
-                    self.secrets.update_secret_properties(secret, props.version, enabled=False)
-                    disabled += 1
-        return Retirement(tenant_id, secret, disabled, str(keep.version), keep.created_on)
+            return self.tokens.retire(tenant_id)
+
+    def cancel_rotation(self, tenant_id: str = DEFAULT_TENANT) -> Cancellation:
+        """Undo a pending rotation whose new token was lost: disable the newest version; the
+        previous token stays accepted, and ``rotate_token`` can run again."""
+        self._serving(tenant_id)
+        with self._azure():
+            return self.tokens.cancel_rotation(tenant_id)
 
     def endpoint(self, tenant_id: str = DEFAULT_TENANT) -> str:
         """The tenant's Tenant URL, to paste into Entra."""
@@ -401,94 +380,27 @@ class TenantAdmin:
     def _now(self) -> str:
         return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    # internals: secrets ------------------------------------------------------------------
+    # internals: secrets (TokenAdmin's) ---------------------------------------------------
 
     def _secret_name(self, tenant_id: str) -> str:
         return tenant_secret_name(tenant_id, self.settings.token_secret_name)
 
-    def _versions(self, secret: str) -> builtins.list[Any]:
-        with self._azure():
-            try:
-                return list(self.secrets.list_properties_of_secret_versions(secret))
-            except ResourceNotFoundError:
-                return []
-
-    def _valid_versions(self, secret: str) -> builtins.list[Any]:
-        now = self._clock()
-        return [v for v in newest_first(self._versions(secret)) if is_valid(v, now)]
-
-    def _pending(self, secret: str, valid: builtins.list[Any]) -> str:
-        disable = (f"az keyvault secret set-attributes --enabled false --id {valid[0].id}"
-                   if self.uses_key_vault else f"version {valid[0].version}")
-        return (f"a rotation is already pending: {len(valid)} versions of {secret!r} are valid. "
-                "Paste the newest token into Entra and run retire-token first. If the newest "
-                f"token was lost, disable it ({disable}) and run rotate-token again; the older "
-                "token keeps working.")
-
     def _write_token(self, secret: str) -> tuple[str, str]:
-        """A new random version of ``secret``; returns the token and the version id."""
-        token = random.token_urlsafe(TOKEN_BYTES)
-        # No retry: a repeated PUT whose first answer was lost would create a second version.
-        try:
-            with self._azure(rethrow=(ServiceResponseError, HttpResponseError)):
-                created = self.secrets.set_secret(secret, token, content_type="text/plain",
-                                                  tags=dict(TAGS), retry_total=0)
-        except ServiceResponseError as exc:
-            raise TenantAdminError(
-                f"{self.explain(exc)}. The new version may have been created without being "
-                "shown: run rotate-token again and follow its instructions") from exc
-        except HttpResponseError as exc:
-            if exc.status_code == 409:
-                raise TenantAdminError(
-                    f"Key Vault keeps the deleted secret {secret!r} until its retention period "
-                    "ends (soft delete with purge protection), so this tenant id cannot be used "
-                    "again before then; choose another id") from exc
-            if (exc.status_code or 0) < 500:
-                raise TenantAdminError(self.explain(exc)) from exc
-            raise TenantAdminError(
-                f"{self.explain(exc)}. The new version may have been created without being "
-                "shown: run rotate-token again and follow its instructions") from exc
-        return token, str(created.properties.version)
+        with self._azure():
+            return self.tokens.write(secret)
 
     def _disable_older(self, secret: str, *, keep: int) -> None:
         with self._azure():
-            for props in newest_first(self._versions(secret))[keep:]:
-                if props.enabled:
-                    self.secrets.update_secret_properties(secret, props.version, enabled=False)
+            self.tokens.disable_older(secret, keep=keep)
 
     def _delete_secret(self, secret: str) -> tuple[bool, datetime | None, bool]:
-        """Delete ``secret``; returns whether it was there, when a vault purges it, and
-        whether the vault keeps it deleted (soft delete)."""
         with self._azure():
-            try:
-                deleted = self.secrets.begin_delete_secret(secret).result()
-            except ResourceNotFoundError:
-                return False, self._purge_date(secret), self.uses_key_vault
-        purge = getattr(deleted, "scheduled_purge_date", None)
-        soft = getattr(deleted, "recovery_id", None) is not None
-        return True, purge, soft
+            return self.tokens.delete_secret(secret)
 
-    def _purge_date(self, secret: str) -> datetime | None:
-        """When the vault purges an already deleted ``secret`` (a resumed delete)."""
-        read = getattr(self.secrets, "get_deleted_secret", None)
-        if read is None:
-            return None
-        try:
-            return getattr(read(secret), "scheduled_purge_date", None)
-        except AzureError:
-            return None
-
-    def _reuse_message(self, tenant_id: str, secret: str, soft: bool,
+    @staticmethod
+    def _reuse_message(tenant_id: str, secret: str, soft: bool,
                        purge: datetime | None) -> str:
-        if not soft:
-            return (f"The id {tenant_id!r} can be used for a new tenant at once (its secret "
-                    f"{secret!r} is gone).")
-        until = (f"until {purge:%Y-%m-%d %H:%M} UTC" if purge is not None else
-                 "for the vault's soft-delete retention period (keyVaultRetentionInDays, 90 days "
-                 "by default)")
-        return (f"Key Vault keeps the deleted secret {secret!r} {until}. With purge protection, "
-                "as the deployed vault has, nobody can purge it sooner, so the id "
-                f"{tenant_id!r} cannot be used for a new tenant before then.")
+        return reuse_message(tenant_id, secret, soft, purge)
 
     def _tenant_url(self, tenant_id: str) -> str | None:
         """The tenant's URL: the deployment's ``scim-tenant-url`` secret (Key Vault), else
@@ -504,23 +416,15 @@ class TenantAdmin:
 
     def _stored_url(self) -> str | None:
         with self._azure():
-            try:
-                value = self.secrets.get_secret(self.tenant_url_secret).value
-            except ResourceNotFoundError:
-                return None
-            except HttpResponseError as exc:
-                if is_secret_disabled(exc):
-                    return None
-                raise
-        return (value or "").strip() or None
+            return self.secrets.read(self.tenant_url_secret)
 
     # internals: errors -------------------------------------------------------------------
 
     def _storage(self) -> _Translate:
         return _Translate(self)
 
-    def _azure(self, rethrow: tuple[type[BaseException], ...] = ()) -> _Translate:
-        return _Translate(self, rethrow=rethrow)
+    def _azure(self) -> _Translate:
+        return _Translate(self)
 
     def explain(self, exc: BaseException) -> str:
         """One line for a Key Vault or storage failure; never a secret value."""
@@ -548,7 +452,7 @@ class _Translate:
                  tb: object) -> None:
         if exc is None or isinstance(exc, (TenantAdminError, *self._rethrow)):
             return
-        if isinstance(exc, InvalidTenant):
+        if isinstance(exc, InvalidTenant | TokenError | SecretStoreError):
             raise TenantAdminError(str(exc)) from exc
         if isinstance(exc, StoreError | AzureError):
             raise TenantAdminError(self._admin.explain(exc)) from exc
@@ -568,27 +472,3 @@ def tenant_url(default_url: str, tenant_id: str) -> str:
         return base
     site = base[:-len(SCIM_ROOT)] if base.lower().endswith(SCIM_ROOT) else base
     return f"{site}/tenants/{tenant_id}{SCIM_ROOT}"
-
-
-def explain_vault_error(exc: AzureError, vault_url: str) -> str:
-    """One line for a Key Vault failure; Key Vault error text never carries secret values."""
-    if isinstance(exc, ClientAuthenticationError):
-        if exc.status_code is None:
-            detail = (exc.message or "").strip().splitlines()
-            reason = detail[0][:300] if detail else type(exc).__name__
-            return (f"could not get an Azure access token ({reason}); sign in with 'az login' "
-                    "or set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET")
-        return (f"Key Vault at {vault_url} refused the sign-in ({describe_error(exc)}); is the "
-                "vault in the tenant you signed in to? Try 'az login --tenant <tenant id>'")
-    if isinstance(exc, HttpResponseError):
-        if exc.status_code == 403:
-            return (f"Key Vault at {vault_url} denied access ({describe_error(exc)}); your "
-                    "identity needs the 'Key Vault Secrets Officer' role on the vault")
-        if exc.status_code == 404:
-            return (f"not found at {vault_url} ({describe_error(exc)}); check --vault-url or "
-                    "SCIM_KEYVAULT_URL")
-        return f"Key Vault at {vault_url} failed ({describe_error(exc)}); try again later"
-    if isinstance(exc, ServiceRequestError):
-        return (f"cannot reach Key Vault at {vault_url} ({describe_error(exc)}); check "
-                "--vault-url or SCIM_KEYVAULT_URL (does the vault exist?) and your network")
-    return f"Key Vault at {vault_url} did not answer ({describe_error(exc)}); try again later"
