@@ -32,11 +32,11 @@ def _median_ms(call: Callable[[], object], counter: CallCounter) -> tuple[float,
 
 def main() -> int:
     from scim_core import Request, Settings, build_api
-    from scim_core.auth.local_secrets import local_secrets
     from scim_core.manage import ManageApi
     from scim_core.manage.directory import Directory
     from scim_core.manage.keys import ApiKeys
     from scim_core.manage.rows import side_rows
+    from scim_core.store.secrets import local_secrets
 
     with Azurite() as azurite:
         settings = Settings(store="tables", bearer_token=TOKEN,

@@ -21,6 +21,8 @@ from scim_core.store import MemoryStore, Store
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
+    from scim_core.manage import ManageApi
+
 log = logging.getLogger("scim_core")
 
 
@@ -157,7 +159,8 @@ def build_api(settings: Settings, *, store: Store | None = None,
 
 
 def build_manage_api(settings: Settings, *, store: Store | None = None,
-                     secrets: Any | None = None, env: Mapping[str, str] | None = None) -> Any:
+                     secrets: SecretStore | None = None,
+                     env: Mapping[str, str] | None = None) -> ManageApi:
     """The management API (``/manage/v1``) for ``settings`` and its ``SCIM_MANAGE_*``
     settings in ``env``; give it the SCIM API's store so both share one."""
     from scim_core.manage import ManageApi, ManageSettings

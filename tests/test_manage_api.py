@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 
 from scim_core import Request, Settings, build_api
-from scim_core.auth.local_secrets import local_secrets
 from scim_core.http import Response
 from scim_core.manage import ManageApi
 from scim_core.manage.directory import Directory
 from scim_core.manage.keys import ApiKeys
 from scim_core.manage.problems import TYPE_PREFIX
 from scim_core.manage.rows import side_rows
+from scim_core.store.secrets import local_secrets
 from tests.support import GROUP_SCHEMA, TOKEN, USER_SCHEMA
 
 BASE = "https://vendor.example/manage/v1"

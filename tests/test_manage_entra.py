@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from scim_core import Request, Settings
-from scim_core.auth.local_secrets import local_secrets
 from scim_core.manage import ManageApi, ManageSettings
 from scim_core.manage.entra import EntraTokens
 from scim_core.store import MemoryStore
+from scim_core.store.secrets import local_secrets
 from tests.entrafake import AUDIENCE, FakeEntra
 from tests.support import TOKEN
 

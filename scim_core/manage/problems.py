@@ -69,23 +69,6 @@ def json_response(status: int, document: object, headers: Mapping[str, str] | No
     return Response(status, {"Content-Type": JSON_MEDIA_TYPE, **(headers or {})}, payload)
 
 
-def _secret_store_errors() -> tuple[type[BaseException], type[BaseException]]:
-    """The secret store's failure and name-kept errors, where that protocol exists (the
-    secrets branch of issue 21; before it, Key Vault raises ``AzureError``)."""
-    try:
-        from scim_core.auth.secrets import (  # type: ignore[import-not-found,unused-ignore]
-            NameReserved,
-            SecretStoreError,
-        )
-    except ImportError:
-        return AzureErrorStandIn, AzureErrorStandIn
-    return SecretStoreError, NameReserved
-
-
-class AzureErrorStandIn(Exception):
-    """Never raised: stands for the secret store errors where they do not exist."""
-
-
 def _chain(exc: BaseException) -> list[BaseException]:
     found: list[BaseException] = []
     current: BaseException | None = exc
@@ -107,10 +90,12 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
     it is not registered."""
     from azure.core.exceptions import AzureError
 
+    from scim_core.auth.secrets import NameReserved, SecretStoreError
     from scim_core.store.errors import StoreError
     from scim_core.tenants.admin import TenantAdminError
     from scim_core.tenants.model import InvalidTenant
     from scim_core.tenants.registry import TenantExists, TenantMissing
+    from scim_core.tenants.tokens import TokenError
     from scim_reader.errors import CursorExpired, InvalidCursor, ReaderError
 
     chain = _chain(exc)
@@ -121,7 +106,7 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
     if isinstance(exc, InvalidCursor):
         return Problem(400, "cursor-invalid", str(exc))
     cause = chain[1] if len(chain) > 1 else None
-    if isinstance(exc, TenantAdminError | InvalidTenant):
+    if isinstance(exc, TenantAdminError | TokenError | InvalidTenant):
         if isinstance(exc, InvalidTenant) or isinstance(cause, InvalidTenant):
             return Problem(400, "invalid-request", str(exc))
         if isinstance(cause, TenantExists):
@@ -131,11 +116,11 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
         # ``raise ... from failure`` is a failure of storage or Key Vault; an error raised
         # ``from None`` (or on its own) is the admin refusing in the tenant's state.
         failure = exc.__cause__
-        failing, reserved = _secret_store_errors()
-        if not isinstance(failure, StoreError | AzureError | failing) or isinstance(
-                failure, reserved) or getattr(failure, "status_code", None) == 409:
+        if not isinstance(failure, StoreError | AzureError | SecretStoreError) or isinstance(
+                failure, NameReserved) or getattr(failure, "status_code", None) == 409:
             return Problem(409, "conflict", str(exc))
-    if any(isinstance(e, StoreError | AzureError | ReaderError) for e in chain):
+    if any(isinstance(e, StoreError | AzureError | ReaderError | SecretStoreError)
+           for e in chain):
         log.warning("management request failed in storage: %s", str(exc)[:300])
         return Problem(503, "unavailable", "Storage or Key Vault did not answer; try again "
                        "later.", headers={"Retry-After": "5"})
