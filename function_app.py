@@ -10,6 +10,7 @@ import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import azure.functions as func
@@ -18,6 +19,7 @@ from scim_core import Request, Response, ScimApi, api_from_environment
 from scim_core.events.retention import DEFAULT_BUDGET_SECONDS, RetentionReport, trim_feeds
 
 SCIM_ROOT = "scim/v2"
+MANAGE_ROOT = "manage/v1"
 TENANT_ROOT = "tenants"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETENTION_SCHEDULE = "0 17 3 * * *"
@@ -30,6 +32,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 _api: ScimApi | None = None
 _api_lock = threading.Lock()
+_manage: Any = None
 
 
 def get_api() -> ScimApi:
@@ -44,9 +47,10 @@ def get_api() -> ScimApi:
 
 def reset_api(api: ScimApi | None = None) -> None:
     """Replace the process-wide API (tests and the dev host's reload)."""
-    global _api
+    global _api, _manage
     with _api_lock:
         _api = api
+        _manage = None
 
 
 def retention_schedule(env: Mapping[str, str] | None = None) -> str:
@@ -151,6 +155,53 @@ def serve(req: func.HttpRequest) -> func.HttpResponse:
             b'{"schemas":["urn:ietf:params:scim:api:messages:2.0:Error"],"status":"503",'
             b'"detail":"The service is not configured correctly; see the function logs."}',
             status_code=503, headers={"Retry-After": "60"}, mimetype="application/scim+json")
+
+
+def get_manage_api() -> Any:
+    """The process-wide management API, over the SCIM API's store."""
+    global _manage
+    api = get_api()
+    if _manage is None:
+        with _api_lock:
+            if _manage is None:
+                from scim_core.app import build_manage_api
+
+                _manage = build_manage_api(api.settings, store=api.store)
+    return _manage
+
+
+def manage_base_url(req: func.HttpRequest, configured: str = "") -> str:
+    """The absolute management root of a request (``https://host/manage/v1``), on the site
+    of ``SCIM_BASE_URL`` when it is set."""
+    root = "/" + MANAGE_ROOT
+    if configured:
+        site = configured[:-len(SCIM_ROOT) - 1] if configured.lower().endswith(
+            "/" + SCIM_ROOT) else configured
+        return site.rstrip("/") + root
+    parts = urlsplit(req.url)
+    cut = parts.path.lower().find(root)
+    prefix = parts.path[:cut] if cut >= 0 else ""
+    return f"{parts.scheme}://{parts.netloc}{prefix}{root}"
+
+
+@app.route(route=MANAGE_ROOT + "/{*path}", methods=METHODS, auth_level=func.AuthLevel.ANONYMOUS)
+def manage(req: func.HttpRequest) -> func.HttpResponse:
+    """The management API: tenants, tokens, directory, events and API keys."""
+    try:
+        api = get_manage_api()
+        request = Request(method=req.method, path="/" + (req.route_params.get("path") or ""),
+                          base_url=manage_base_url(req, api.settings.base_url),
+                          query=dict(req.params), headers=dict(req.headers),
+                          body=req.get_body() or b"")
+        return to_http_response(api.handle(request))
+    except Exception:
+        logging.getLogger("scim_core").exception("The management API could not serve the "
+                                                 "request")
+        return func.HttpResponse(
+            b'{"type":"urn:scim-manage:problem:unavailable","title":"The service is '
+            b'unavailable","status":503,"detail":"The service is not configured correctly; '
+            b'see the function logs."}', status_code=503, headers={"Retry-After": "60"},
+            mimetype="application/problem+json")
 
 
 class RetentionFailed(Exception):

@@ -89,6 +89,12 @@ param keyVaultRetentionInDays int = 90
 @maxValue(730)
 param logRetentionInDays int = 30
 
+@description('SCIM_MANAGE_ENTRA_ISSUER: the issuer of the Entra ID access tokens the management API (/manage/v1) accepts, https://login.microsoftonline.com/<tenant id>/v2.0. Empty: API keys only.')
+param manageEntraIssuer string = ''
+
+@description('SCIM_MANAGE_ENTRA_AUDIENCE: the Application ID URI (or client id) of the management API\'s app registration, the audience its tokens carry. Empty: API keys only.')
+param manageEntraAudience string = ''
+
 @description('Extra tags applied to every resource.')
 param tags object = {}
 
@@ -164,6 +170,8 @@ module functionApp 'modules/functionapp.bicep' = {
     eventsQueueName: storage.outputs.eventsQueueName
     queuesEndpoint: storage.outputs.queueEndpoint
     keyVaultUrl: keyVault.outputs.uri
+    manageEntraIssuer: manageEntraIssuer
+    manageEntraAudience: manageEntraAudience
     tokenSecretName: tokenSecretName
   }
 }
@@ -229,3 +237,9 @@ output SCIM_KEYVAULT_URL string = keyVault.outputs.uri
 
 @description('Storage account holding the runtime state and the SCIM table.')
 output STORAGE_ACCOUNT_NAME string = storage.outputs.name
+
+@description('SCIM_TABLES_ENDPOINT of the table the reader library and the admin command read.')
+output SCIM_TABLES_ENDPOINT string = 'https://${storage.outputs.name}.table.${environment().suffixes.storage}'
+
+@description('Base URL of the management API (tenants, tokens, directory, events).')
+output SCIM_MANAGE_URL string = 'https://${functionApp.outputs.defaultHostName}/manage/v1'

@@ -291,7 +291,61 @@ def _parser() -> argparse.ArgumentParser:
     show_events.add_argument("--limit", type=_count(1), default=DEFAULT_EVENTS_LIMIT,
                              metavar="N", help=f"at most N events (default "
                                                f"{DEFAULT_EVENTS_LIMIT})")
+    _api_key_parser(commands, add)
     return parser
+
+
+def _api_key_parser(commands: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """``api-key create|list|revoke``: the management API's keys (docs/management-api.md)."""
+    group = commands.add_parser("api-key", help="Create, list or revoke management API keys.",
+                                description="Keys of the management API (/manage/v1).")
+    keys = group.add_subparsers(required=True, metavar="<api-key subcommand>")
+    create = add(keys, "create", _api_key_create,
+                 "Create a key and print it once (only its hash is kept).")
+    create.add_argument("--scope", choices=("manage", "read"), default="manage",
+                        help="manage: everything; read: directory and events only")
+    create.add_argument("--tenant", default=None, metavar="ID",
+                        help="bind the key to one tenant")
+    create.add_argument("--description", default="", help="what the key is for")
+    add(keys, "list", _api_key_list, "List the keys (never their values).")
+    revoke = add(keys, "revoke", _api_key_revoke, "Revoke a key.")
+    revoke.add_argument("key_id", metavar="KEY_ID")
+
+
+def _api_keys(admin: TenantAdmin) -> Any:
+    from scim_core.manage.keys import ApiKeys
+    from scim_core.manage.rows import side_rows
+
+    return ApiKeys(side_rows(admin.store))
+
+
+def _api_key_create(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    from scim_core.manage.keys import InvalidKeyRequest
+    from scim_core.tenants.model import InvalidTenant
+
+    try:
+        key, value = _api_keys(admin).create(args.scope, tenant=args.tenant,
+                                             description=args.description)
+    except (InvalidKeyRequest, InvalidTenant) as exc:
+        raise TenantAdminError(str(exc)) from None
+    write(f"API key {key.id} (scope {key.scope}"
+          f"{', tenant ' + key.tenant if key.tenant else ''}); shown once, keep it secret:")
+    write(value)
+    return 0
+
+
+def _api_key_list(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    for key in _api_keys(admin).list():
+        write(f"{key.id}  {key.scope:6}  {key.tenant or '*':20}  {key.created}  "
+              f"{'revoked ' + key.revoked if key.revoked else 'active'}  {key.description}")
+    return 0
+
+
+def _api_key_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    if _api_keys(admin).revoke(args.key_id) is None:
+        raise TenantAdminError(f"no API key with id {args.key_id!r}")
+    write(f"API key {args.key_id} revoked (every process refuses it within 30 seconds).")
+    return 0
 
 
 def _count(minimum: int) -> Callable[[str], int]:

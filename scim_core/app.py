@@ -21,6 +21,8 @@ from scim_core.store import MemoryStore, Store
 if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
+    from scim_core.manage import ManageApi
+
 log = logging.getLogger("scim_core")
 SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
 """azure-core's request logger: at INFO it logs every storage URL, whose row keys hold
@@ -158,6 +160,24 @@ def build_api(settings: Settings, *, store: Store | None = None,
     default = tokens if tokens is not None else build_tokens(settings, kept)
     return ScimApi(store, Registry.default(settings.extension_schemas),
                    tenant_tokens(settings, default, kept), settings)
+
+
+def build_manage_api(settings: Settings, *, store: Store | None = None,
+                     secrets: SecretStore | None = None,
+                     env: Mapping[str, str] | None = None) -> ManageApi:
+    """The management API (``/manage/v1``) for ``settings`` and its ``SCIM_MANAGE_*``
+    settings in ``env``; give it the SCIM API's store so both share one."""
+    from scim_core.manage import ManageApi, ManageSettings
+
+    store = store if store is not None else build_store(settings)
+    secrets = secrets if secrets is not None else build_secrets(settings, store)
+    manage = ManageSettings.from_env(os.environ if env is None else env)
+    entra = None
+    if manage.entra_enabled:
+        from scim_core.manage.entra import EntraTokens
+
+        entra = EntraTokens(manage)
+    return ManageApi(store, secrets, settings, manage, entra=entra)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:

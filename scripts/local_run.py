@@ -81,6 +81,11 @@ def main() -> int:
         print(f"Secret Token:  {token}")
         print("Store:         " + ("Azurite (data in .azurite/)" if store == "tables"
                                    else "in memory"))
+        import function_app  # a fresh management API key each run, shown once
+
+        key = function_app.get_manage_api().keys.create("manage", description="make run")[1]
+        print(f"Management:    http://{args.host}:{server.server_address[1]}/manage/v1  "
+              f"(API key: {key})")
         print("Press Ctrl+C to stop.", flush=True)
         server.serve_forever()
     except KeyboardInterrupt:

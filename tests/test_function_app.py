@@ -11,11 +11,11 @@ from tests.support import BASE, ERROR_SCHEMA, TOKEN, USER_SCHEMA, FunctionClient
 
 def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> None:
     """function_app registers anonymous HTTP triggers on scim/v2/{*path} (the default
-    tenant) and tenants/{tenant}/scim/v2/{*path}, each for every verb."""
+    tenant), tenants/{tenant}/scim/v2/{*path} and manage/v1/{*path}, each for every verb."""
     function_app.app.functions_bindings = None  # azure-functions 1.26 indexes an app once
     functions = [f for f in function_app.app.get_functions() if f.is_http_function()]
     function_app.app.functions_bindings = None
-    assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim"]
+    assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim", "manage"]
     routes = []
     for function in functions:
         trigger = function.get_trigger()
@@ -25,7 +25,8 @@ def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> No
         assert str(getattr(binding["authLevel"], "value", binding["authLevel"])) == "anonymous"
         methods = {str(getattr(m, "value", m)) for m in binding["methods"]}
         assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
-    assert routes == ["scim/v2/{*path}", "tenants/{tenant}/scim/v2/{*path}"]
+    assert routes == ["scim/v2/{*path}", "tenants/{tenant}/scim/v2/{*path}",
+                      "manage/v1/{*path}"]
 
 
 def test_service_provider_config_is_served_as_scim_json(memory_client: FunctionClient) -> None:
@@ -119,10 +120,11 @@ def test_nothing_answers_500_on_unhandled_errors(memory_client: FunctionClient) 
 
 
 def test_the_app_registers_exactly_the_two_scim_routes_and_the_retention_timer() -> None:
-    """Besides the two HTTP triggers, function_app registers one timer: events_retention."""
+    """Besides the two SCIM HTTP triggers and the management one, function_app registers
+    one timer: events_retention."""
     function_app.app.functions_bindings = None
     functions = function_app.app.get_functions()
     function_app.app.functions_bindings = None
     kinds = {f.get_function_name(): getattr(f.get_trigger(), "type", None) for f in functions}
     assert kinds == {"scim": "httpTrigger", "tenant_scim": "httpTrigger",
-                     "events_retention": "timerTrigger"}
+                     "manage": "httpTrigger", "events_retention": "timerTrigger"}

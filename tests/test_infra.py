@@ -29,6 +29,8 @@ APP_SETTINGS = {
     "SCIM_TOKEN_SECRET_NAME",
     "SCIM_EVENTS_QUEUE",
     "SCIM_QUEUES_ENDPOINT",
+    "SCIM_MANAGE_ENTRA_ISSUER",
+    "SCIM_MANAGE_ENTRA_AUDIENCE",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
     "AzureWebJobsStorage__accountName",
@@ -723,9 +725,11 @@ def test_outputs_name_the_app_tenant_url_vault_and_storage() -> None:
     """main.bicep outputs the app name, the /scim/v2 Tenant URL, the vault URL and the storage."""
     main = bicep("main.bicep")
     outputs = re.findall(r"^output (\w+) string = ", main, re.MULTILINE)
-    expected = ["FUNCTION_APP_NAME", "SCIM_TENANT_URL", "SCIM_KEYVAULT_URL", "STORAGE_ACCOUNT_NAME"]
+    expected = ["FUNCTION_APP_NAME", "SCIM_TENANT_URL", "SCIM_KEYVAULT_URL", "STORAGE_ACCOUNT_NAME",
+                "SCIM_TABLES_ENDPOINT", "SCIM_MANAGE_URL"]
     assert outputs == expected
     assert "'https://${functionApp.outputs.defaultHostName}/scim/v2'" in main
+    assert "'https://${functionApp.outputs.defaultHostName}/manage/v1'" in main
 
 
 def test_azd_files_bind_the_same_template() -> None:

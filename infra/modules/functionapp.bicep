@@ -72,6 +72,12 @@ param keyVaultUrl string
 @description('Value of SCIM_TOKEN_SECRET_NAME: the secret holding the bearer token.')
 param tokenSecretName string
 
+@description('Value of SCIM_MANAGE_ENTRA_ISSUER (empty: the management API takes API keys only).')
+param manageEntraIssuer string
+
+@description('Value of SCIM_MANAGE_ENTRA_AUDIENCE.')
+param manageEntraAudience string
+
 resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
@@ -210,6 +216,14 @@ resource site 'Microsoft.Web/sites@2024-11-01' = {
         {
           name: 'SCIM_TOKEN_SECRET_NAME'
           value: tokenSecretName
+        }
+        {
+          name: 'SCIM_MANAGE_ENTRA_ISSUER'
+          value: manageEntraIssuer
+        }
+        {
+          name: 'SCIM_MANAGE_ENTRA_AUDIENCE'
+          value: manageEntraAudience
         }
       ]
     }
