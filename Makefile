@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
 
-.PHONY: run test lint typecheck pytest infra-check bench setup clean
+.PHONY: run test lint typecheck imports pytest infra-check bench setup clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,14 +27,18 @@ setup: $(VENV)/.installed node_modules/.installed
 run: setup
 	$(PY) scripts/local_run.py --port $(PORT)
 
-## test: lint, type checks, infra checks and the whole pytest suite
-test: setup .venv-infra/.installed lint typecheck infra-check pytest
+## test: lint, type checks, import contracts, infra checks and the whole pytest suite
+test: setup .venv-infra/.installed lint typecheck imports infra-check pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy scim_core scim_reader function_app.py devhost.py scripts tests bench
+
+## imports: no package cycles, and scim_core's layers in order (the contracts in pyproject.toml)
+imports: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-logo
 
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py

@@ -1,7 +1,7 @@
 """Operator commands for tenants, their tokens and their change feeds: ``python -m
 scim_core.admin <subcommand> --help`` (docs/architecture.md, "The admin command"); the work
-is done by ``scim_core.tenants.admin.TenantAdmin`` and ``scim_core.events.retention``, which
-a vendor's own console can import.
+is done by ``scim_core.operations`` (``tenants.TenantAdmin``, ``retention``), which a
+vendor's own console can import.
 
 The commands read the app's settings (the environment, then local.settings.json ``Values``,
 the environment winning as a whole for the store settings and for the vault settings): next
@@ -35,15 +35,15 @@ from scim_core.config import (
     app_environment,
 )
 from scim_core.events.model import Event
-from scim_core.events.retention import DEFAULT_STEP, TenantTrim, trim_feeds
-from scim_core.store.errors import CursorExpired, StoreError
-from scim_core.tenants.admin import (
+from scim_core.operations.retention import DEFAULT_STEP, TenantTrim, trim_feeds
+from scim_core.operations.tenants import (
     DEFAULT_TENANT_URL_SECRET,
     TAGS,
     TOKEN_BYTES,
     TenantAdmin,
     TenantAdminError,
 )
+from scim_core.store.errors import CursorExpired, StoreError
 from scim_core.tenants.model import DEFAULT_TENANT, Tenant
 
 if TYPE_CHECKING:

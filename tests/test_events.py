@@ -21,12 +21,12 @@ from scim_core import ScimApi
 from scim_core.config import Settings
 from scim_core.events import Event, EventType
 from scim_core.kinds import Kind
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.projection import Projection
 from scim_core.service import ResourceService
 from scim_core.store import MemoryStore, Store
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.feed import FEED_ROW, event_key
-from scim_core.tenants.admin import TenantAdmin
 from tests.azurite import FAST_CLIENT_OPTIONS, TableHarness
 from tests.conftest import make_api
 from tests.kvfake import FakeKeyVault

@@ -42,10 +42,10 @@ from azure.data.tables import TableClient
 from bench.azurite import AZURITE_TABLE
 from scim_core import Settings
 from scim_core.events import Event
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import MemoryStore, Store
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.sdk_batches import install_batch_codec
-from scim_core.tenants.admin import TenantAdmin
 from scim_reader import CursorExpired, DirectoryReader, ReaderError
 from scim_reader import Event as ReaderEvent
 from tests.azurite import FAST_CLIENT_OPTIONS, Azurite, free_port, unique_table_name

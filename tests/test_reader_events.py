@@ -15,6 +15,7 @@ from scim_core import Settings, build_api
 from scim_core.auth import StaticTokenSource
 from scim_core.events import EVENT_TYPES, EventType
 from scim_core.events import Event as CoreEvent
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.feed import (
     EVENT_PREFIX,
@@ -25,7 +26,6 @@ from scim_core.store.tables.feed import (
     event_key,
 )
 from scim_core.tenants import ENABLED, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_reader import (
     CursorExpired,
     DirectoryReader,

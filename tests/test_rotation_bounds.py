@@ -19,9 +19,9 @@ from scim_core.auth.keyvault import KeyVaultTokenSource
 from scim_core.auth.local_secrets import LocalSecrets
 from scim_core.config import Settings
 from scim_core.http import Request
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import MemoryStore
 from scim_core.store.secrets import MemoryVersionRows
-from scim_core.tenants.admin import TenantAdmin
 from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
 
 pytestmark = pytest.mark.timeout(60)

@@ -23,11 +23,11 @@ from scim_core.auth.local_secrets import (
 )
 from scim_core.auth.secrets import NameReserved, SecretStore, SecretStoreError
 from scim_core.config import SettingsError
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError
 from scim_core.store import MemoryStore
 from scim_core.store.secrets import MemoryVersionRows, local_secrets
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.secrets import SECRETS_PARTITION, TableVersionRows
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError
 from tests.kvfake import FakeClock
 from tests.support import FunctionClient, use_api
 from tests.test_tenant_admin import SoftDeleteVault

@@ -20,13 +20,13 @@ from azure.data.tables import TableClient
 from scim_core import Settings, build_api
 from scim_core.admin import main
 from scim_core.auth import StaticTokenSource
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError, tenant_url
 from scim_core.store import GROUP, USER, MemoryStore, Store
 from scim_core.store.errors import StorageUnavailable
 from scim_core.store.secrets import local_secrets
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.secrets import SECRETS_PARTITION
 from scim_core.tenants import DISABLED, ENABLED
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError, tenant_url
 from tests.azurite import Azurite, unique_table_name
 from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault, _Error
 from tests.support import TOKEN, FunctionClient, use_api

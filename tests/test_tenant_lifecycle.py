@@ -24,12 +24,12 @@ from scim_core.auth.source import TokenSource
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.events import drafts
 from scim_core.events.model import EventType
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError
 from scim_core.store import USER, IndexKey, MemoryStore, Meta, Record, Store, TenantGone
 from scim_core.store.errors import BadCursor, CursorExpired
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.sdk_batches import install_batch_codec
 from scim_core.tenants import DISABLED, ENABLED, Tenant
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError
 from scim_core.tenants.model import DELETING
 from scim_reader.errors import CursorExpired as ReaderCursorExpired
 from scim_reader.events import Feed

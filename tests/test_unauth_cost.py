@@ -14,10 +14,10 @@ import pytest
 
 from scim_core import ScimApi, Settings, build_api
 from scim_core.auth.bearer import MAX_TOKEN_LENGTH, bearer_token
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.rate_limit import RateLimit
 from scim_core.store import MemoryStore, Store
 from scim_core.tenants import CachedTenants, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_core.tenants.model import new_tenant_id
 from scim_core.tenants.registry import (
     UNKNOWN_READS_BURST,

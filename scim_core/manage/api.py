@@ -26,10 +26,10 @@ from scim_core.manage.problems import Problem, json_response, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.settings import ManageSettings
 from scim_core.manage.tokens import token_versions
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import Store
 from scim_core.store.base import IndexKey
 from scim_core.tenants import CachedTenants, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_core.tenants.model import DELETING, is_tenant_id
 
 log = logging.getLogger("scim_core.manage")

@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
@@ -20,9 +21,6 @@ from scim_core.store.tables.entities import (
     stored_index_rows,
 )
 from scim_core.store.tables.errors import Failure, failure_of
-
-if TYPE_CHECKING:
-    from scim_core.store.tables.feed import FeedWrite
 
 MAX_BATCH = 100
 FEED_RESERVE = 4
@@ -53,6 +51,37 @@ class Step:
 
 Unit = tuple[Step, ...]
 """The operations of one membership change, always in the same batch."""
+
+
+class FeedPart(Protocol):
+    """The change feed's part in a transaction (``feed.FeedWrite``): the event rows that
+    ride with each batch, placed under the tenant's turn."""
+
+    quiet_is_nothing: bool
+
+    def prepare(self, batch: Sequence[Step]) -> bool:
+        """Build the batch's event rows; whether there are any."""
+        ...
+
+    def turn(self) -> AbstractContextManager[Any]:
+        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
+        ...
+
+    def steps(self) -> list[Step]:
+        """The feed row's move and the event rows, appended to the batch."""
+        ...
+
+    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The batch landed; ``results`` are its feed steps' results."""
+        ...
+
+    def moved(self) -> None:
+        """The batch lost the feed row to another writer."""
+        ...
+
+    def back_off(self) -> None:
+        """After ``moved``, outside the turn, before the batch is sent again."""
+        ...
 
 
 def row(partition: str, row_key: str, **properties: Any) -> dict[str, Any]:
@@ -109,7 +138,7 @@ def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str |
 
 
 def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: bool = False,
-           feed: FeedWrite | None = None) -> list[Mapping[str, Any]]:
+           feed: FeedPart | None = None) -> list[Mapping[str, Any]]:
     """One transaction. A delete marked optional whose row is already gone is dropped and
     the rest resubmitted, so removing what is not there is not an error; for a membership
     both of its deletes go, so a removal never deletes one row of a pair (storage writes a
@@ -151,7 +180,7 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
 
 
 def _attempt(table: TableClient, batch: Sequence[Step],
-             feed: FeedWrite | None) -> list[Mapping[str, Any]] | None:
+             feed: FeedPart | None) -> list[Mapping[str, Any]] | None:
     """One transaction of ``batch`` (with its feed steps, under the tenant's turn); its
     results, or None when it lost the feed row to another process and is to be sent again."""
     operations = [step.operation() for step in batch]

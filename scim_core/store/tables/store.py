@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -79,9 +79,7 @@ from scim_core.store.tables.feed import (
     event_key,
     membership_events,
 )
-
-if TYPE_CHECKING:
-    from scim_core.store.tables.tenants import TableTenantRegistry
+from scim_core.store.tables.tenants import TableTenantRegistry
 
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
 
@@ -116,8 +114,6 @@ class TableStore:
 
     def tenant_registry(self) -> TableTenantRegistry:
         """The registry of this store's tenants (rows outside every tenant's partition)."""
-        from scim_core.store.tables.tenants import TableTenantRegistry
-
         return TableTenantRegistry(self)
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ module neither parses arguments nor prints (docs/architecture.md, "Tenants").
 
 Tokens live where the app reads them: in the Key Vault of ``SCIM_KEYVAULT_URL``, or, when no
 vault is configured, in the store's local secrets (``scim_core.store.secrets``); their
-versions and rotation are ``scim_core.tenants.tokens.TokenAdmin``'s, which this delegates to.
+versions and rotation are ``scim_core.operations.tokens.TokenAdmin``'s, which this delegates to.
 """
 
 from __future__ import annotations
@@ -24,6 +24,15 @@ from scim_core.auth.tenant_tokens import tenant_secret_name
 from scim_core.config import Settings, SettingsError
 from scim_core.events import drafts
 from scim_core.events.model import EventType
+from scim_core.operations.tokens import (
+    TOKEN_BYTES,
+    Cancellation,
+    Retirement,
+    Rotation,
+    TokenAdmin,
+    TokenError,
+    reuse_message,
+)
 from scim_core.store.errors import NotEmpty, StoreError, TenantGone
 from scim_core.tenants.model import (
     DEFAULT_TENANT,
@@ -38,15 +47,6 @@ from scim_core.tenants.model import (
     new_tenant_id,
 )
 from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
-from scim_core.tenants.tokens import (
-    TOKEN_BYTES,
-    Cancellation,
-    Retirement,
-    Rotation,
-    TokenAdmin,
-    TokenError,
-    reuse_message,
-)
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
