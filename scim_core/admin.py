@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 
+from scim_core.app import build_admin
 from scim_core.config import (
     DEFAULT_SECRET_NAME,
     SETTING_GROUPS,
@@ -42,6 +43,7 @@ from scim_core.operations.tenants import (
     TOKEN_BYTES,
     TenantAdmin,
     TenantAdminError,
+    explain,
 )
 from scim_core.store.errors import CursorExpired, StoreError
 from scim_core.tenants.model import DEFAULT_TENANT, Tenant
@@ -97,19 +99,18 @@ def main(
         print(f"error: {mix}", file=sys.stderr)
         return 2
     port = args.port or DEFAULT_PORT
-    admin = TenantAdmin(settings, credential=credential, store=store,
-                        client_kwargs=dict(client_kwargs or {}),
-                        tenant_url_secret=getattr(args, "tenant_url_secret",
-                                                  DEFAULT_TENANT_URL_SECRET),
-                        local_base_url=f"http://127.0.0.1:{port}/scim/v2")
     try:
-        with admin:
+        with build_admin(settings, credential=credential, store=store,
+                         client_kwargs=client_kwargs,
+                         tenant_url_secret=getattr(args, "tenant_url_secret",
+                                                   DEFAULT_TENANT_URL_SECRET),
+                         local_base_url=f"http://127.0.0.1:{port}/scim/v2") as admin:
             command: Callable[[TenantAdmin, argparse.Namespace, Write], int] = args.command
             return command(admin, args, _writer(out))
     except TenantAdminError as exc:
         message = str(exc)
     except AzureError as exc:
-        message = admin.explain(exc)
+        message = explain(exc, settings)
     print(f"error: {message}", file=sys.stderr)
     return 1
 

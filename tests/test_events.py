@@ -18,6 +18,7 @@ import pytest
 from azure.data.tables import TableClient, TableTransactionError
 
 from scim_core import ScimApi
+from scim_core.app import build_admin
 from scim_core.config import Settings
 from scim_core.events import Event, EventType
 from scim_core.kinds import Kind
@@ -79,7 +80,7 @@ class Run:
         return value
 
     def admin(self) -> TenantAdmin:
-        return TenantAdmin(Settings(store="memory"), store=self.store)
+        return build_admin(Settings(store="memory"), store=self.store)
 
 
 @dataclass(frozen=True)

@@ -41,8 +41,8 @@ from azure.data.tables import TableClient
 
 from bench.azurite import AZURITE_TABLE
 from scim_core import Settings
+from scim_core.app import build_admin
 from scim_core.events import Event
-from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import MemoryStore, Store
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.sdk_batches import install_batch_codec
@@ -150,7 +150,7 @@ def _create_tenant(azurite: Azurite, table: str) -> str:
     settings = Settings(store="tables", tables_connection=azurite.connection_string,
                         table_name=table)
     try:
-        with TenantAdmin(settings, store=store) as admin:
+        with build_admin(settings, store=store) as admin:
             _, token = admin.create("Tenant Two", tenant_id=TENANT_TWO)
     finally:
         store.close()

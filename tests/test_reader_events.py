@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from scim_core import Settings, build_api
+from scim_core.app import build_admin
 from scim_core.auth import StaticTokenSource
 from scim_core.events import EVENT_TYPES, EventType
 from scim_core.events import Event as CoreEvent
-from scim_core.operations.tenants import TenantAdmin
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.feed import (
     EVENT_PREFIX,
@@ -237,7 +237,7 @@ def test_tenant_state_events_read_back(feeds: Feeds) -> None:
     """Disabling and enabling a tenant with the admin API reads back as tenant.disabled and
     tenant.enabled after the tenant's other events, with no resource."""
     feeds.acme_api.create_user("ann@acme.example")
-    admin = TenantAdmin(Settings(store="memory"), store=feeds.store,
+    admin = build_admin(Settings(store="memory"), store=feeds.store,
                         secrets=feeds.vault.client())
     admin.disable("acme")
     admin.enable("acme")

@@ -20,6 +20,7 @@ import pytest
 from azure.data.tables import TableClient
 
 from scim_core import Settings, build_api
+from scim_core.app import build_admin
 from scim_core.auth.source import TokenSource
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.events import drafts
@@ -63,7 +64,7 @@ def stores(request: pytest.FixtureRequest) -> Stores:
 
 
 def admin_of(store: Store, **options: Any) -> TenantAdmin:
-    return TenantAdmin(Settings(store="memory"), store=store, **options)
+    return build_admin(Settings(store="memory"), store=store, **options)
 
 
 def app_of(store: Store) -> Any:

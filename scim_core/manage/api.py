@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from scim_core.auth.secrets import SecretStore
 from scim_core.config import Settings
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
@@ -61,7 +62,7 @@ def etag(tenant: Tenant) -> str:
 class ManageApi:
     """Serves ``/manage/v1`` for the tenants of one store."""
 
-    def __init__(self, store: Store, secrets: Any, settings: Settings,
+    def __init__(self, store: Store, secrets: SecretStore, settings: Settings,
                  manage: ManageSettings | None = None, *, entra: TokenCheck | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
@@ -86,10 +87,8 @@ class ManageApi:
         """The tenant admin over this API's store and secrets; the Tenant URL of a local
         run is the one the request came in on."""
         site = (request.base_url if request else "").removesuffix(ROOT).rstrip("/")
-        options: dict[str, Any] = {"store": self.store, "secrets": self.secrets}
-        if site:
-            options["local_base_url"] = site + "/scim/v2"
-        return TenantAdmin(self.settings, **options)
+        options: dict[str, Any] = {"local_base_url": site + "/scim/v2"} if site else {}
+        return TenantAdmin(self.store, self.secrets, self.settings, **options)
 
     def handle(self, request: Request) -> Response:
         """The response to one request; never raises."""
