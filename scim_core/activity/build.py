@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from scim_core.activity.log import ActivityLog
 from scim_core.activity.recorder import ActivityRecorder, NullRecorder, Recorder
+from scim_core.activity.retention import ActivityTrim, trim_activity
 from scim_core.activity.rows import ActivityRows, memory_rows
 from scim_core.config import Settings
 from scim_core.store.base import Store
 
-__all__ = ["activity_log", "activity_rows", "build_recorder"]
+__all__ = ["activity_log", "activity_rows", "build_recorder", "trim_activity_of"]
 
 
 def activity_rows(settings: Settings, store: Store) -> ActivityRows:
@@ -38,3 +39,17 @@ def build_recorder(settings: Settings, store: Store, endpoints: frozenset[str],
 def activity_log(settings: Settings, store: Store) -> ActivityLog:
     """The reading side over the same rows."""
     return ActivityLog(activity_rows(settings, store), days=settings.activity_retention_days)
+
+
+def trim_activity_of(settings: Settings, store: Store, *, budget_seconds: float,
+                     rows: ActivityRows | None = None) -> ActivityTrim:
+    """One retention run over the activity of ``store``'s tenants (the default one and
+    every registered tenant not being deleted): entries older than
+    ``SCIM_ACTIVITY_RETENTION_DAYS``, minute aggregates older than
+    ``SCIM_ACTIVITY_MINUTES_RETENTION_DAYS``."""
+    from scim_core.events.retention import retained_tenants
+
+    return trim_activity(rows if rows is not None else activity_rows(settings, store),
+                         retained_tenants(store), days=settings.activity_retention_days,
+                         minute_days=settings.activity_minutes_retention_days,
+                         budget_seconds=budget_seconds)
