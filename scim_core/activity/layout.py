@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 from datetime import UTC, datetime
 
-__all__ = ["day_of", "entry_partition", "health_partition", "inverted", "minute_partition",
-           "name_key"]
+__all__ = ["day_of", "entry_partition", "health_partition", "inverted", "minute_key",
+           "minute_partition", "name_key"]
 
 _MAX_MS = 9_999_999_999_999
 _ESCAPE = set("%/\\#?|~")
@@ -45,12 +45,21 @@ def inverted(at: float) -> str:
     return f"{_MAX_MS - int(at * 1000):013d}"
 
 
+def _escape(text: str) -> str:
+    return "".join(f"%{ord(c):02X}" if c in _ESCAPE or ord(c) < 32 or 127 <= ord(c) < 160
+                   else c for c in text)
+
+
+def minute_key(hhmm: str, operation: str) -> str:
+    """The RowKey of one operation's aggregate row in one minute (``/`` is escaped)."""
+    return f"{hhmm}|{_escape(operation)}"
+
+
 def name_key(value: str) -> str:
     """A RowKey-safe, case-insensitive key for a named value (userName, externalId,
     displayName, id): percent-escaped, or a hash when long."""
     folded = value.casefold()
-    escaped = "".join(f"%{ord(c):02X}" if c in _ESCAPE or ord(c) < 32 or 127 <= ord(c) < 160
-                      else c for c in folded)
+    escaped = _escape(folded)
     if len(escaped) > 256:
         return "h" + hashlib.sha256(folded.encode()).hexdigest()[:40]
     return "v" + escaped

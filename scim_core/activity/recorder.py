@@ -25,6 +25,7 @@ from scim_core.activity.layout import (
     entry_partition,
     health_partition,
     inverted,
+    minute_key,
     minute_partition,
     name_key,
 )
@@ -325,9 +326,10 @@ class ActivityRecorder(Recorder):
     def _merge_minute(self, tenant: str, minute: str, operation: str,
                       stats: MinuteStats) -> None:
         partition = minute_partition(tenant, minute[:8])
-        row_key = f"{minute[8:]}|{operation}"
+        row_key = minute_key(minute[8:], operation)
         for _ in range(4):
-            found = self.rows.range(partition, row_key[:-1], row_key + "\x00", limit=100)
+            found = self.rows.range(partition, row_key[:-1],
+                                    row_key[:-1] + chr(ord(row_key[-1]) + 1), limit=100)
             current = next((r for r in found if r["RowKey"] == row_key), None)
             merged = stats if current is None else stats.merge(
                 MinuteStats.from_properties(current))

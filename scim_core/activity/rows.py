@@ -11,6 +11,7 @@ from typing import Any, Protocol
 
 __all__ = ["ActivityRows", "ActivityStoreError", "MemoryActivityRows", "memory_rows"]
 
+_FORBIDDEN = set("/\\#?") | {chr(c) for c in range(32)}
 Row = dict[str, Any]
 """A row: its properties plus ``PartitionKey`` and ``RowKey`` (and ``etag`` when read)."""
 
@@ -61,6 +62,8 @@ class MemoryActivityRows:
 
     def _put(self, row: Row) -> None:
         partition, key = row["PartitionKey"], row["RowKey"]
+        if _FORBIDDEN & set(partition + key):
+            raise ActivityStoreError("a key holds a character Table Storage refuses")
         rows = self._rows.setdefault(partition, {})
         if key not in rows:
             bisect.insort(self._keys.setdefault(partition, []), key)
