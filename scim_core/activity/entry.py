@@ -95,9 +95,11 @@ class Entry:
 
     @property
     def names(self) -> list[str]:
-        """The distinct values a name search finds this entry by."""
+        """The distinct values a name search finds this entry by: userName, externalId,
+        resource id, and displayName where there is no userName (a group's name)."""
         found: dict[str, str] = {}
-        for value in (self.user_name, self.external_id, self.display_name, self.resource_id):
+        shown = None if self.user_name else self.display_name
+        for value in (self.user_name, self.external_id, shown, self.resource_id):
             if value:
                 found.setdefault(value.casefold(), value)
         return list(found.values())

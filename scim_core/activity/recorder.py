@@ -314,30 +314,39 @@ class ActivityRecorder(Recorder):
                      self.counters.dropped_storage)
 
     def _write_minutes(self, current: str | None) -> None:
-        done = [key for key in self._minutes if current is None or key[1] < current]
-        for key in done:
-            stats = self._minutes.pop(key)
+        done: dict[tuple[str, str], dict[str, MinuteStats]] = {}
+        for key in [k for k in self._minutes if current is None or k[1] < current]:
             tenant, minute, operation = key
+            done.setdefault((tenant, minute), {})[operation] = self._minutes.pop(key)
+        for (tenant, minute), by_operation in done.items():
             try:
-                self._merge_minute(tenant, minute, operation, stats)
+                merged = self._merge_minute(tenant, minute, by_operation)
             except ActivityStoreError:
-                self.counters.minute_rows_dropped += 1
+                merged = False
+            if not merged:
+                self.counters.minute_rows_dropped += len(by_operation)
 
-    def _merge_minute(self, tenant: str, minute: str, operation: str,
-                      stats: MinuteStats) -> None:
+    def _merge_minute(self, tenant: str, minute: str,
+                      by_operation: dict[str, MinuteStats]) -> bool:
+        """One read of the minute's rows and one conditional batch (tried again when
+        another process wrote them meanwhile)."""
         partition = minute_partition(tenant, minute[:8])
-        row_key = minute_key(minute[8:], operation)
+        hhmm = minute[8:]
         for _ in range(4):
-            found = self.rows.range(partition, row_key[:-1],
-                                    row_key[:-1] + chr(ord(row_key[-1]) + 1), limit=100)
-            current = next((r for r in found if r["RowKey"] == row_key), None)
-            merged = stats if current is None else stats.merge(
-                MinuteStats.from_properties(current))
-            row = {"PartitionKey": partition, "RowKey": row_key, "minute": minute,
-                   "operation": operation, **merged.properties()}
-            if self.rows.put(row, etag=None if current is None else current["etag"]):
-                return
-        self.counters.minute_rows_dropped += 1
+            found = {r["RowKey"]: r for r in self.rows.range(partition, f"{hhmm}|",
+                                                             f"{hhmm}}}", limit=1000)}
+            rows: list[Row] = []
+            for operation, stats in list(by_operation.items())[:BATCH]:
+                row_key = minute_key(hhmm, operation)
+                current = found.get(row_key)
+                merged = stats if current is None else stats.merge(
+                    MinuteStats.from_properties(current))
+                rows.append({"PartitionKey": partition, "RowKey": row_key, "minute": minute,
+                             "operation": operation, **merged.properties(),
+                             "etag": None if current is None else current["etag"]})
+            if self.rows.put_all(partition, rows):
+                return True
+        return False
 
     def _write_health(self, now: float, everything: bool) -> None:
         for tenant, health in self._health.items():

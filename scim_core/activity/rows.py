@@ -44,6 +44,11 @@ class ActivityRows(Protocol):
         """Delete rows of ``partition`` (at most 100) in one batch; absent ones are fine."""
         ...
 
+    def put_all(self, partition: str, rows: Sequence[Row]) -> bool:
+        """``put`` every row (each with its ``etag``, or None to insert) in one atomic
+        batch; False, writing none, when another writer came first to any."""
+        ...
+
 
 class MemoryActivityRows:
     """``ActivityRows`` in process memory (the memory store's)."""
@@ -113,6 +118,20 @@ class MemoryActivityRows:
                     current is not None and current["etag"] != etag):
                 return False
             self._put({k: v for k, v in row.items() if k != "etag"})
+            return True
+
+    def put_all(self, partition: str, rows: Sequence[Row]) -> bool:
+        """Conditional replaces and inserts, all or none."""
+        with self._lock:
+            self._check()
+            for row in rows:
+                current = self._rows.get(partition, {}).get(row["RowKey"])
+                etag = row.get("etag")
+                if (current is None) != (etag is None) or (
+                        current is not None and current["etag"] != etag):
+                    return False
+            for row in rows:
+                self._put({k: v for k, v in row.items() if k != "etag"})
             return True
 
     def delete(self, partition: str, row_keys: Sequence[str]) -> None:

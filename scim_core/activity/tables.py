@@ -131,6 +131,28 @@ class TableActivityRows:
         except AzureError as exc:
             raise _failure(exc) from exc
 
+    def put_all(self, partition: str, rows: Sequence[Row]) -> bool:
+        """One batch of conditional replaces and inserts."""
+        operations: list[Any] = []
+        for row in rows:
+            etag = row.get("etag")
+            if etag is None:
+                operations.append(("create", _entity(row)))
+            else:
+                operations.append(("update", _entity(row), {
+                    "mode": UpdateMode.REPLACE, "etag": etag,
+                    "match_condition": MatchConditions.IfNotModified}))
+        try:
+            self._ensure()
+            self.client.submit_transaction(operations)
+            return True
+        except TableTransactionError as exc:
+            if exc.status_code in (409, 412):
+                return False
+            raise _failure(exc) from exc
+        except AzureError as exc:
+            raise _failure(exc) from exc
+
     def delete(self, partition: str, row_keys: Sequence[str]) -> None:
         """One batch of deletes."""
         if not row_keys:
