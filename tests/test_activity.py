@@ -388,3 +388,19 @@ def test_the_recorder_call_takes_no_storage_call_on_the_request_thread() -> None
     assert time.perf_counter() - started < 5
     assert rows.all_rows() == [] and rig.recorder.buffered == 1
 
+
+
+def test_a_partial_batch_waits_for_more_rows_until_flushed() -> None:
+    """Fewer than 100 rows of a partition stay pending (one batch later, not three now)."""
+    rows = MemoryActivityRows()
+    rig = _rig(MemoryStore(), rows, interval=0.01, wake_at=1, max_wait=3600.0)
+    for i in range(3):
+        assert rig.send("GET", "/Users", query={"filter": f'userName eq "w{i}"'}) == 200
+    deadline = time.monotonic() + 10
+    while rig.recorder.buffered and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert rig.recorder.counters.batches == 0
+    assert not any(r["RowKey"].startswith("e|") for r in rows.all_rows())
+    rig.flush()
+    assert rig.recorder.counters.batches == 1 and rig.recorder.counters.written == 3

@@ -3,9 +3,10 @@ a daemon thread turns what is buffered into entries and writes them in batches, 
 per-minute aggregates and the connection health. A full buffer or failing storage drops
 entries (counted, logged once per run of drops); a SCIM request never waits for either.
 
-What a crash loses: everything still in the buffer (at most ``interval`` seconds of
-requests, or ``capacity`` entries), the current minute's aggregates not yet written, and
-health updates of the last ``health_interval`` seconds."""
+What a crash loses: everything still in the buffer (about ``interval`` seconds of
+requests, at most ``capacity`` entries), the rows of partial batches (at most ``max_wait``
+seconds old), the current minute's aggregates, and health updates of the last
+``health_interval`` seconds."""
 
 from __future__ import annotations
 
@@ -94,13 +95,14 @@ class ActivityRecorder(Recorder):
     ``capacity``: most requests held; ``byte_budget``: most body bytes held (beyond it an
     entry keeps no names or body from its bodies). The writer wakes every ``interval``
     seconds, or when ``wake_at`` requests wait, writes every entry (whole batches of up
-    to 100 rows per partition), then the aggregates of finished minutes and each tenant's
-    health row at most every ``health_interval`` seconds."""
+    to 100 rows per partition; a partition's last, partial batch waits up to ``max_wait``
+    seconds for more), then the aggregates of finished minutes and each tenant's health
+    row at most every ``health_interval`` seconds."""
 
     def __init__(self, rows: ActivityRows, *, endpoints: frozenset[str],
                  bodies: bool = True, capacity: int = DEFAULT_CAPACITY,
                  byte_budget: int = DEFAULT_BYTE_BUDGET, interval: float = 2.0,
-                 wake_at: int = 500, health_interval: float = 60.0,
+                 wake_at: int = 500, health_interval: float = 60.0, max_wait: float = 10.0,
                  clock: Callable[[], float] = time.time) -> None:
         self.rows = rows
         self.endpoints = endpoints
@@ -110,6 +112,7 @@ class ActivityRecorder(Recorder):
         self.interval = interval
         self.wake_at = wake_at
         self.health_interval = health_interval
+        self.max_wait = max_wait
         self.clock = clock
         self.counters = Counters()
         self._buffer: deque[Seen] = deque()
@@ -120,6 +123,8 @@ class ActivityRecorder(Recorder):
         self._busy = False
         self._flush_all = False
         self._minutes: dict[tuple[str, str, str], MinuteStats] = {}
+        self._pending: dict[str, list[list[Row]]] = {}
+        self._pending_since: dict[str, float] = {}
         self._health: dict[str, _Health] = {}
         self._tag = os.urandom(3).hex()
         self._sequence = 0
@@ -225,8 +230,8 @@ class ActivityRecorder(Recorder):
                                     or len(self._buffer) >= self.wake_at, self.interval)
                 if self._closed:
                     return
-                if not self._buffer and not self._flush_all and not self._minutes and not any(
-                        h.dirty for h in self._health.values()):
+                if not self._buffer and not self._flush_all and not self._minutes \
+                        and not self._pending and not any(h.dirty for h in self._health.values()):
                     self._thread = None  # idle: the next record starts a writer again
                     return
                 taken = list(self._buffer)
@@ -246,23 +251,32 @@ class ActivityRecorder(Recorder):
                     self._cond.notify_all()
 
     def _write(self, taken: list[Seen], everything: bool) -> None:
-        by_partition: dict[str, list[list[Row]]] = {}
+        now = self.clock()
         for seen in taken:
             entry, rows = self._entry_rows(seen)
             self._count(seen, entry)
-            by_partition.setdefault(rows[0]["PartitionKey"], []).append(rows)
-        for partition, groups in by_partition.items():
+            partition = rows[0]["PartitionKey"]
+            self._pending.setdefault(partition, []).append(rows[:BATCH])
+            self._pending_since.setdefault(partition, now)
+        for partition in list(self._pending):
+            groups = self._pending[partition]
             batch: list[Row] = []
             entries = 0
             for group in groups:
                 if len(batch) + len(group) > BATCH:
                     self._submit(partition, batch, entries)
                     batch, entries = [], 0
-                batch.extend(group[:BATCH])
+                batch.extend(group)
                 entries += 1
-            if batch:
+            # A partial batch waits (up to max_wait) for more rows of its partition.
+            if batch and (everything or now - self._pending_since[partition] >= self.max_wait):
                 self._submit(partition, batch, entries)
-        now = self.clock()
+                batch = []
+            if batch:
+                self._pending[partition] = groups[-entries:]
+            else:
+                del self._pending[partition]
+                del self._pending_since[partition]
         self._write_minutes(None if everything else _minute(now))
         self._write_health(now, everything)
 
