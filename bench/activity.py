@@ -9,6 +9,7 @@ import dataclasses
 import json
 import statistics
 import sys
+import time
 import tracemalloc
 import uuid
 from collections.abc import Mapping
@@ -75,30 +76,43 @@ def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
     return target, (recorder if activity else None)
 
 
-def cycle_cost(connection: str, scale: Scale, rounds: int) -> dict[str, Any]:
-    """The cycle ``rounds`` times with the log off and on, alternating; medians."""
+def cycle_cost(connection: str, scale: Scale, rounds: int,
+               azurite_pid: int | None = None) -> dict[str, Any]:
+    """The cycle ``rounds`` times with the log off and on, alternating; medians. CPU is
+    split between this process (the app, writer thread included) and Azurite."""
     from bench.suites import entra_cycle, tables_cycle
+    from bench.systems import process_cpu_s
 
     shape = tables_cycle(scale)
-    found: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
+    found: dict[bool, list[tuple[float, float, float, float]]] = {False: [], True: []}
     for r in range(rounds):
         for activity in ((False, True) if r % 2 == 0 else (True, False)):
             target, recorder = _target(connection, activity=activity)
+            own, storage = time.process_time(), process_cpu_s(azurite_pid) or 0.0
             total, _ = entra_cycle(target, f"act{r}{int(activity)}", shape, 1)
             if recorder is not None:
                 recorder.flush(60.0)
+            own = (time.process_time() - own) * 1e3 / total.requests
+            storage = ((process_cpu_s(azurite_pid) or 0.0) - storage) * 1e3 / total.requests
             assert target.storage_calls is not None
             calls = target.storage_calls()
             rate = total.requests / (total.wall_ns / 1e9)
-            found[activity].append((calls / total.requests, rate))
+            found[activity].append((calls / total.requests, rate, own, storage))
             log(f"activity {'on ' if activity else 'off'} round {r}: {total.requests} requests, "
-                f"{calls / total.requests:.3f} storage requests each, {rate:.1f} req/s"
+                f"{calls / total.requests:.3f} storage requests each, {rate:.1f} req/s, "
+                f"CPU ms/request app {own:.2f} Azurite {storage:.2f}"
                 + (f", {recorder.counters}" if recorder is not None else ""))
-    off_calls = statistics.median(c for c, _ in found[False])
-    on_calls = statistics.median(c for c, _ in found[True])
-    off_rate = statistics.median(r for _, r in found[False])
-    on_rate = statistics.median(r for _, r in found[True])
+
+    def median(activity: bool, index: int) -> float:
+        return statistics.median(row[index] for row in found[activity])
+
+    off_calls, on_calls = median(False, 0), median(True, 0)
+    off_rate, on_rate = median(False, 1), median(True, 1)
     return {"cycle": str(shape), "rounds": rounds,
+            "app_cpu_ms_per_request_off": round(median(False, 2), 3),
+            "app_cpu_ms_per_request_on": round(median(True, 2), 3),
+            "azurite_cpu_ms_per_request_off": round(median(False, 3), 3),
+            "azurite_cpu_ms_per_request_on": round(median(True, 3), 3),
             "storage_per_request_off": round(off_calls, 4),
             "storage_per_request_on": round(on_calls, 4),
             "storage_per_request_added": round(on_calls - off_calls, 4),
@@ -159,7 +173,8 @@ def run(env: Environment, results: Any) -> None:
     log(f"activity burst: {figures['burst']}")
     connection = env.connection if env.with_tables else ""
     if connection:
-        figures["cycle"] = cycle_cost(connection, env.scale, max(3, env.scale.http_rounds))
+        figures["cycle"] = cycle_cost(connection, env.scale, max(3, env.scale.http_rounds),
+                                      env.azurite_pid)
         log(f"activity cycle: {figures['cycle']}")
     results.meta["activity"] = figures
 
@@ -175,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"activity burst: {figures['burst']}")
     with Azurite() as azurite:
         figures["cycle"] = cycle_cost(azurite.connection_string, QUICK if args.quick else FULL,
-                                      args.rounds)
+                                      args.rounds,
+                                      azurite.process.pid if azurite.process else None)
     json.dump(figures, sys.stdout, indent=2)
     print()
     return 0
