@@ -71,7 +71,14 @@ def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
                                       plain if body is None else with_body, body or b""))
         return response.status, response.body
 
-    target = Target(OURS, "tables", IN_PROCESS, lambda: call)
+    def drop_tables() -> None:
+        from azure.data.tables import TableServiceClient
+
+        with TableServiceClient.from_connection_string(connection) as service:
+            service.delete_table(table)
+            service.delete_table(activity_table_name(table))
+
+    target = Target(OURS, "tables", IN_PROCESS, lambda: call, closers=[drop_tables])
     target.storage_calls = lambda: counter.value
     return target, (recorder if activity else None)
 
@@ -96,6 +103,7 @@ def cycle_cost(connection: str, scale: Scale, rounds: int,
             storage = ((process_cpu_s(azurite_pid) or 0.0) - storage) * 1e3 / total.requests
             assert target.storage_calls is not None
             calls = target.storage_calls()
+            target.close()
             rate = total.requests / (total.wall_ns / 1e9)
             found[activity].append((calls / total.requests, rate, own, storage))
             log(f"activity {'on ' if activity else 'off'} round {r}: {total.requests} requests, "
