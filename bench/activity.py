@@ -128,7 +128,8 @@ def cycle_cost(connection: str, scale: Scale, rounds: int,
             "req_s_change_pct": round(100.0 * (on_rate - off_rate) / off_rate, 1)}
 
 
-def burst_memory(requests: int = 10_000, extra: int = 2_000) -> dict[str, Any]:
+def burst_memory(requests: int = 10_000, extra: int = 2_000, *,
+                 capacity: int = 10_000) -> dict[str, Any]:
     """The buffer's memory after ``requests`` Entra-sized POST /Users (writer asleep, so
     nothing drains), then ``extra`` more past the cap: held, dropped, bytes."""
     from bench.workloads import user_body
@@ -141,7 +142,7 @@ def burst_memory(requests: int = 10_000, extra: int = 2_000) -> dict[str, Any]:
 
     recorder = ActivityRecorder(MemoryActivityRows(),
                                 endpoints=activity_endpoints(Registry.default()),
-                                interval=3600.0, wake_at=10**9)
+                                interval=3600.0, wake_at=10**9, capacity=capacity)
     api = build_api(Settings(store="memory", bearer_token=TOKEN), store=MemoryStore(),
                     tokens=StaticTokenSource(TOKEN), recorder=recorder)
     headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json",
