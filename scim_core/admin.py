@@ -461,8 +461,22 @@ def _health(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
                            {"since": args.since or ""})
     except (BadQuery, ActivityStoreError) as exc:
         raise TenantAdminError(str(exc)) from exc
+    view["tokenVersions"] = _token_versions(admin, tenant)
     write(json.dumps(view, ensure_ascii=False, indent=2))
     return 0
+
+
+def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | str:
+    """The tenant's token versions (creation, state), or why they could not be listed."""
+    try:
+        versions = admin.tokens.versions(admin.tokens.secret_name(tenant))
+    except Exception as exc:  # a vault or table the operator cannot reach: health still prints
+        return f"not listed ({type(exc).__name__})"
+    return [{"version": v.version,
+             "created": v.created_on.isoformat() if v.created_on else None,
+             "enabled": v.enabled,
+             "expires": v.expires_on.isoformat() if v.expires_on else None}
+            for v in versions]
 
 
 def _event_document(event: Event) -> dict[str, Any]:

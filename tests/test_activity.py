@@ -376,7 +376,22 @@ def test_the_admin_commands_show_activity_and_health() -> None:
     assert lines[0]["scimType"] == "uniqueness"
     out = io.StringIO()
     assert main(["health"], out=out, env=env, store=store) == 0
-    assert json.loads(out.getvalue())["seen"] is True
+    health = json.loads(out.getvalue())
+    assert health["seen"] is True and isinstance(health["tokenVersions"], list)
+
+
+def test_a_disabled_tenant_is_recorded_as_an_auth_failure(rig: Rig) -> None:
+    """Its own token on a disabled tenant: 403, recorded with the reason, nothing sent."""
+    with TenantAdmin(Settings(store="memory"), store=rig.store) as admin:
+        tenant, token = admin.create("Northwind", tenant_id="northwind")
+        admin.disable(tenant.id)
+    assert rig.send("POST", "/Users", user("kim@northwind.com", password=PASSWORD),
+                    token=token, tenant=tenant.id) == 403
+    rig.flush()
+    (entry,) = rig.log.search(tenant.id).entries
+    assert (entry.outcome, entry.status) == ("auth_failure", 403)
+    assert entry.detail == "provisioning is disabled for this tenant"
+    assert entry.user_name is None and PASSWORD not in json.dumps(rig.raw(), default=str)
 
 
 def test_the_recorder_call_takes_no_storage_call_on_the_request_thread() -> None:
