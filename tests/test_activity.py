@@ -419,3 +419,20 @@ def test_a_partial_batch_waits_for_more_rows_until_flushed() -> None:
     assert not any(r["RowKey"].startswith("e|") for r in rows.all_rows())
     rig.flush()
     assert rig.recorder.counters.batches == 1 and rig.recorder.counters.written == 3
+
+
+def test_a_management_call_naming_the_tenant_is_recorded_under_its_route(rig: Rig) -> None:
+    """record(..., route=...) from the management API: its own route, names, no token."""
+    from scim_core.http import Response
+
+    body = json.dumps({"userName": "lee@contoso.com", "token": "mgmt-secret-1"}).encode()
+    asked = Request("POST", "/manage/v1/tenants/default/users", BASE, {},
+                    {"Authorization": "Bearer mgmt-key-secret"}, body)
+    rig.recorder.record(asked, Response.json(400, {"detail": "no"}), "default", None, 0.002,
+                        route="/manage/v1/tenants/{id}/users")
+    rig.flush()
+    (entry,) = rig.log.search("default", name="lee@contoso.com").entries
+    assert (entry.route, entry.status, entry.detail) == (
+        "/manage/v1/tenants/{id}/users", 400, "no")
+    dump = json.dumps(rig.raw(), default=str)
+    assert "mgmt-secret-1" not in dump and "mgmt-key-secret" not in dump

@@ -63,6 +63,8 @@ class Seen:
     auth_failure: str | None = None
     token: str | None = None
     endpoints: frozenset[str] = frozenset()
+    route: str | None = None
+    """The route template when the caller knows it (a management call); else worked out."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +234,8 @@ def _body_text(document: Any, raw: bytes, token: str | None) -> str:
 def build_entry(seen: Seen, *, bodies: bool = True, entry_id: str = "") -> Entry:
     """The entry of ``seen``. An auth failure keeps nothing the request sent beyond its
     method and route template; a failure keeps its redacted body when ``bodies``."""
-    route, endpoint, resource_id = route_template(seen.path, seen.endpoints)
+    route, endpoint, resource_id = (seen.route, None, None) if seen.route else \
+        route_template(seen.path, seen.endpoints)
     base: dict[str, Any] = {"time": iso_time(seen.at), "method": seen.method, "route": route,
                             "status": seen.status, "duration_ms": round(seen.duration_ms, 2),
                             "resource_type": endpoint, "id": entry_id}

@@ -50,8 +50,11 @@ class Recorder:
     """What ``ScimApi`` records through: ``record`` never raises, never blocks on I/O."""
 
     def record(self, request: Request, response: Response, tenant: str | None,
-               auth_failure: str | None, duration_s: float) -> None:
-        """Note one request of ``tenant`` (None: no known tenant was named)."""
+               auth_failure: str | None, duration_s: float, *, route: str | None = None
+               ) -> None:
+        """Note one request of ``tenant`` (None: no known tenant was named). ``route``:
+        the route template of a request outside the SCIM API (a management call naming
+        the tenant, ``/manage/v1/tenants/{id}/users``); SCIM routes are worked out."""
 
     def close(self, *, timeout: float = 5.0) -> None:
         """Stop; write what is pending for up to ``timeout`` seconds."""
@@ -134,15 +137,16 @@ class ActivityRecorder(Recorder):
     # -- the request path ------------------------------------------------------------------
 
     def record(self, request: Request, response: Response, tenant: str | None,
-               auth_failure: str | None, duration_s: float) -> None:
+               auth_failure: str | None, duration_s: float, *, route: str | None = None
+               ) -> None:
         """Buffer one request; O(1) and never raises."""
         try:
-            self._record(request, response, tenant, auth_failure, duration_s)
+            self._record(request, response, tenant, auth_failure, duration_s, route)
         except Exception:  # recording must never fail a request
             log.debug("Activity entry not recorded", exc_info=True)
 
     def _record(self, request: Request, response: Response, tenant: str | None,
-                auth_failure: str | None, duration_s: float) -> None:
+                auth_failure: str | None, duration_s: float, route: str | None) -> None:
         if tenant is None:
             if response.status == 401:
                 with self._cond:
@@ -168,7 +172,7 @@ class ActivityRecorder(Recorder):
             request_id=next((v for h in REQUEST_ID_HEADERS if (v := request.header(h))), None)
             if auth_failure is None else None,
             request_body=asked, response_body=answered, auth_failure=auth_failure,
-            token=token, endpoints=self.endpoints)
+            token=token, endpoints=self.endpoints, route=route)
         size = len(asked) + len(answered)
         with self._cond:
             if self._closed:
