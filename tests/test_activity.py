@@ -3,6 +3,7 @@ isolation between tenants, loss accounting, paging, aggregates, health and reten
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import time
@@ -436,3 +437,42 @@ def test_a_management_call_naming_the_tenant_is_recorded_under_its_route(rig: Ri
         "/manage/v1/tenants/{id}/users", 400, "no")
     dump = json.dumps(rig.raw(), default=str)
     assert "mgmt-secret-1" not in dump and "mgmt-key-secret" not in dump
+
+
+def test_the_settings_turn_the_log_and_bodies_on_and_off() -> None:
+    """On by default; SCIM_ACTIVITY=false builds a recorder that records nothing."""
+    from scim_core.activity import NullRecorder
+
+    default = Settings.from_env({})
+    assert (default.activity, default.activity_bodies, default.activity_retention_days,
+            default.activity_minutes_retention_days) == (True, True, 14, 90)
+    off = Settings.from_env({"SCIM_ACTIVITY": "false", "SCIM_ACTIVITY_BODIES": "false",
+                             "SCIM_ACTIVITY_RETENTION_DAYS": "7"})
+    assert (off.activity, off.activity_bodies, off.activity_retention_days) == (False, False, 7)
+    api = build_api(dataclasses.replace(off, store="memory", bearer_token=TOKEN),
+                    store=MemoryStore(), tokens=StaticTokenSource(TOKEN))
+    assert isinstance(api.recorder, NullRecorder)
+
+
+def test_on_table_storage_the_log_has_its_own_table_apart_from_the_data(
+        azurite: Azurite, table_harness: Any) -> None:
+    """build_api over a TableStore writes the log to <table>activity, none to the data table."""
+    name = table_harness.client.table_name
+    settings = Settings(store="tables", tables_connection=azurite.connection_string,
+                        table_name=name, bearer_token=TOKEN)
+    api = build_api(settings, store=table_harness.store, tokens=StaticTokenSource(TOKEN))
+    recorder = api.recorder
+    assert isinstance(recorder, ActivityRecorder)
+    assert isinstance(recorder.rows, TableActivityRows)
+    assert recorder.rows.client.table_name == name + "activity"
+    body = json.dumps(user("mo@contoso.com")).encode()
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json"}
+    assert api.handle(Request("POST", "/Users", BASE, {}, headers, body)).status == 201
+    assert recorder.flush(20.0)
+    try:
+        rows = list(recorder.rows.client.list_entities())
+        assert any(r["RowKey"].startswith("e|") for r in rows)
+        data = list(table_harness.client.list_entities())
+        assert data and not any("|e" in r["PartitionKey"] for r in data)
+    finally:
+        recorder.rows.client.delete_table()

@@ -3,12 +3,16 @@ composition root and the admin command)."""
 
 from __future__ import annotations
 
+import logging
+
 from scim_core.activity.log import ActivityLog
 from scim_core.activity.recorder import ActivityRecorder, NullRecorder, Recorder
 from scim_core.activity.retention import ActivityTrim, trim_activity
 from scim_core.activity.rows import ActivityRows, memory_rows
-from scim_core.config import Settings
+from scim_core.config import Settings, SettingsError
 from scim_core.store.base import Store
+
+log = logging.getLogger(__name__)
 
 __all__ = ["activity_log", "activity_rows", "build_recorder", "trim_activity_of"]
 
@@ -23,7 +27,10 @@ def activity_rows(settings: Settings, store: Store) -> ActivityRows:
         from scim_core.store.tables.store import TableStore
 
         if isinstance(store, TableStore):
-            return table_activity_rows(settings)
+            try:
+                return table_activity_rows(settings)
+            except SettingsError as exc:  # a store built by hand, without table settings
+                log.warning("Activity log kept in memory: %s", exc)
     return memory_rows(store)
 
 
