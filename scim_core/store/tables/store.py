@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.core.paging import PageIterator
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
 
 from scim_core.config import Settings
@@ -80,6 +79,8 @@ from scim_core.store.tables.feed import (
 )
 
 if TYPE_CHECKING:
+    from azure.core.paging import PageIterator
+
     from scim_core.store.tables.tenants import TableTenantRegistry
 
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
@@ -200,7 +201,7 @@ class TableStore:
         asked = set(wanted)
         start = 0
         while start < len(wanted):
-            pages = cast(PageIterator[TableEntity], self.table.query_entities(
+            pages = cast("PageIterator[TableEntity]", self.table.query_entities(
                 "PartitionKey eq @partition and RowKey ge @low and RowKey le @high",
                 parameters={"partition": partition, "low": wanted[start], "high": wanted[-1]},
                 select=["RowKey"], results_per_page=PAGE_LIMIT).by_page())
