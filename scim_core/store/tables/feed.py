@@ -279,7 +279,7 @@ class Feeds:
             return None
         counted = Head(head.position, str(answer["etag"]), head.floor, head.tenant_state,
                        counts)
-        self._keep(partition, counted, always=True)
+        self._keep(partition, counted)
         return counted
 
 
