@@ -71,7 +71,7 @@ class Scale:
     paging_small: int = 1_000
     paging_large: int = 100_000
     """Users of the paging suite's two tenants (bench/paging.py)."""
-    paging_rounds: int = 9
+    paging_rounds: int = 15
 
 
 FULL = Scale()

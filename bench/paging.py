@@ -108,25 +108,27 @@ def measure(connection: str, small: int, large: int, rounds: int) -> PagingResul
     for users in (small, large):
         table = f"benchpaging{users}t{int(time.time())}"
         targets[users] = (_prepare(connection, table, users, f"p{users}"), table)
-    for users, (target, table) in targets.items():
-        middle = (users // 2) // PAGE * PAGE + 1
-        start = 1
-        while start < middle - PAGE:  # the listing up to the page before the middle
+    middles = {users: (users // 2) // PAGE * PAGE + 1 for users in targets}
+    for users, (target, _) in targets.items():
+        for start in range(1, middles[users] - PAGE, PAGE):  # the listing up to the middle
             _get_page(target, start)
-            start += PAGE
-        times: list[float] = []
-        calls: set[int] = set()
-        for _ in range(rounds):
-            _get_page(target, middle - PAGE)
-            took, used, found = _get_page(target, middle)
+    times: dict[int, list[float]] = {users: [] for users in targets}
+    calls: dict[int, set[int]] = {users: set() for users in targets}
+    sizes = list(targets)
+    for r in range(rounds):  # the sizes take turns, so that the machine's noise hits both
+        for users in sizes[r % 2:] + sizes[:r % 2]:
+            target = targets[users][0]
+            _get_page(target, middles[users] - PAGE)
+            took, used, found = _get_page(target, middles[users])
             assert found == PAGE
-            times.append(took)
-            calls.add(used)
-        rss = peak_rss_mib(connection, table, middle)
-        result.sizes.append(PagingSize(users, statistics.median(times),
-                                       statistics.mean(calls), rss))
-        log(f"paging: {users:,} users: middle page {statistics.median(times):.1f} ms, "
-            f"{sorted(calls)} storage requests, peak RSS {rss:.1f} MiB")
+            times[users].append(took)
+            calls[users].add(used)
+    for users, (_, table) in targets.items():
+        rss = peak_rss_mib(connection, table, middles[users])
+        median = statistics.median(times[users])
+        result.sizes.append(PagingSize(users, median, statistics.mean(calls[users]), rss))
+        log(f"paging: {users:,} users: middle page {median:.1f} ms, "
+            f"{sorted(calls[users])} storage requests, peak RSS {rss:.1f} MiB")
     target = targets[large][0]
     per_page: list[float] = []
     began = time.monotonic()
