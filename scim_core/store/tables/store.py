@@ -6,6 +6,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
@@ -27,6 +28,7 @@ from scim_core.store.base import (
     Meta,
     Record,
     Stamp,
+    Window,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.errors import (
@@ -41,6 +43,7 @@ from scim_core.store.errors import (
     VersionMoved,
 )
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
+from scim_core.store.marks import Marks
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import (
     FEED_RESERVE,
@@ -73,6 +76,7 @@ from scim_core.store.tables.errors import Failure, failure_of, storage_errors
 from scim_core.store.tables.feed import (
     EVENTS_END,
     FEED_ROW,
+    Counts,
     Feeds,
     FeedWrite,
     OnCommit,
@@ -91,6 +95,8 @@ __all__ = ["TableStore", "TableTenantStore", "table_store"]
 PAGE_LIMIT = 1000
 POINT_READ_LIMIT = 32
 """Up to this many rows are checked for existence by point reads, more by range queries."""
+SCAN_PAGE = 100
+"""Documents per storage request of a scan: what a filter that does not plan holds at once."""
 _ATTEMPTS = 5
 _DELETE_ATTEMPTS = 20
 _BUSY = "The resource is changing too fast; retry later."
@@ -108,6 +114,7 @@ class TableStore:
                  on_commit: OnCommit | None = None) -> None:
         self.table = table_client
         self.feeds = Feeds(table_client, on_commit=on_commit)
+        self.marks = Marks()
         self._read_workers = read_workers
         self._lock = threading.Lock()
         self._table_ready = False
@@ -590,21 +597,91 @@ class TableTenantStore:
             return records
 
     def scan(self, kind: Kind) -> Iterator[Record]:
-        """Every resource of a kind, ordered by id."""
+        """Every resource of a kind, ordered by id, streamed a storage page at a time."""
         low, high = keys.documents_range(kind)
         found = False
         with self._store.session():
-            for entity in self._range(low, high):
+            for entity in self._range(low, high, per_page=SCAN_PAGE):
                 yield self._record(kind, entity)
                 found = True
             if not found:
                 self._confirm()
 
     def count(self, kind: Kind) -> int:
-        """How many resources of a kind there are: one range of their RowKeys only."""
+        """How many resources of a kind there are: the feed row's counts (one point read)."""
+        with self._store.session():
+            return self._tally().of(kind)
+
+    def _tally(self) -> Counts:
+        """The tenant's counts as its feed row holds them now. A row that predates counts
+        gets them once: its keys are counted (never its documents) and the result merged
+        into the row under If-Match on the row as read before, so that a write meanwhile,
+        which moves the row, makes it count again. Without a feed row (no write yet since
+        the feed) the keys are counted and nothing is written."""
+        feeds = self._store.feeds
+        for _ in range(_ATTEMPTS):
+            head = feeds.read(self._partition)
+            if self._epoch is not None:  # the read that counts also says the tenant is live
+                check_live(head.tenant_state, head.epoch if head.etag else self._epoch,
+                           self._epoch)
+            if head.counts is not None:
+                return head.counts
+            users, groups = (self._count_keys(kind) for kind in (USER, GROUP))
+            counts = Counts(users, groups, 0, uuid.uuid4().hex)
+            if head.etag is None:
+                return Counts(users, groups, -1, "")
+            counted = feeds.count_into(self._partition, head, counts)
+            if counted is not None:
+                return counts
+        return Counts(users, groups, -1, "")  # too busy to record: this count stands alone
+
+    def _count_keys(self, kind: Kind) -> int:
+        low, high = keys.documents_range(kind)
+        return sum(1 for _ in self._range(low, high, select=["RowKey"]))
+
+    def window(self, kind: Kind, *, offset: int, size: int) -> Window:
+        """Up to ``size`` resources of a kind from position ``offset``, and the count: one
+        read of the feed row and one range from the key where a page of this process
+        ended (``Marks``); from anywhere else, the keys before ``offset`` are read first
+        (``RowKey`` only, streamed) from the nearest known position."""
         low, high = keys.documents_range(kind)
         with self._store.session():
-            return sum(1 for _ in self._range(low, high, select=["RowKey"]))
+            tally = self._tally()
+            total = tally.of(kind)
+            if size <= 0 or offset < 0:
+                return Window([], total)
+            marks = self._store.marks
+            listing = (self._partition, tally.since, kind)
+            base, after = (marks.start(listing, offset, tally.version) if tally.since
+                           else (0, None))
+            if base == 0 and after is None and offset >= total:
+                return Window([], total)
+            if base < offset:
+                after = self._skip(kind, listing, base, after, offset, tally.version)
+                if after is None:
+                    return Window([], total)
+            rows = list(islice(self._range(low, high, after=after,
+                                           per_page=min(size, PAGE_LIMIT)), size))
+            if rows and tally.since:
+                marks.put(listing, offset + len(rows), str(rows[-1]["RowKey"]),
+                          tally.version, served=True)
+        return Window([self._record(kind, entity) for entity in rows], total)
+
+    def _skip(self, kind: Kind, listing: tuple[str, str, Kind], base: int,
+              after: str | None, offset: int, version: int) -> str | None:
+        """The RowKey just before position ``offset``, reading only keys from ``after``
+        (at position ``base``); every ``PAGE_LIMIT`` keys read leave a mark. None when the
+        kind has fewer resources."""
+        low, high = keys.documents_range(kind)
+        wanted = offset - base
+        last, read = after, 0
+        rows = self._range(low, high, after=after, select=["RowKey"],
+                           per_page=min(wanted, PAGE_LIMIT))
+        for entity in islice(rows, wanted):
+            last, read = str(entity["RowKey"]), read + 1
+            if read % PAGE_LIMIT == 0 and read < wanted and listing[1]:
+                self._store.marks.put(listing, base + read, last, version, served=False)
+        return last if read == wanted else None
 
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
