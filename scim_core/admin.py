@@ -67,12 +67,13 @@ def main(
     """Run one subcommand; returns the exit code. Tests inject a credential, TLS settings,
     the environment, the directory of local.settings.json and a store."""
     out = out or sys.stdout
+    environment = os.environ if env is None else env
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = _settings(args, os.environ if env is None else env, root or ROOT)
+        settings = _settings(args, environment, root or ROOT)
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -80,7 +81,7 @@ def main(
         print("error: tenant delete removes every user, group and token of the tenant; "
               "add --yes to confirm", file=sys.stderr)
         return 2
-    port = args.port or DEFAULT_PORT
+    port = args.port or _local_port(app_environment(environment, root or ROOT))
     admin = TenantAdmin(settings, credential=credential, store=store,
                         client_kwargs=dict(client_kwargs or {}),
                         tenant_url_secret=getattr(args, "tenant_url_secret",
@@ -96,6 +97,12 @@ def main(
         message = admin.explain(exc)
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def _local_port(env: Mapping[str, str]) -> int:
+    """The dev host's port as ``make run`` chooses it: ``PORT``, else 7071."""
+    raw = env.get("PORT", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
 
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str], root: Path) -> Settings:
@@ -128,8 +135,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="https://<vault>.vault.azure.net (default: SCIM_KEYVAULT_URL; "
                               "without either, the local secrets next to a local run)")
         sub.add_argument("--port", type=int, default=None,
-                         help=f"the local dev host's port, for its Tenant URL (default "
-                              f"{DEFAULT_PORT})")
+                         help=f"the local dev host's port, for its Tenant URL (default: "
+                              f"PORT, else {DEFAULT_PORT})")
         return sub
 
     def tenant_option(sub: argparse.ArgumentParser) -> None:

@@ -1,5 +1,5 @@
 """The table layout, read side: keys, ranges, document rows and event rows as the SCIM
-endpoint writes them (README "Table layout", docs/events.md "Table layout"). Pure Python:
+endpoint writes them (docs/host-app.md, "Table layout"). Pure Python:
 no Azure import.
 
 This restates the few layout rules a reader needs instead of importing
