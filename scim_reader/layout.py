@@ -129,7 +129,7 @@ def document_of(entity: Mapping[str, Any]) -> dict[str, Any]:
     return document
 
 
-# -- the change feed (docs/events.md, "Table layout") -------------------------------------
+# -- the change feed (docs/host-app.md, "Table layout") -----------------------------------
 
 FEED_ROW = "feed"
 """The RowKey of a tenant's feed row: ``position`` (the last position taken) and ``floor``
