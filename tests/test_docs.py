@@ -5,7 +5,8 @@ written against Azurite and the dev host.
 Each fenced ``sh``/``bash``/``python`` block is preceded by a marker saying how it is checked:
 ``<!-- doc-test: make-run -->`` runs it next to a dev host on this session's Azurite (the one
 difference from a real ``make run``: ``127.0.0.1:7071``, ``UseDevelopmentStorage=true`` and
-``<token>`` stand for that host, that Azurite and its token); ``<!-- doc-test: static REASON -->``
+``<token>`` stand for that host, that Azurite and its token; a document's python blocks share
+one interpreter, as in a notebook); ``<!-- doc-test: static REASON -->``
 (Azure, Core Tools, or a fragment using your own functions) is not run but checked for the
 names it uses; ``<!-- doc-test: output -->`` before an unlabelled block says that block is
 what the previous make-run block prints (``<...>`` matches anything)."""
@@ -647,17 +648,51 @@ def localised(code: str, host: DevHost, azurite: Azurite) -> str:
             .replace("<token>", host.token))
 
 
-def run_block(block: Block, host: DevHost, azurite: Azurite, table: str) -> str:
-    code = localised(block.code, host, azurite)
-    env = {**host.env, "SCIM_TABLE_NAME": table}
-    if block.lang == "python":
-        command = [str(PYTHON), "-c", code]
-    else:
-        command = ["bash", "-euo", "pipefail", "-c", code]
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
-    assert done.returncode == 0, f"{block.where} failed:\n{done.stdout}\n{done.stderr}"
-    return done.stdout
+SESSION = """
+import contextlib, io, json, sys, traceback
+namespace = {"__name__": "__main__"}
+for line in sys.stdin:
+    out = io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(json.loads(line), "<doc block>", "exec"), namespace)
+        answer = {"ok": True, "out": out.getvalue()}
+    except BaseException:
+        answer = {"ok": False, "out": out.getvalue() + traceback.format_exc()}
+    sys.__stdout__.write(json.dumps(answer) + "\\n")
+    sys.__stdout__.flush()
+"""
+"""One interpreter for a document's python blocks, which share their names as in a notebook."""
+
+
+class Session:
+    """A document's blocks: shell blocks each in bash, python blocks in one interpreter."""
+
+    def __init__(self, host: DevHost, azurite: Azurite, table: str) -> None:
+        self.host, self.azurite = host, azurite
+        self.env = {**host.env, "SCIM_TABLE_NAME": table}
+        self.python = subprocess.Popen([str(PYTHON), "-c", SESSION], cwd=ROOT, env=self.env,
+                                       stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                       text=True)
+
+    def run(self, block: Block) -> str:
+        code = localised(block.code, self.host, self.azurite)
+        if block.lang == "python":
+            assert self.python.stdin and self.python.stdout
+            self.python.stdin.write(json.dumps(code) + "\n")
+            self.python.stdin.flush()
+            answer = json.loads(self.python.stdout.readline() or '{"ok": false, "out": ""}')
+            assert answer["ok"], f"{block.where} failed:\n{answer['out']}"
+            return str(answer["out"])
+        done = subprocess.run(["bash", "-euo", "pipefail", "-c", code], cwd=ROOT, env=self.env,
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{block.where} failed:\n{done.stdout}\n{done.stderr}"
+        return done.stdout
+
+    def close(self) -> None:
+        if self.python.stdin:
+            self.python.stdin.close()
+        self.python.wait(timeout=30)
 
 
 def expected_output(block: Block, host: DevHost) -> re.Pattern[str]:
@@ -674,17 +709,22 @@ RUN_DOCS = [doc for doc in DOCS if any(b.marker == "make-run" for b in blocks_of
 @pytest.mark.parametrize("doc", RUN_DOCS, ids=[d.name for d in RUN_DOCS])
 def test_local_blocks_run_as_written(doc: Path, dev_host: DevHost, azurite: Azurite) -> None:
     """Each make-run block of the document runs, in order, next to a dev host on Azurite,
-    and prints what the output block after it shows. README's share the dev host's table;
-    other documents start from an empty table of their own."""
-    table = "scim" if doc.name == "README.md" else "doc" + os.urandom(4).hex()
+    and prints what the output block after it shows. The README and host-app.md read the dev
+    host's table (where the README's tenant is); other documents start from an empty table
+    of their own."""
+    shared = doc.name in ("README.md", "host-app.md")
+    session = Session(dev_host, azurite, "scim" if shared else "doc" + os.urandom(4).hex())
     printed = None
-    for block in blocks_of(doc):
-        if block.marker == "make-run":
-            printed = run_block(block, dev_host, azurite, table)
-        elif block.marker == "output":
-            assert printed is not None
-            pattern = expected_output(block, dev_host)
-            assert pattern.search(printed), f"{block.where}: {printed!r} !~ {pattern.pattern}"
+    try:
+        for block in blocks_of(doc):
+            if block.marker == "make-run":
+                printed = session.run(block)
+            elif block.marker == "output":
+                assert printed is not None
+                pattern = expected_output(block, dev_host)
+                assert pattern.search(printed), f"{block.where}: {printed!r} !~ {pattern.pattern}"
+    finally:
+        session.close()
 
 
 def test_the_printed_tenant_url_is_the_dev_hosts(dev_host: DevHost, azurite: Azurite) -> None:
