@@ -35,7 +35,6 @@ from tests.azurite import Azurite, free_port
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 PYTHON = ROOT / ".venv" / "bin" / "python"
-SOURCE_DIRS = ("scim_core", "scim_reader", "bench", "tests", "scripts", "infra")
 TOP_MODULES = ("scim_core", "scim_reader", "bench", "tests", "scripts", "devhost",
                "function_app")
 
@@ -508,7 +507,8 @@ def test_every_module_class_and_function_the_docs_name_exists() -> None:
 def test_every_block_says_how_it_is_checked() -> None:
     """Each sh, bash and python block carries a doc-test marker (static ones with a reason),
     and every output marker follows a make-run block."""
-    bad = []
+    bad = [f"{block.where}: unknown marker {block.marker}" for block in all_blocks()
+           if block.marker is not None and block.marker not in MARKERS]
     for block in code_blocks():
         if block.marker not in ("make-run", "static"):
             bad.append(f"{block.where}: no doc-test marker")
