@@ -257,14 +257,14 @@ def test_every_test_the_docs_name_exists() -> None:
 
 @cache
 def settings_read() -> frozenset[str]:
-    """``SCIM_*`` names the code reads (a string literal in Python other than this file) or
-    the template sets or outputs (infra/)."""
+    """``SCIM_*`` names the code reads (a string literal in Python other than this file), the
+    template sets or outputs (infra/), or the client examples read (examples/)."""
     found: set[str] = set()
     for path, source in python_sources().items():
         if path != "tests/test_docs.py":
             found.update(re.findall(r"[\"'](SCIM_[A-Z0-9_]+)[\"']", source))
     for path in repo_files():
-        if path.startswith("infra/") and path.endswith((".bicep", ".json")):
+        if path.startswith(("infra/", "examples/")) and (ROOT / path).is_file():
             found.update(re.findall(r"\b(SCIM_[A-Z0-9_]+)\b", (ROOT / path).read_text()))
     return frozenset(found)
 
@@ -315,10 +315,11 @@ def admin_arguments(line: str) -> list[str] | None:
     found = re.search(r"python -m scim_core\.admin(.*)", line)
     if not found:
         return None
-    words = shlex.split(found.group(1).split("#", 1)[0].split(" | ")[0], posix=True)
-    return ["https://vault.example" if w.startswith("<") and "vault" in w.lower()
-            else "placeholder" if w.startswith("<") else w for w in words
-            if w not in ("[", "]", "...", "…")]
+    command = found.group(1).split("#", 1)[0].split(" | ")[0]
+    command = re.sub(r"<[^>]*vault[^>]*>", "https://vault.example", command, flags=re.I)
+    command = re.sub(r"<[^>]*>", "placeholder", command)
+    words = [w.strip("[]") for w in shlex.split(command, posix=True)]
+    return [w for w in words if w and w not in ("...", "…")]
 
 
 def test_admin_commands_in_the_docs_parse() -> None:
