@@ -81,12 +81,13 @@ def main(
         print("error: tenant delete removes every user, group and token of the tenant; "
               "add --yes to confirm", file=sys.stderr)
         return 2
-    port = args.port or _local_port(app_environment(environment, root or ROOT))
+    port = args.port or DEFAULT_PORT
     admin = TenantAdmin(settings, credential=credential, store=store,
                         client_kwargs=dict(client_kwargs or {}),
                         tenant_url_secret=getattr(args, "tenant_url_secret",
                                                   DEFAULT_TENANT_URL_SECRET),
-                        local_base_url=f"http://127.0.0.1:{port}/scim/v2")
+                        local_base_url=_local_url(args.port or _local_port(
+                            app_environment(environment, root or ROOT)) or port))
     try:
         with admin:
             command: Callable[[TenantAdmin, argparse.Namespace, Write], int] = args.command
@@ -99,10 +100,14 @@ def main(
     return 1
 
 
-def _local_port(env: Mapping[str, str]) -> int:
-    """The dev host's port as ``make run`` chooses it: ``PORT``, else 7071."""
+def _local_port(env: Mapping[str, str]) -> int | None:
+    """The dev host's port as ``make run`` chooses it: ``PORT`` (None when unset)."""
     raw = env.get("PORT", "").strip()
-    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else DEFAULT_PORT
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+
+
+def _local_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/scim/v2"
 
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str], root: Path) -> Settings:
@@ -135,8 +140,8 @@ def _parser() -> argparse.ArgumentParser:
                          help="https://<vault>.vault.azure.net (default: SCIM_KEYVAULT_URL; "
                               "without either, the local secrets next to a local run)")
         sub.add_argument("--port", type=int, default=None,
-                         help=f"the local dev host's port, for its Tenant URL (default: "
-                              f"PORT, else {DEFAULT_PORT})")
+                         help=f"the local dev host's port, for its Tenant URL (default PORT, else "
+                              f"{DEFAULT_PORT})")
         return sub
 
     def tenant_option(sub: argparse.ArgumentParser) -> None:
