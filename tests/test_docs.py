@@ -21,6 +21,7 @@ import os
 import re
 import shlex
 import subprocess
+import textwrap
 import time
 import unicodedata
 from collections.abc import Iterator
@@ -87,7 +88,7 @@ def blocks_of(doc: Path) -> list[Block]:
         before = text[:match.start()].rstrip("\n").rsplit("\n", 1)[-1]
         marker = MARKER.search(before)
         found.append(Block(doc, text.count("\n", 0, match.start()) + 1, match.group(1),
-                           match.group(2), marker.group(1) if marker else None,
+                           textwrap.dedent(match.group(2)), marker.group(1) if marker else None,
                            (marker.group(2) or "") if marker else ""))
     return found
 
