@@ -224,6 +224,10 @@ def test_code_points_at_docs_and_sections_that_exist() -> None:
         for cited in re.findall(r"README,? \"[^\"]+\"|shared/\w+|\bdesign\.md\b|"
                                 r"entra-scim-behaviour\.md|\bbehaviour §", source):
             wrong.append(f"{path}: {cited}")
+    for doc in DOCS:
+        for cited in re.findall(r"\.\./shared/|\bdesign\.md\b|entra-scim-behaviour\.md|"
+                                r"\bbehaviour §", text_of(doc)):
+            wrong.append(f"{doc.name}: {cited}")
     assert not wrong, wrong
 
 
