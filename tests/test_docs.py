@@ -44,6 +44,8 @@ GENERATED = {
     "bench/results/latest.json": "written by make bench (git-ignored)",
     "bench/results/compare.json": "written by python -m bench.compare (git-ignored)",
     ".azurite/": "Azurite's data under make run (git-ignored)",
+    "scim_reader/build/": "left by building the reader's wheel in place (git-ignored)",
+    "scim_reader/scim_reader.egg-info/": "left by building the reader's wheel in place",
 }
 """Files the docs name that exist only after a command has run."""
 
@@ -444,7 +446,7 @@ def chain_exists(owner: Any, attributes: list[str]) -> bool:
 SCIM_PATHS = {"members", "emails", "name", "meta", "groups", "filter", "bulk", "pagination",
               "sort", "patch", "changePassword", "etag", "phoneNumbers", "addresses", "manager",
               "roles", "user", "event", "page", "tenant", "group", "deletion", "directory",
-              "reader"}
+              "reader", "api"}
 """First parts of dotted spans that are SCIM attribute paths or snippet variables, not
 modules (``members.value``, ``filter.maxResults``, ``user.attributes``)."""
 
