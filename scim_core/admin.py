@@ -77,12 +77,13 @@ def main(
     """Run one subcommand; returns the exit code. Tests inject a credential, TLS settings,
     the environment, the directory of local.settings.json and a store."""
     out = out or sys.stdout
+    environment = os.environ if env is None else env
     try:
         args = _parser().parse_args(argv)
     except SystemExit as exc:  # argparse already printed the usage message
         return exc.code if isinstance(exc.code, int) else 2
     try:
-        settings = _settings(args, os.environ if env is None else env, root or ROOT)
+        settings = _settings(args, environment, root or ROOT)
     except (SettingsError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -101,7 +102,8 @@ def main(
                         client_kwargs=dict(client_kwargs or {}),
                         tenant_url_secret=getattr(args, "tenant_url_secret",
                                                   DEFAULT_TENANT_URL_SECRET),
-                        local_base_url=f"http://127.0.0.1:{port}/scim/v2")
+                        local_base_url=_local_url(args.port or _local_port(
+                            app_environment(environment, root or ROOT)) or port))
     try:
         with admin:
             command: Callable[[TenantAdmin, argparse.Namespace, Write], int] = args.command
@@ -112,6 +114,16 @@ def main(
         message = admin.explain(exc)
     print(f"error: {message}", file=sys.stderr)
     return 1
+
+
+def _local_port(env: Mapping[str, str]) -> int | None:
+    """The dev host's port as ``make run`` chooses it: ``PORT`` (None when unset)."""
+    raw = env.get("PORT", "").strip()
+    return int(raw) if raw.isdigit() and 0 < int(raw) < 65536 else None
+
+
+def _local_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}/scim/v2"
 
 
 def _settings(args: argparse.Namespace, env: Mapping[str, str], root: Path) -> Settings:
@@ -221,7 +233,7 @@ def _parser() -> argparse.ArgumentParser:
                          help="https://<vault>.vault.azure.net (default: SCIM_KEYVAULT_URL; "
                               "without either, the local secrets next to a local run)")
         sub.add_argument("--port", type=int, default=None,
-                         help=f"the local dev host's port, for its Tenant URL (default "
+                         help=f"the local dev host's port, for its Tenant URL (default PORT, else "
                               f"{DEFAULT_PORT})")
         sub.add_argument("--allow-mixed", action="store_true",
                          help="act even when the table is local and the vault remote, or "

@@ -391,7 +391,7 @@ def check_large_group(harness: TableHarness, size: int, *, through_store: bool =
     print(f"\n{size} members written in {built:.1f}s")
 
 
-# -- request counts (design.md section 4) ---------------------------------------------------
+# -- request counts (docs/architecture.md, "What other requests cost") ----------------------
 
 def seed_users(harness: TableHarness, start: int, count: int,
                id_format: str = "{:08d}-user", *, indexed: bool = True) -> list[str]:

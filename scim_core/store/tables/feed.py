@@ -1,5 +1,5 @@
 """The change feed in a tenant's partition: the ``feed`` row that hands out positions under
-If-Match, and the event rows (docs/events.md, "Table layout")."""
+If-Match, and the event rows (docs/host-app.md, "Table layout")."""
 
 from __future__ import annotations
 
