@@ -15,6 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NODE_MODULES = ROOT / "node_modules"
 AZURITE_TABLE = NODE_MODULES / ".bin" / "azurite-table"
 KEYED_LOOKUPS = ROOT / "scripts" / "azurite_keyed_lookups.js"
+KEYED_RANGES = ROOT / "bench" / "azurite_ranges.js"
 ACCOUNT = "devstoreaccount1"
 # Azurite's well-known development key (public, documented by Microsoft).
 KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
@@ -56,9 +57,10 @@ class Azurite:
     """
 
     def __init__(self, *, in_memory: bool = True, keyed_lookups: bool = False,
-                 timeout: float = 30.0) -> None:
+                 keyed_ranges: bool = False, timeout: float = 30.0) -> None:
         self.in_memory = in_memory
-        self.keyed_lookups = keyed_lookups
+        self.keyed_lookups = keyed_lookups or keyed_ranges
+        self.keyed_ranges = keyed_ranges
         self.timeout = timeout
         self.port = 0
         self.location = ""
@@ -76,6 +78,8 @@ class Azurite:
         for _ in range(3):
             self.port = _free_port()
             argv = keyed_command() if self.keyed_lookups else [str(AZURITE_TABLE)]
+            if self.keyed_ranges:  # bench/azurite_ranges.js: ranges from the RowKey index
+                argv[1:1] = ["--require", str(KEYED_RANGES)]
             argv += ["--tableHost", "127.0.0.1", "--tablePort",
                     str(self.port), "--silent", "--skipApiVersionCheck", "--disableTelemetry"]
             # Azurite refuses --location together with --inMemoryPersistence; it then runs

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from bench.systems import ROOT, TOKEN, child_env
 
 # Runs in the child. The trigger gets a real func.HttpRequest, as from the Functions host:
-# Entra's Test Connection query for a user that cannot exist (behaviour §3.1).
+# Entra's Test Connection query for a user that cannot exist.
 CHILD = """
 import json, time
 start = time.perf_counter_ns()

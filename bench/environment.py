@@ -68,6 +68,10 @@ class Scale:
     """How long the follower waits after a page that was not full."""
     feed_write_gap_s: float = 0.1
     """The follow latency's writes are spaced by a random pause of up to this."""
+    paging_small: int = 1_000
+    paging_large: int = 100_000
+    """Users of the paging suite's two tenants (bench/paging.py)."""
+    paging_rounds: int = 15
 
 
 FULL = Scale()
@@ -77,7 +81,8 @@ QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, htt
               growth_budget_s=0.3, cycle_users=500, cycle_groups=5, cycle_memberships=2_500,
               tables_cycle_divisor=5, cold_runs=3, tenant_rounds=3, tenant_ops=150,
               tenant_budget_s=0.5, tenant_cold_runs=3, feed_rounds=2, feed_events=5_000,
-              feed_read_rounds=2, feed_follow_writes=100)
+              feed_read_rounds=2, feed_follow_writes=100, paging_large=20_000,
+              paging_rounds=5)
 TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
              http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
              tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
@@ -86,7 +91,8 @@ TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_o
              tables_cycle_divisor=1, cold_runs=1, tenants_registered=40, tenant_users=6,
              tenant_rounds=1, tenant_ops=5, tenant_budget_s=0.2, tenant_cold_runs=2,
              feed_clients=(2, 3), feed_rounds=1, feed_events=120, feed_read_rounds=1,
-             feed_page=50, feed_follow_writes=5, feed_poll_s=0.05, feed_write_gap_s=0.02)
+             feed_page=50, feed_follow_writes=5, feed_poll_s=0.05, feed_write_gap_s=0.02,
+             paging_small=250, paging_large=700, paging_rounds=2)
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)
@@ -184,9 +190,12 @@ class Environment:
         elif names and self._azurite is not None:
             from azure.data.tables import TableServiceClient
 
+            from scim_core.activity.tables import activity_table_name
+
             with TableServiceClient.from_connection_string(self.connection) as service:
                 for name in names:
                     service.delete_table(name)
+                    service.delete_table(activity_table_name(name))  # the app's activity log
 
     def close(self) -> None:
         for target in self._servers.values():

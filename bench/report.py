@@ -188,6 +188,46 @@ class Target:
 
 
 @dataclass
+class PagingSize:
+    users: int
+    page_ms: float
+    """Median time of the middle page, after the page before it."""
+    storage_calls: float
+    """Storage requests of that page (the same every round)."""
+    peak_rss_mib: float
+    """Peak RSS of a fresh process serving the middle page (a jump)."""
+
+
+@dataclass
+class PagingResult:
+    sizes: list[PagingSize] = field(default_factory=list)
+    listing_users: int = 0
+    listing_pages: int = 0
+    listing_s: float = 0.0
+    first_tenth_ms: float = 0.0
+    last_tenth_ms: float = 0.0
+
+    @property
+    def time_ratio(self) -> float:
+        return self.sizes[-1].page_ms / self.sizes[0].page_ms
+
+    @property
+    def rss_ratio(self) -> float:
+        return self.sizes[-1].peak_rss_mib / self.sizes[0].peak_rss_mib
+
+    @property
+    def flatness(self) -> float:
+        return self.last_tenth_ms / self.first_tenth_ms if self.first_tenth_ms else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"sizes": [s.__dict__ for s in self.sizes], "time_ratio": self.time_ratio,
+                "rss_ratio": self.rss_ratio, "listing_users": self.listing_users,
+                "listing_pages": self.listing_pages, "listing_s": self.listing_s,
+                "first_tenth_ms": self.first_tenth_ms, "last_tenth_ms": self.last_tenth_ms,
+                "flatness": self.flatness}
+
+
+@dataclass
 class Results:
     meta: dict[str, Any] = field(default_factory=dict)
     rows: list[Row] = field(default_factory=list)
@@ -199,6 +239,7 @@ class Results:
     feed_cycles: list[FeedCycle] = field(default_factory=list)
     feed_reads: list[FeedRead] = field(default_factory=list)
     feed_follow: list[FeedFollow] = field(default_factory=list)
+    paging: PagingResult | None = None
 
     def row(self, suite: str, workload: str, system: str, store: str = "memory"
             ) -> Row | None:
@@ -270,7 +311,32 @@ def targets(results: Results) -> list[Target]:
         found.append(Target(f"tenants: steady storage calls, many ÷ 1 tenant ({store})",
                             "<= 1.1x", "-" if call_ratio is None else f"{call_ratio:.2f}x",
                             None if call_ratio is None else call_ratio <= 1.1, note))
+    found += paging_targets(results.paging)
     return found
+
+
+def paging_targets(paging: PagingResult | None) -> list[Target]:
+    """The paging suite's targets (bench/paging.py)."""
+    if paging is None or len(paging.sizes) < 2:
+        return []
+    small, large = paging.sizes[0], paging.sizes[-1]
+    sizes = f"({small.users:,} -> {large.users:,} users)"
+    return [
+        Target("paging: middle page time, large ÷ small", "<= 1.2x",
+               f"{paging.time_ratio:.2f}x {sizes}", paging.time_ratio <= 1.2,
+               f"{small.page_ms:.1f} -> {large.page_ms:.1f} ms"),
+        Target("paging: middle page storage requests, large = small", "equal",
+               f"{small.storage_calls:g} -> {large.storage_calls:g}",
+               small.storage_calls == large.storage_calls),
+        Target("paging: peak RSS of a 100-user page, large ÷ small", "<= 1.2x",
+               f"{paging.rss_ratio:.2f}x {sizes}", paging.rss_ratio <= 1.2,
+               f"{small.peak_rss_mib:.1f} -> {large.peak_rss_mib:.1f} MiB"),
+        Target("paging: full listing, last ÷ first tenth of pages", "<= 1.2x (linear)",
+               f"{paging.flatness:.2f}x", paging.flatness <= 1.2,
+               f"{paging.listing_users:,} users in {paging.listing_pages:,} pages, "
+               f"{paging.listing_s:.1f} s; {paging.first_tenth_ms:.1f} -> "
+               f"{paging.last_tenth_ms:.1f} ms per page"),
+    ]
 
 
 # -- the table ----------------------------------------------------------------------------------
@@ -431,6 +497,19 @@ def render(results: Results) -> str:
         out += [*_table(["store", "tenants", "latency", "storage calls", "Key Vault calls",
                          "status"], table, left=2), ""]
     out += _feed_section(results, errors)
+    if results.paging is not None and results.paging.sizes:
+        p = results.paging
+        out += ["## Paging: an unfiltered page by startIndex (count 100), Table Storage", "",
+                "On Azurite with keyed lookups and RowKey ranges (bench/azurite_ranges.js). "
+                "The middle page follows the page before it; peak RSS is a new process "
+                "serving the middle page alone (a jump: it reads the keys before it).", ""]
+        table = [[f"{z.users:,}", f"{z.page_ms:.1f} ms", f"{z.storage_calls:g}",
+                  f"{z.peak_rss_mib:.1f} MiB"] for z in p.sizes]
+        out += [*_table(["users", "middle page", "storage requests", "peak RSS"], table,
+                        left=1), "",
+                f"Full listing of {p.listing_users:,} users in {p.listing_pages:,} pages: "
+                f"{p.listing_s:.1f} s; median page {p.first_tenth_ms:.1f} ms in the first "
+                f"tenth, {p.last_tenth_ms:.1f} ms in the last.", ""]
     out += ["## Targets", ""]
     table = [[t.name, t.goal, t.measured,
               "-" if t.passed is None else ("PASS" if t.passed else "MISS"), t.note]
@@ -536,6 +615,7 @@ def as_json(results: Results) -> dict[str, Any]:
                         for c in results.feed_cycles],
         "feed_reads": [r.__dict__ for r in results.feed_reads],
         "feed_follow": [f.__dict__ for f in results.feed_follow],
+        "paging": None if results.paging is None else results.paging.as_dict(),
         "targets": [t.__dict__ for t in targets(results)],
     }
 

@@ -1,5 +1,5 @@
-"""The seven suites: in process, HTTP, growth, Entra's initial cycle, cold start, tenants
-(bench/tenants.py) and the change feed (bench/feed.py)."""
+"""The eight suites: in process, HTTP, growth, Entra's initial cycle, cold start, tenants
+(bench/tenants.py), the change feed (bench/feed.py) and paging (bench/paging.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
-from bench import coldstart, peer, tenants, workloads
+from bench import activity, coldstart, peer, tenants, workloads
 from bench.entra_cycle import CycleShape, entra_cycle, tables_cycle
 from bench.environment import Environment, World, log, seed_group, world
 from bench.feed import run as run_feed
@@ -278,7 +278,15 @@ def change_feed(env: Environment, results: Results) -> None:
     run_feed(env, results)
 
 
+def paging(env: Environment, results: Results) -> None:
+    """The paging suite (bench/paging.py)."""
+    from bench.paging import run
+
+    run(env, results)
+
+
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
-    "tenants": tenants.run, "feed": change_feed,
+    "tenants": tenants.run, "feed": change_feed, "activity": activity.run,
+    "paging": paging,
 }

@@ -28,7 +28,7 @@ def group_name(tag: str, n: int) -> str:
 
 
 def user_body(tag: str, n: int) -> bytes:
-    """The POST /Users body of Entra's default non-gallery mapping (behaviour §3.3)."""
+    """The POST /Users body of Entra's default non-gallery mapping."""
     name = user_name(tag, n)
     return _encode({
         "schemas": [USER_SCHEMA, ENTERPRISE],
@@ -68,7 +68,7 @@ def user_patch(value: str) -> bytes:
 
 
 def members_add(user_ids: Sequence[str]) -> bytes:
-    """Entra's member add (behaviour §4.4): ``Add`` on ``members`` with a list of ids."""
+    """Entra's member add: ``Add`` on ``members`` with a list of ids."""
     return _encode({"schemas": [PATCH_OP], "Operations": [
         {"op": "Add", "path": "members",
          "value": [{"$ref": None, "value": i} for i in user_ids]}]})
@@ -204,7 +204,7 @@ def group_get_jobs(group_id: str) -> Iterator[Job]:
         yield job
 
 
-# -- the Entra initial cycle (behaviour §1, §3.2-3.3, §4.1-4.4) ----------------------------
+# -- the Entra initial cycle ----------------------------
 
 
 def cycle_user_jobs(tag: str, users: int, ids: dict[int, str]) -> Iterator[Job]:

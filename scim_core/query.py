@@ -7,14 +7,20 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scim_core.errors import InvalidCursor, InvalidFilter
+from scim_core.errors import InvalidCursor, InvalidFilter, TooMany
 from scim_core.filter import And, Compare, Expr, ValuePath, matches, sort_key, values_at
+from scim_core.filter.budget import metered
 from scim_core.kinds import Kind
 from scim_core.projection import Projection
 from scim_core.resources import LazyResource, render, render_groups, render_members
 from scim_core.schema import AttrPath, Registry, ResourceType
 from scim_core.store import IndexKey, Record, TenantStore
 from scim_core.store.cursor import decode_cursor, encode_cursor
+
+MAX_SORTED = 250_000
+"""Matches a ``sortBy`` orders (each kept as its id and sort value while the rest stream)."""
+MAX_SORT_TEXT = 32 * 1024 * 1024
+"""Characters of sort values a ``sortBy`` keeps."""
 
 
 @dataclass(frozen=True)
@@ -59,34 +65,102 @@ class Searcher:
         self.store = store
         self.registry = registry
 
+    @metered
     def search(self, scopes: Sequence[Scope], params: SearchParams,
                base_url: str) -> SearchResult:
-        """The page of resources of ``scopes``' types (in that order) matching ``params``."""
-        if (len(scopes) == 1 and params.cursor is not None and params.filter is None
-                and params.sort_by is None):
+        """The page of resources of ``scopes``' types (in that order) matching ``params``.
+        Memory holds the page, never the tenant: a listing reads the page by position, a
+        filter streams its candidates, and a sort keeps each match's id and sort value
+        only. Evaluating the filter may spend at most ``MAX_WORK`` units (else 400 tooMany)."""
+        plain = params.filter is None and params.sort_by is None
+        if len(scopes) == 1 and params.cursor is not None and plain:
             return self._cursor_page(scopes[0], params, base_url)
-        found = [(scope, record) for scope in scopes
-                 for record in self._matching(scope.rt, params.filter, base_url)]
-        if params.sort_by is not None:
-            found = self._sorted(found, params.sort_by, params.descending, base_url)
-        total = len(found)
         offset = (self._offset(params.cursor) if params.cursor is not None
                   else params.start_index - 1)
-        page = found[offset: offset + params.count]
+        if plain:
+            total, page = self._listing(scopes, offset, params.count)
+        elif params.sort_by is not None:
+            total, page = self._sorted_page(scopes, params, offset, base_url)
+        else:
+            total, page = self._filtered_page(scopes, params.filter, offset, params.count,
+                                              base_url)
         next_cursor = None
         if params.cursor is not None and offset + params.count < total:
             next_cursor = encode_cursor(f"offset:{offset + params.count}")
         resources = [self._rendered(scope, record, base_url) for scope, record in page]
         return SearchResult(total, resources, offset + 1, next_cursor)
 
+    def _listing(self, scopes: Sequence[Scope], offset: int,
+                 count: int) -> tuple[int, list[tuple[Scope, Record]]]:
+        """No filter, no sort: each type's page by position, and the kept counts."""
+        total = 0
+        page: list[tuple[Scope, Record]] = []
+        for scope in scopes:
+            start = max(0, offset - total)
+            window = self.store.window(scope.rt.kind, offset=start,
+                                       size=count - len(page))
+            page += [(scope, record) for record in window.records]
+            total += window.total
+        return total, page
+
+    def _filtered_page(self, scopes: Sequence[Scope], expr: Expr | None, offset: int,
+                       count: int, base_url: str) -> tuple[int, list[tuple[Scope, Record]]]:
+        """Every match is counted as it streams by; only the page's are kept."""
+        total = 0
+        page: list[tuple[Scope, Record]] = []
+        for scope in scopes:
+            for record in self._matching(scope.rt, expr, base_url):
+                if offset <= total < offset + count:
+                    page.append((scope, record))
+                total += 1
+        return total, page
+
+    def _sorted_page(self, scopes: Sequence[Scope], params: SearchParams, offset: int,
+                     base_url: str) -> tuple[int, list[tuple[Scope, Record]]]:
+        """Each match's sort value and id are kept (within ``MAX_SORTED`` matches and
+        ``MAX_SORT_TEXT`` characters of sort values); the page's resources are read again
+        by id, and one deleted since is left out."""
+        assert params.sort_by is not None
+        keyed: list[tuple[Any, int, str]] = []
+        text = 0
+        for n, scope in enumerate(scopes):
+            for record in self._matching(scope.rt, params.filter, base_url):
+                values = values_at(render(self.registry, scope.rt, record, base_url),
+                                   self.registry, scope.rt, params.sort_by)
+                key = sort_key(values[0] if values else None)
+                text += sum(len(part) for part in key if isinstance(part, str))
+                keyed.append((key, n, record.id))
+                if len(keyed) > MAX_SORTED or text > MAX_SORT_TEXT:
+                    raise TooMany(
+                        f"sortBy orders at most {MAX_SORTED:,} resources with at most "
+                        f"{MAX_SORT_TEXT:,} characters of sort values; narrow the filter.")
+        ordered = sorted(keyed, key=lambda item: item[0], reverse=params.descending)
+        if params.descending:
+            # Absent values sort last in both directions (RFC 7644 §3.4.2.3).
+            absent = sort_key(None)
+            ordered = ([k for k in ordered if k[0] != absent]
+                       + [k for k in ordered if k[0] == absent])
+        page: list[tuple[Scope, Record]] = []
+        for _, n, resource_id in ordered[offset: offset + params.count]:
+            scope = scopes[n]
+            found = self.store.get(scope.rt.kind, resource_id)
+            if found is not None:
+                page.append((scope, found))
+        return len(keyed), page
+
     # -- planning --------------------------------------------------------------------------
 
-    def _matching(self, rt: ResourceType, expr: Expr | None, base_url: str) -> list[Record]:
+    def _matching(self, rt: ResourceType, expr: Expr | None,
+                  base_url: str) -> Iterator[Record]:
+        """The matches, streamed: one read's when the filter plans, else a scan's."""
         if expr is None:
-            return list(self.store.scan(rt.kind))
+            yield from self.store.scan(rt.kind)
+            return
         planned = self._plan(rt, expr)
         candidates = planned if planned is not None else self.store.scan(rt.kind)
-        return [r for r in candidates if self._accepts(rt, expr, r, base_url)]
+        for record in candidates:
+            if self._accepts(rt, expr, record, base_url):
+                yield record
 
     def _plan(self, rt: ResourceType, expr: Expr) -> Iterable[Record] | None:
         """Records from one point read for the first plannable conjunct, or None (scan)."""
@@ -160,21 +234,6 @@ class Searcher:
                 return self.store.is_member(group_id, user_id)
 
         return matches(expr, resource, self.registry, rt, is_member=is_member)
-
-    def _sorted(self, found: list[tuple[Scope, Record]], sort_by: str, descending: bool,
-                base_url: str) -> list[tuple[Scope, Record]]:
-        def key(item: tuple[Scope, Record]) -> Any:
-            rt = item[0].rt
-            values = values_at(render(self.registry, rt, item[1], base_url), self.registry,
-                               rt, sort_by)
-            return sort_key(values[0] if values else None)
-
-        ordered = sorted(found, key=key, reverse=descending)
-        if descending:
-            # Absent values sort last in both directions (RFC 7644 §3.4.2.3).
-            present = [r for r in ordered if key(r) != sort_key(None)]
-            ordered = present + [r for r in ordered if key(r) == sort_key(None)]
-        return ordered
 
     def _cursor_page(self, scope: Scope, params: SearchParams, base_url: str) -> SearchResult:
         kind = scope.rt.kind

@@ -1,7 +1,7 @@
 """Read the directory the SCIM endpoint keeps in Azure Table Storage, from the host app.
 
 Depends on azure-data-tables only: importing it loads neither azure-functions nor the SCIM
-service (``scim_core``). Guide: docs/reader.md.
+service (``scim_core``). Guide: docs/host-app.md.
 
     reader = DirectoryReader.from_connection_string(conn, table="scim")
     directory = reader.tenant("default")

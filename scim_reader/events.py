@@ -1,5 +1,5 @@
 """A tenant's change feed, read side: pages of events after a cursor, the feed's position
-now, and a polling ``follow`` (docs/events.md, docs/reader.md "Follow what changed")."""
+now, and a polling ``follow`` (docs/host-app.md, "The change feed")."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
-"""The table layout, the one home of its keys: the SCIM store writes with these functions
-(``scim_core.store.tables.keys`` and ``feed`` import them) and the reader reads with them.
-Standard library only, so the reader installs without the service."""
+"""The table layout, the one home of its keys (docs/host-app.md, "Table layout"): the SCIM
+store writes with these functions (``scim_core.store.tables.keys`` and ``feed`` import
+them) and the reader reads with them. Standard library only, so the reader installs
+without the service."""
 
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ def document_of(entity: Mapping[str, Any]) -> dict[str, Any]:
     return document
 
 
-# -- the change feed (docs/events.md, "Table layout") -------------------------------------
+# -- the change feed (docs/host-app.md, "Table layout") -----------------------------------
 
 FEED_ROW = "feed"
 """The RowKey of a tenant's feed row: ``position`` (the last position taken) and ``floor``

@@ -231,6 +231,9 @@ class BrokenTenantStore:
     def scan(self, kind: Any) -> Any:
         raise RuntimeError("storage exploded")
 
+    def window(self, kind: Any, **_: Any) -> Any:
+        raise RuntimeError("storage exploded")
+
     def get(self, kind: Any, resource_id: str) -> Any:
         raise RuntimeError("storage exploded")
 

@@ -219,6 +219,31 @@ def test_feed_suite() -> None:
 
 
 @needs_tables
+def test_paging_suite() -> None:
+    """The paging suite seeds two tenants, measures the middle page at each (with equal
+    storage requests: one feed read and one range), the peak RSS of a page in a
+    subprocess, and lists the large tenant whole; its targets and JSON show it."""
+    environment = Environment(TINY, with_peer=False, with_tables=True)
+    results = Results()
+    try:
+        SUITES["paging"](environment, results)
+    finally:
+        environment.close()
+    paging = results.paging
+    assert paging is not None
+    assert [z.users for z in paging.sizes] == [TINY.paging_small, TINY.paging_large]
+    assert {z.storage_calls for z in paging.sizes} == {2}
+    assert all(z.page_ms > 0 and z.peak_rss_mib > 10 for z in paging.sizes)
+    assert paging.listing_users == TINY.paging_large + 1
+    assert paging.listing_pages == TINY.paging_large // 100 + 1
+    assert "## Paging" in render(results)
+    assert {t.name for t in targets(results)} >= {
+        "paging: middle page storage requests, large = small",
+        "paging: full listing, last ÷ first tenth of pages"}
+    assert as_json(results)["paging"]["sizes"][0]["users"] == TINY.paging_small
+
+
+@needs_tables
 def test_keyed_azurite_keeps_table_semantics() -> None:
     """Azurite with the keyed-lookup preload still reads, conflicts, updates and deletes by key."""
     from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError

@@ -1,4 +1,4 @@
-"""Entra group lifecycle (entra-scim-behaviour.md §4.1–4.8), through function_app.py on both
+"""Entra group lifecycle, request by request as Entra sends them, through function_app.py on both
 stores, on /scim/v2 and on a registered tenant's URL."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def search(client: FunctionClient, filter_text: str, **params: str) -> dict[str,
     return dict(result.json)
 
 
-# -- §4.1 match -----------------------------------------------------------------------------
+# -- match -----------------------------------------------------------------------------
 
 
 def test_group_probe_answers_empty_list_response(client: FunctionClient) -> None:
@@ -83,7 +83,7 @@ def test_match_by_display_name_is_case_insensitive_and_excludes_members(
     assert found["meta"]["location"] == f"{client.base}/Groups/{group['id']}"
 
 
-# -- §4.2 create ----------------------------------------------------------------------------
+# -- create ----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("schemas", [[GROUP_SCHEMA, ADSCIM], [ADSCIM_PRE_2018]],
@@ -131,7 +131,7 @@ def test_duplicate_display_name_is_409(client: FunctionClient, name: str) -> Non
     assert [g["id"] for g in listing["Resources"]] == [first["id"]]
 
 
-# -- §4.3 read ------------------------------------------------------------------------------
+# -- read ------------------------------------------------------------------------------
 
 
 def test_get_group_with_and_without_members(client: FunctionClient) -> None:
@@ -153,7 +153,7 @@ def test_get_unknown_group_is_404(client: FunctionClient) -> None:
                                  params={"excludedAttributes": "members"}), 404)
 
 
-# -- §4.4 add members -----------------------------------------------------------------------
+# -- add members -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", ["Add", "add"])
@@ -240,7 +240,7 @@ def test_member_patch_of_an_unknown_group_is_404_and_writes_nothing(
     assert client.get(f"/Users/{a}").json.get("groups", []) == []
 
 
-# -- §4.5 remove members --------------------------------------------------------------------
+# -- remove members --------------------------------------------------------------------
 
 
 def test_legacy_remove_with_value_list_removes_only_those(client: FunctionClient) -> None:
@@ -282,7 +282,7 @@ def test_removing_a_non_member_is_a_no_op(client: FunctionClient, shape: str) ->
     assert member_ids(client, group["id"]) == [a]
 
 
-# -- §4.6 rename ----------------------------------------------------------------------------
+# -- rename ----------------------------------------------------------------------------
 
 
 def test_rename_legacy_and_pathless(client: FunctionClient) -> None:
@@ -312,7 +312,7 @@ def test_rename_onto_existing_name_is_409(client: FunctionClient, shape: str) ->
     assert get(client, group["id"]) == before
 
 
-# -- §4.7 membership checks -----------------------------------------------------------------
+# -- membership checks -----------------------------------------------------------------
 
 
 MEMBERSHIP_FILTERS = {
@@ -342,7 +342,7 @@ def test_membership_check(client: FunctionClient, form: str,
                   )["totalResults"] == 1
 
 
-# -- §4.8 delete ----------------------------------------------------------------------------
+# -- delete ----------------------------------------------------------------------------
 
 
 def test_delete_group_is_204_then_404(client: FunctionClient) -> None:

@@ -1,4 +1,4 @@
-"""Entra user lifecycle, request by request (entra-scim-behaviour.md §3), through
+"""Entra user lifecycle, request by request as Entra sends them, through
 function_app.py on both stores, on /scim/v2 and on a registered tenant's URL."""
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def empty_list() -> dict[str, Any]:
             "itemsPerPage": 0, "Resources": []}
 
 
-# -- §3.1 Test Connection -------------------------------------------------------------------
+# -- Test Connection -------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("attribute", ["userName", "externalId"])
@@ -97,7 +97,7 @@ def test_test_connection_probe_answers_empty_list_response(client: FunctionClien
     assert result.json == empty_list()
 
 
-# -- §3.2 match before create ---------------------------------------------------------------
+# -- match before create ---------------------------------------------------------------
 
 
 def test_username_match_is_case_insensitive(client: FunctionClient) -> None:
@@ -152,7 +152,7 @@ def test_url_encoded_filter_is_decoded_by_the_host(http_client: HttpClient, quer
     assert [r["id"] for r in result.json["Resources"]] == [user["id"]]
 
 
-# -- §3.3 create ----------------------------------------------------------------------------
+# -- create ----------------------------------------------------------------------------
 
 
 def test_entra_create_body_is_stored_and_echoed_verbatim(client: FunctionClient) -> None:
@@ -227,7 +227,7 @@ def test_missing_or_empty_username_is_400(client: FunctionClient, user_name: str
     assert client.get("/Users").json["totalResults"] == 0
 
 
-# -- §3.4 read ------------------------------------------------------------------------------
+# -- read ------------------------------------------------------------------------------
 
 
 def test_get_user_by_id_returns_the_full_resource(client: FunctionClient) -> None:
@@ -244,7 +244,7 @@ def test_get_unknown_user_is_404_scim_error(client: FunctionClient) -> None:
     assert_scim_error(client.get(f"/Users/{uuid.uuid4()}"), 404)
 
 
-# -- §3.5 PATCH -----------------------------------------------------------------------------
+# -- PATCH -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", ["Replace", "replace", "REPLACE"])
@@ -514,7 +514,7 @@ def test_flagged_roles_replace_with_objects_is_stored(client: FunctionClient) ->
     assert result["roles"] == [{**roles[0], "primary": True}]
 
 
-# -- §3.6 disable ---------------------------------------------------------------------------
+# -- disable ---------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(("op", "value"), [("Replace", "False"), ("Replace", False),
@@ -544,7 +544,7 @@ def test_reenable_sets_active_true(client: FunctionClient, op: str, value: Any) 
     assert ids(find(client, "active eq true")) == [user["id"]]
 
 
-# -- §3.7 hard delete -----------------------------------------------------------------------
+# -- hard delete -----------------------------------------------------------------------
 
 
 def test_delete_is_204_then_404(client: FunctionClient) -> None:

@@ -1,4 +1,4 @@
-"""The `aadOptscim062020` matrix (entra-scim-behaviour.md §6): every row, sent in the default
+"""The `aadOptscim062020` matrix: every row, sent in the default
 (legacy) shape and in the flagged shape, reaches the same end state on both stores."""
 
 from __future__ import annotations

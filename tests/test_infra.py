@@ -697,10 +697,11 @@ def test_allowed_ip_ranges_become_allow_rules_beside_entra_when_restricted() -> 
 
 
 def test_readme_parameter_table_lists_every_template_parameter() -> None:
-    """README's Parameters table names exactly the parameters of main.bicep, in their order."""
+    """docs/deploying.md's Parameters table names exactly the parameters of main.bicep, in
+    their order."""
     params = re.findall(r"^param (\w+) ", bicep("main.bicep"), re.MULTILINE)
-    readme = (REPO / "README.md").read_text()
-    table = readme.split("\n### Parameters\n", 1)[1].split("\n## ", 1)[0]
+    readme = (REPO / "docs" / "deploying.md").read_text()
+    table = readme.split("\n## Parameters\n", 1)[1].split("\n## ", 1)[0]
     assert re.findall(r"^\| `(\w+)` \|", table, re.MULTILINE) == params
 
 

@@ -1,4 +1,4 @@
-"""PATCH on groups: member adds and both remove shapes (spec §4.4-4.6), net MemberChange."""
+"""PATCH on groups: member adds and both remove shapes (Entra's shapes), net MemberChange."""
 
 from __future__ import annotations
 
@@ -63,11 +63,11 @@ def fails(*ops: dict[str, Any], loader: Loader | None = None) -> ScimError:
     return caught.value
 
 
-# -- §4.4 add ----------------------------------------------------------------------------
+# -- add ----------------------------------------------------------------------------
 
 
 def test_4_4_add_members_body() -> None:
-    """§4.4: Add with a list of members ($ref null allowed) adds exactly those ids."""
+    """Add with a list of members ($ref null allowed) adds exactly those ids."""
     result = run({"op": "Add", "path": "members",
                   "value": [{"$ref": None, "value": U1}, {"value": U2}]})
     assert result.members == MemberChange(add=(Member(U1), Member(U2)))
@@ -75,27 +75,27 @@ def test_4_4_add_members_body() -> None:
 
 
 def test_4_4_add_keeps_display_and_ignores_ref_and_type() -> None:
-    """§4.4: display is carried; $ref and type do not matter."""
+    """Display is carried; $ref and type do not matter."""
     result = run({"op": "add", "path": "members", "value": [
         {"value": U1, "display": "Anna", "$ref": "https://x/Users/1", "type": "User"}]})
     assert result.members.add == (Member(U1, "Anna"),)
 
 
 def test_4_4_add_single_object_and_member_key_case() -> None:
-    """§4.4: a single member object (any key case) is accepted."""
+    """A single member object (any key case) is accepted."""
     assert run({"op": "add", "path": "Members", "value": {"Value": U1}}).members.add == (
         Member(U1),)
 
 
 def test_4_4_duplicates_in_one_add_collapse() -> None:
-    """§4.4: an id listed twice is added once."""
+    """An id listed twice is added once."""
     result = run({"op": "add", "path": "members", "value": [{"value": U1}, {"value": U1}]},
                  {"op": "add", "path": "members", "value": [{"value": U1}]})
     assert result.members.add == (Member(U1),)
 
 
 def test_4_4_pathless_add_members() -> None:
-    """§4.4: a path-less add with a members key adds them."""
+    """A path-less add with a members key adds them."""
     assert run({"op": "add", "value": {"members": [{"value": U1}]}}).members.add == (Member(U1),)
 
 
@@ -104,7 +104,7 @@ def test_4_4_pathless_add_members() -> None:
     ["plain-id"], [[U1]], 7, "id", [{"value": U1, "display": 3}],
 ])
 def test_4_4_bad_member_values_rejected(value: Any) -> None:
-    """§4.4: a member without a non-empty string value is 400 invalidValue."""
+    """A member without a non-empty string value is 400 invalidValue."""
     assert isinstance(fails({"op": "add", "path": "members", "value": value}), InvalidValue)
 
 
@@ -116,18 +116,18 @@ def test_4_4_member_ids_not_checked_here() -> None:
     assert loader.calls == 0
 
 
-# -- §4.5 remove -------------------------------------------------------------------------
+# -- remove -------------------------------------------------------------------------
 
 
 def test_4_5_legacy_remove_removes_only_listed() -> None:
-    """§4.5 (critical): Remove + path members + value list removes exactly those ids."""
+    """Entra's legacy removal: Remove + path members + value list removes exactly those ids."""
     result = run({"op": "Remove", "path": "members", "value": [{"value": U1}]})
     assert result.members == MemberChange(remove=(U1,))
     assert not result.members.remove_all
 
 
 def test_4_5_legacy_remove_single_object_and_many() -> None:
-    """§4.5: the legacy value may be one object or many; the group is never emptied."""
+    """The legacy value may be one object or many; the group is never emptied."""
     assert run({"op": "remove", "path": "members", "value": {"value": U1}}).members == (
         MemberChange(remove=(U1,)))
     result = run({"op": "Remove", "path": "members",
@@ -136,7 +136,7 @@ def test_4_5_legacy_remove_single_object_and_many() -> None:
 
 
 def test_4_5_flagged_remove_by_filter_without_loading() -> None:
-    """§4.5: remove members[value eq "id"] removes that id without loading members."""
+    """Remove members[value eq "id"] removes that id without loading members."""
     loader = Loader(Member(U2))
     result = run({"op": "remove", "path": f'members[value eq "{U1}"]'}, loader=loader)
     assert result.members == MemberChange(remove=(U1,))
@@ -144,7 +144,7 @@ def test_4_5_flagged_remove_by_filter_without_loading() -> None:
 
 
 def test_4_5_flagged_remove_filter_any_case() -> None:
-    """§4.5: the attribute, sub-attribute and operator names in the filter are case-free."""
+    """The attribute, sub-attribute and operator names in the filter are case-free."""
     result = run({"op": "remove", "path": f'Members[Value EQ "{U1}"]'})
     assert result.members == MemberChange(remove=(U1,))
 
@@ -159,7 +159,7 @@ def test_4_5_remove_without_value_removes_all(value: Any) -> None:
 
 
 def test_4_5_other_filters_use_loaded_members() -> None:
-    """§4.5: filters other than value eq are evaluated against load_members (once)."""
+    """Filters other than value eq are evaluated against load_members (once)."""
     loader = Loader(Member(U1, "Anna"), Member(U2, "Bo"), Member(U3, "anna"))
     result = run({"op": "remove", "path": 'members[display eq "ANNA"]'},
                  {"op": "remove", "path": f'members[value eq "{U2}" or value eq "nobody"]'},
@@ -180,7 +180,7 @@ def test_4_5_filter_without_loader_is_invalid_path() -> None:
 
 
 def test_4_5_remove_non_member_is_harmless() -> None:
-    """§4.5: removing a non-member yields a plain remove the store ignores, never remove_all."""
+    """Removing a non-member yields a plain remove the store ignores, never remove_all."""
     result = run({"op": "remove", "path": 'members[value eq "ghost"]'})
     assert result.members == MemberChange(remove=("ghost",))
 
@@ -249,18 +249,18 @@ def test_atomic_member_failure_discards_everything() -> None:
     assert "Operations[2]" in error.detail
 
 
-# -- §4.6 rename and other attributes ----------------------------------------------------
+# -- rename and other attributes ----------------------------------------------------
 
 
 def test_4_6_legacy_rename() -> None:
-    """§4.6: Replace displayName renames the group without member edits."""
+    """Replace displayName renames the group without member edits."""
     result = run({"op": "Replace", "path": "displayName", "value": "Facilities & Estates"})
     assert result.document["displayName"] == "Facilities & Estates"
     assert not result.members
 
 
 def test_4_6_pathless_rename_and_external_id() -> None:
-    """§4.6: path-less replace objects rename and set externalId."""
+    """Path-less replace objects rename and set externalId."""
     result = run({"op": "replace", "value": {"displayName": "Facilities & Estates"}},
                  {"op": "replace", "value": {"externalId": "new-object-id"}})
     assert result.document == {"displayName": "Facilities & Estates",

@@ -1,4 +1,5 @@
-"""PATCH on users: every Entra shape of spec §3.5-3.6 and §6, plus the RFC 7644 §3.5.2 rules."""
+"""PATCH on users: every Entra shape (disable and the aadOptscim062020 matrix too), plus the
+RFC 7644 §3.5.2 rules."""
 
 from __future__ import annotations
 
@@ -142,7 +143,7 @@ def test_malformed_path_is_invalid_path(path: str) -> None:
                       InvalidPath)
 
 
-# -- §3.5 (a)-(j) ------------------------------------------------------------------------
+# -- Entra's PATCH shapes ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("op", ["Add", "add", "ADD", "Replace", "replace", "rEpLaCe"])
@@ -525,13 +526,13 @@ def test_j_roles_flagged_full_objects() -> None:
     assert patch(user, {"op": "replace", "path": "roles", "value": roles})["roles"] == roles
 
 
-# -- §3.6 and the §6 matrix --------------------------------------------------------------
+# -- disable, and the flag matrix---------------------------------------------------------
 
 
 @pytest.mark.parametrize(("op", "value"), [("Replace", "False"), ("replace", False),
                                            ("Replace", False), ("replace", "False")])
 def test_3_6_disable_every_combination(op: str, value: Any) -> None:
-    """§3.6: legacy and flagged disable bodies (and their mixes) set active to false."""
+    """Legacy and flagged disable bodies (and their mixes) set active to false."""
     doc = patch(base_user(), {"op": op, "path": "active", "value": value})
     assert doc["active"] is False
     assert patch(doc, {"op": op, "path": "active", "value": "True" if value == "False" else True}
@@ -539,7 +540,7 @@ def test_3_6_disable_every_combination(op: str, value: Any) -> None:
 
 
 def test_3_6_pathless_disable_string() -> None:
-    """§3.6: a path-less {"active": "False"} disables too."""
+    """A path-less {"active": "False"} disables too."""
     assert patch(base_user(), {"op": "replace", "value": {"active": "False"}})["active"] is False
 
 
@@ -563,7 +564,7 @@ LEGACY_AND_FLAGGED = [
 @pytest.mark.parametrize(("legacy", "flagged"), LEGACY_AND_FLAGGED)
 def test_6_legacy_and_flagged_shapes_agree(legacy: list[dict[str, Any]],
                                            flagged: list[dict[str, Any]]) -> None:
-    """§6: each matrix row's legacy and aadOptscim062020 shapes give the same document."""
+    """Each matrix row's legacy and aadOptscim062020 shapes give the same document."""
     assert patch(base_user(), *legacy) == patch(base_user(), *flagged) != base_user()
 
 

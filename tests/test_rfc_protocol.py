@@ -602,7 +602,7 @@ def test_endpoints_the_rfc_defines_but_we_do_not_offer_answer_501(
     assert_scim_error(client.request(method, path, body), 501)
 
 
-# -- searching across resource types (§3.4.3) -----------------------------------------------
+# -- searching across resource types (RFC 7644 §3.4.3)------------------------------------------
 
 
 def test_root_search_covers_users_and_groups(client: FunctionClient) -> None:

@@ -1,6 +1,6 @@
 """A nudge per committed write on an Azure Storage Queue (``SCIM_EVENTS_QUEUE``), so a
 queue-triggered function in the host app wakes up without polling every tenant
-(docs/events.md). A nudge is a hint: losing or repeating one never loses an event."""
+(docs/host-app.md). A nudge is a hint: losing or repeating one never loses an event."""
 
 from __future__ import annotations
 

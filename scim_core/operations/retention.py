@@ -1,6 +1,6 @@
 """Retention of the change feed: events older than ``SCIM_EVENTS_RETENTION_DAYS`` are
 removed from every tenant's feed in bounded steps, within a time budget; what a run leaves
-is finished by the next (docs/events.md)."""
+is finished by the next (docs/host-app.md, "Retention and resynchronising")."""
 
 from __future__ import annotations
 

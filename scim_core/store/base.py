@@ -68,6 +68,14 @@ class Record:
     """The store's own concurrency token; opaque to the service."""
 
 
+@dataclass(frozen=True)
+class Window:
+    """A page of one kind's resources by position, and how many of that kind there are."""
+
+    records: list[Record]
+    total: int
+
+
 Stamp = Callable[[], tuple[str, str]]
 """A fresh ``(last_modified, version)`` for a resource a change touches on the side."""
 
@@ -170,11 +178,20 @@ class TenantStore(Protocol):
         ...
 
     def scan(self, kind: Kind) -> Iterator[Record]:
-        """Every resource of a kind, ordered by id."""
+        """Every resource of a kind, ordered by id, streamed (a page of storage at a time)."""
         ...
 
     def count(self, kind: Kind) -> int:
-        """How many resources of a kind there are (reading their keys, not documents)."""
+        """How many resources of a kind there are: exact, from counts kept by the writes
+        themselves (one read, whatever the tenant's size)."""
+        ...
+
+    def window(self, kind: Kind, *, offset: int, size: int) -> Window:
+        """Up to ``size`` resources of a kind in id order from position ``offset`` (0 is
+        the first), and the ``count``. The page after one this process served reads on
+        from where that page ended, whatever the offset, so it costs the page; other
+        offsets may read the keys before them, never the documents. While resources come
+        and go, a page that continues an earlier one (within minutes) continues it."""
         ...
 
     def page(self, kind: Kind, *, cursor: str | None,

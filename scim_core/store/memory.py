@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
+import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from scim_core.store.base import (
     Meta,
     Record,
     Stamp,
+    Window,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.errors import (
@@ -36,6 +39,7 @@ from scim_core.store.errors import (
     VersionMoved,
 )
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
+from scim_core.store.marks import Marks
 from scim_core.tenants.registry import MemoryTenantRegistry
 
 OnCommit = Callable[[str, int], None]
@@ -64,6 +68,21 @@ class _Rows:
     """The state the feed records: enabled or disabled (for their events), deleting or
     deleted (which fence every view)."""
     epoch: int = 0
+    ids: dict[str, list[str]] = field(default_factory=lambda: {USER: [], GROUP: []})
+    """Each kind's ids, sorted: counts and pages by position without sorting the tenant."""
+    roster: int = 0
+    """Moves with every create and delete (the table store's ``Counts.version``)."""
+    since: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+    def listed(self, kind: str, resource_id: str, present: bool) -> None:
+        """Keep ``ids`` in step with a create (``present``) or a delete."""
+        ids = self.ids[kind]
+        at = bisect.bisect_left(ids, resource_id)
+        if present:
+            ids.insert(at, resource_id)
+        else:
+            del ids[at]
+        self.roster += 1
 
 
 class MemoryStore:
@@ -75,12 +94,13 @@ class MemoryStore:
         self._etags = count(1)
         self._registry = MemoryTenantRegistry()
         self._on_commit = on_commit
+        self._marks = Marks()
 
     def tenant(self, name: str, epoch: int | None = None) -> MemoryTenantStore:
         """The view of tenant ``name``; with ``epoch``, of that tenant only."""
         with self._lock:
             return MemoryTenantStore(name, self._tenants[name], self._lock, self._etags,
-                                     self._on_commit, epoch)
+                                     self._on_commit, epoch, self._marks)
 
     def tenant_registry(self) -> MemoryTenantRegistry:
         """The registry of this store's tenants."""
@@ -92,13 +112,14 @@ class MemoryTenantStore:
 
     def __init__(self, name: str, rows: _Rows, lock: threading.RLock,
                  etags: Iterator[int], on_commit: OnCommit | None = None,
-                 epoch: int | None = None) -> None:
+                 epoch: int | None = None, marks: Marks | None = None) -> None:
         self._name = name
         self._t = rows
         self._lock = lock
         self._etags = etags
         self._on_commit = on_commit
         self._epoch = epoch
+        self._marks = marks if marks is not None else Marks()
 
     @property
     def tenant(self) -> str:
@@ -191,6 +212,8 @@ class MemoryTenantStore:
                 self._check_users(members)
             entry = _Entry(json.dumps(record.document), record.meta, str(next(self._etags)),
                            tuple(indexes))
+            if (record.kind, record.id) not in self._t.entries:
+                self._t.listed(record.kind, record.id, True)
             self._t.entries[(record.kind, record.id)] = entry
             self._set_indexes(record.kind, record.id, (), indexes)
             emitted = list(events)
@@ -277,6 +300,7 @@ class MemoryTenantStore:
             emitted = [] if events is None else list(events(
                 self._record(kind, resource_id, entry)))
             del t.entries[(kind, resource_id)]
+            t.listed(kind, resource_id, False)
             self._set_indexes(kind, resource_id, entry.indexes, ())
             if kind == GROUP:
                 self._apply_members(resource_id, MemberChange(remove_all=True))
@@ -303,17 +327,41 @@ class MemoryTenantStore:
             return [self._record(kind, i, self._t.entries[(kind, i)]) for i in ids]
 
     def scan(self, kind: Kind) -> Iterator[Record]:
-        """Every resource of a kind, ordered by id."""
-        with self._lock:
-            self._readable()
-            snapshot = sorted((i, e) for (k, i), e in self._t.entries.items() if k == kind)
-        return (self._record(kind, i, e) for i, e in snapshot)
+        """Every resource of a kind, ordered by id, a hundred at a time."""
+        after: str | None = None
+        while True:
+            with self._lock:
+                self._readable()
+                ids = self._t.ids[kind]
+                start = 0 if after is None else bisect.bisect_right(ids, after)
+                chosen = [self._record(kind, i, self._t.entries[(kind, i)])
+                          for i in ids[start:start + 100]]
+            if not chosen:
+                return
+            yield from chosen
+            after = chosen[-1].id
 
     def count(self, kind: Kind) -> int:
         """How many resources of a kind there are."""
         with self._lock:
             self._readable()
-            return sum(1 for (k, _) in self._t.entries if k == kind)
+            return len(self._t.ids[kind])
+
+    def window(self, kind: Kind, *, offset: int, size: int) -> Window:
+        """Up to ``size`` resources of a kind from position ``offset``, and the count."""
+        with self._lock:
+            self._readable()
+            t = self._t
+            ids = t.ids[kind]
+            listing = (id(self._marks), self._name, t.since, kind)
+            base, after = self._marks.start(listing, offset, t.roster)
+            start = (0 if after is None else bisect.bisect_right(ids, after)) + offset - base
+            chosen = ids[start:start + max(0, size)] if offset >= 0 else []
+            if chosen:
+                self._marks.put(listing, offset + len(chosen), chosen[-1], t.roster,
+                                served=True)
+            return Window([self._record(kind, i, t.entries[(kind, i)]) for i in chosen],
+                          len(ids))
 
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
@@ -322,9 +370,11 @@ class MemoryTenantStore:
         with self._lock:
             self._readable()
             entries = self._t.entries
-            ids = sorted(i for (k, i) in entries if k == kind and i > after)
-            chosen = [self._record(kind, i, entries[(kind, i)]) for i in ids[:size]]
-        more = len(ids) > size
+            ids = self._t.ids[kind]
+            start = bisect.bisect_right(ids, after)
+            chosen = [self._record(kind, i, entries[(kind, i)])
+                      for i in ids[start:start + max(0, size)]]
+            more = len(ids) > start + size
         return chosen, (encode_cursor(chosen[-1].id, self._epoch or 0)
                         if more and chosen else None)
 
@@ -442,4 +492,5 @@ class MemoryTenantStore:
             t.events.clear()
             t.epoch += 1
             t.tenant_state = state
+            t.since = uuid.uuid4().hex  # a new listing: no page mark of the old tenant applies
             return t.epoch

@@ -1,4 +1,4 @@
-"""The Store protocol on Azure Table Storage (layout: README "Table layout")."""
+"""The Store protocol on Azure Table Storage (layout: docs/host-app.md, "Table layout")."""
 
 from scim_core.store.tables.store import TableStore, TableTenantStore, table_store
 

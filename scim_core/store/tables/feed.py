@@ -1,5 +1,5 @@
 """The change feed in a tenant's partition: the ``feed`` row that hands out positions under
-If-Match, and the event rows (docs/events.md, "Table layout")."""
+If-Match, and the event rows (docs/host-app.md, "Table layout")."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import logging
 import random
 import threading
 import time
+import uuid
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from azure.core import MatchConditions
@@ -23,9 +24,11 @@ from azure.data.tables import TableClient, UpdateMode
 
 from scim_core.events import drafts
 from scim_core.events.model import Event, EventDraft, EventType
+from scim_core.kinds import Kind
 from scim_core.lru import Lru
 from scim_core.store.errors import StorageUnavailable, TenantGone
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
+from scim_core.store.tables import keys
 from scim_core.store.tables.batches import Step, if_match, row
 from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
 from scim_reader.layout import EVENT_PREFIX as EVENT_PREFIX
@@ -118,6 +121,65 @@ def membership_events(steps: Iterable[Step], *, time: str, version: str,
     return events
 
 
+# -- counts: how many users and groups the tenant holds, kept in its feed row -------------------
+
+
+@dataclass(frozen=True)
+class Counts:
+    """How many users and groups a tenant holds, as its feed row records them: every
+    transaction that creates or deletes a document moves them under the row's If-Match.
+    ``version`` grows with each such transaction; ``since`` names the counting (a tenant
+    re-created under the same name starts another)."""
+
+    users: int
+    groups: int
+    version: int
+    since: str
+
+    def of(self, kind: str) -> int:
+        """The count of ``kind``."""
+        return self.users if kind == Kind.USER else self.groups
+
+    def moved(self, delta: tuple[int, int]) -> Counts:
+        """The counts after a transaction that changed them by ``delta`` (users, groups)."""
+        return Counts(self.users + delta[0], self.groups + delta[1], self.version + 1,
+                      self.since)
+
+
+_USERS_LOW = keys.documents_range(Kind.USER)[0]
+_GROUPS_LOW = keys.documents_range(Kind.GROUP)[0]
+
+
+def count_delta(steps: Iterable[Step]) -> tuple[int, int]:
+    """How a transaction of ``steps`` changes the users and groups: +1 per document row it
+    creates, -1 per document row it deletes."""
+    users = groups = 0
+    for step in steps:
+        change = {"create": 1, "delete": -1}.get(step.verb, 0)
+        row_key = str(step.entity.get("RowKey", ""))
+        if change and row_key.startswith(_USERS_LOW):
+            users += change
+        elif change and row_key.startswith(_GROUPS_LOW):
+            groups += change
+    return users, groups
+
+
+def counts_of(entity: Mapping[str, Any]) -> Counts | None:
+    """The counts a feed row holds (None: a row that predates them)."""
+    if "rosterId" not in entity:
+        return None
+    return Counts(int(entity.get("users") or 0), int(entity.get("groups") or 0),
+                  int(entity.get("rosterVersion") or 0), str(entity["rosterId"]))
+
+
+def counts_properties(counts: Counts | None) -> dict[str, Any]:
+    """The feed row properties that hold ``counts`` (none for None)."""
+    if counts is None:
+        return {}
+    return {"users": counts.users, "groups": counts.groups, "rosterVersion": counts.version,
+            "rosterId": counts.since}
+
+
 @dataclass(frozen=True)
 class Head:
     """A tenant's feed row as last seen: its last position and etag (None: no row yet)."""
@@ -127,6 +189,7 @@ class Head:
     floor: int = 0
     tenant_state: str | None = None
     epoch: int = 0
+    counts: Counts | None = None
 
 
 class Feeds:
@@ -166,10 +229,10 @@ class Feeds:
         else:
             head = Head(int(entity.get("position") or 0), str(entity.metadata["etag"]),
                         int(entity.get("floor") or 0), entity.get("tenantState"),
-                        int(entity.get("epoch") or 0))
+                        int(entity.get("epoch") or 0), counts_of(entity))
             if thorough and "position" not in entity:
                 head = Head(self._last_event(partition), head.etag, head.floor,
-                            head.tenant_state, head.epoch)
+                            head.tenant_state, head.epoch, head.counts)
         self._keep(partition, head, always=replace)
         return head
 
@@ -192,11 +255,11 @@ class Feeds:
         return last
 
     def committed(self, partition: str, tenant: str, head: Head, *,
-                  quiet: bool = False) -> None:
-        """A transaction of this process moved the head to ``head`` (``quiet``: without an
-        event, so nobody is told)."""
+                  appended: bool = True) -> None:
+        """A transaction of this process moved the head to ``head`` (``appended``: with
+        events, which the commit hook is told of)."""
         self._keep(partition, head)
-        if self.on_commit is not None and not quiet:
+        if appended and self.on_commit is not None:
             try:
                 self.on_commit(tenant, head.position)
             except Exception:  # a nudge is a hint: its failure never fails the write
@@ -237,8 +300,10 @@ class Feeds:
             fresh = head.etag is None and head.position == 0
             start = 0 if fresh else head.position + 1
             epoch = head.epoch + 1
+            # The partition is empty: the new tenant's counting starts at zero.
+            fresh_counts = counts_properties(Counts(0, 0, 0, uuid.uuid4().hex))
             if self._write(partition, head, {"tenantState": state, "position": start,
-                                             "floor": start, "epoch": epoch}):
+                                             "floor": start, "epoch": epoch, **fresh_counts}):
                 self.read(partition, replace=True)
                 return epoch
         raise StorageUnavailable(_BUSY, retry_after=1)
@@ -260,6 +325,22 @@ class Feeds:
                 raise
             return False
         return True
+
+    def count_into(self, partition: str, head: Head, counts: Counts) -> Head | None:
+        """Record ``counts`` (from a scan of the keys that began after ``head`` was read)
+        in the feed row, under If-Match on ``head``; the head after, or None when a write
+        moved the row meanwhile (the scan may have missed it) or the row is gone."""
+        if head.etag is None:
+            return None
+        entity = row(partition, FEED_ROW, **counts_properties(counts))
+        try:
+            answer = self._table.update_entity(entity, mode=UpdateMode.MERGE,
+                                               **if_match(head.etag))
+        except (ResourceNotFoundError, ResourceModifiedError):
+            return None
+        counted = replace(head, etag=str(answer["etag"]), counts=counts)
+        self._keep(partition, counted)
+        return counted
 
 
 class FeedWrite:
@@ -284,6 +365,7 @@ class FeedWrite:
         self._attempts = 0
         self._head: Head | None = None
         self._rows: list[dict[str, Any]] = []
+        self._delta = (0, 0)
         self.landed: int | None = None
         """The last position of the latest batch that landed (None before one has)."""
 
@@ -292,6 +374,7 @@ class FeedWrite:
         self._rows = [unplaced_entity(self._partition, draft, self._tenant)
                       for draft in self._events(batch)]
         self._writes = bool(batch)
+        self._delta = count_delta(batch)
         return bool(self._rows)
 
     def steps(self) -> list[Step]:
@@ -306,7 +389,7 @@ class FeedWrite:
             return []
         last = head.position + len(self._rows)
         partition = self._partition
-        moved: dict[str, Any] = {"position": last}
+        moved: dict[str, Any] = {"position": last, **self._counted(head)}
         if self._tenant_state is not None:
             moved["tenantState"] = self._tenant_state
         if head.etag is None:
@@ -329,18 +412,26 @@ class FeedWrite:
             check_live(head.tenant_state, head.epoch, self._epoch)
         return head
 
+    def _counted(self, head: Head) -> dict[str, Any]:
+        """The feed row's counts after this batch (none while the row has none)."""
+        if head.counts is None or self._delta == (0, 0):
+            return {}
+        return counts_properties(head.counts.moved(self._delta))
+
     def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
         """The batch landed; ``results`` are its feed steps' results."""
         if not results or self._head is None:
             return
         head = self._head
+        counts = head.counts
+        if counts is not None and self._delta != (0, 0):
+            counts = counts.moved(self._delta)
         if self._rows:
             self.landed = head.position + len(self._rows)
-        position = head.position + len(self._rows)
         self._feeds.committed(self._partition, self._tenant, Head(
-            position, str(results[0]["etag"]), head.floor,
-            self._tenant_state or head.tenant_state, head.epoch or (self._epoch or 0)),
-            quiet=not self._rows)
+            head.position + len(self._rows), str(results[0]["etag"]), head.floor,
+            self._tenant_state or head.tenant_state, head.epoch or (self._epoch or 0),
+            counts), appended=bool(self._rows))
 
     def turn(self) -> threading.Lock:
         """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""

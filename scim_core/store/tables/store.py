@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -26,6 +28,7 @@ from scim_core.store.base import (
     Meta,
     Record,
     Stamp,
+    Window,
 )
 from scim_core.store.cursor import decode_cursor, encode_cursor
 from scim_core.store.errors import (
@@ -40,6 +43,7 @@ from scim_core.store.errors import (
     VersionMoved,
 )
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
+from scim_core.store.marks import Marks
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import (
     FEED_RESERVE,
@@ -72,6 +76,7 @@ from scim_core.store.tables.errors import Failure, failure_of, storage_errors
 from scim_core.store.tables.feed import (
     EVENTS_END,
     FEED_ROW,
+    Counts,
     Feeds,
     FeedWrite,
     OnCommit,
@@ -81,9 +86,16 @@ from scim_core.store.tables.feed import (
 )
 from scim_core.store.tables.tenants import TableTenantRegistry
 
+if TYPE_CHECKING:
+    from azure.core.paging import PageIterator
+
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
 
 PAGE_LIMIT = 1000
+POINT_READ_LIMIT = 32
+"""Up to this many rows are checked for existence by point reads, more by range queries."""
+SCAN_PAGE = 100
+"""Documents per storage request of a scan: what a filter that does not plan holds at once."""
 _ATTEMPTS = 5
 _DELETE_ATTEMPTS = 20
 _BUSY = "The resource is changing too fast; retry later."
@@ -101,6 +113,7 @@ class TableStore:
                  on_commit: OnCommit | None = None) -> None:
         self.table = table_client
         self.feeds = Feeds(table_client, on_commit=on_commit)
+        self.marks = Marks()
         self._read_workers = read_workers
         self._lock = threading.Lock()
         self._table_ready = False
@@ -168,11 +181,56 @@ class TableStore:
         """Point reads of ``rows`` on a small pool (an OR of RowKeys scans the partition)."""
         if len(rows) <= 1:
             return [self.read(partition, row_key, select) for row_key in rows]
+        return list(self._read_pool().map(lambda row_key: self.read(partition, row_key, select),
+                                          rows))
+
+    def _read_pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._read_workers,
                                                 thread_name_prefix="table-store-read")
-        return list(self._pool.map(lambda row_key: self.read(partition, row_key, select), rows))
+            return self._pool
+
+    def present(self, partition: str, row_keys: Iterable[str]) -> set[str]:
+        """Which of ``row_keys`` exist. Up to ``POINT_READ_LIMIT`` keys: point reads on the
+        pool. More: the sorted keys in up to ``read_workers`` slices (of at least that many
+        keys) on the pool, each walked with range queries of RowKeys (``_present_in``), so
+        the requests are at most the keys, and at most the slices plus one per 1,000 rows
+        between the first key and the last, however many of the keys are missing."""
+        wanted = sorted(set(row_keys))
+        if len(wanted) <= POINT_READ_LIMIT:
+            found = self.read_many(partition, wanted, select=["RowKey"])
+            return {key for key, entity in zip(wanted, found, strict=True) if entity is not None}
+        size = max(POINT_READ_LIMIT, -(-len(wanted) // self._read_workers))
+        slices = [wanted[at:at + size] for at in range(0, len(wanted), size)]
+        present: set[str] = set()
+        for part in self._read_pool().map(lambda keys: self._present_in(partition, keys),
+                                          slices):
+            present |= part
+        return present
+
+    def _present_in(self, partition: str, wanted: Sequence[str]) -> set[str]:
+        """Which of the sorted ``wanted`` exist: one page of the RowKeys from the first key
+        not yet decided to the last; every key up to the page's last row is decided by it,
+        and the next query skips the rows between that one and the next undecided key."""
+        found: set[str] = set()
+        asked = set(wanted)
+        start = 0
+        while start < len(wanted):
+            pages = cast("PageIterator[TableEntity]", self.table.query_entities(
+                "PartitionKey eq @partition and RowKey ge @low and RowKey le @high",
+                parameters={"partition": partition, "low": wanted[start], "high": wanted[-1]},
+                select=["RowKey"], results_per_page=PAGE_LIMIT).by_page())
+            rows: list[str] = []
+            for page in pages:  # storage may answer an empty page with a continuation
+                rows = [str(entity["RowKey"]) for entity in page]
+                if rows:
+                    break
+            found.update(key for key in rows if key in asked)
+            if not rows or pages.continuation_token is None:
+                break
+            start = bisect.bisect_right(wanted, rows[-1], lo=start)
+        return found
 
     def range(self, partition: str, low: str, high: str, *, after: str | None = None,
               select: list[str] | None = None,
@@ -285,12 +343,11 @@ class TableTenantStore:
         return units + add_units(self._partition, group_id, change.add)
 
     def _stored_users(self, ids: set[str]) -> set[str]:
-        wanted = sorted(ids)
-        found = self._store.read_many(self._partition,
-                                      [keys.document_key(USER, i) for i in wanted],
-                                      select=["id"])
-        return {user_id for user_id, entity in zip(wanted, found, strict=True)
-                if entity is not None}
+        """Which of ``ids`` are users of the tenant, in requests that grow with the number
+        of batches the ids fill, not with how many of them are missing
+        (``TableStore.present``)."""
+        rows = {keys.document_key(USER, user_id): user_id for user_id in ids}
+        return {rows[row_key] for row_key in self._store.present(self._partition, rows)}
 
     def _check_users(self, batches: Sequence[Sequence[Step]]) -> None:
         """Before a change of several batches: every added user must exist, since a later
@@ -537,21 +594,91 @@ class TableTenantStore:
             return records
 
     def scan(self, kind: Kind) -> Iterator[Record]:
-        """Every resource of a kind, ordered by id."""
+        """Every resource of a kind, ordered by id, streamed a storage page at a time."""
         low, high = keys.documents_range(kind)
         found = False
         with self._store.session():
-            for entity in self._range(low, high):
+            for entity in self._range(low, high, per_page=SCAN_PAGE):
                 yield self._record(kind, entity)
                 found = True
             if not found:
                 self._confirm()
 
     def count(self, kind: Kind) -> int:
-        """How many resources of a kind there are: one range of their RowKeys only."""
+        """How many resources of a kind there are: the feed row's counts (one point read)."""
+        with self._store.session():
+            return self._tally().of(kind)
+
+    def _tally(self) -> Counts:
+        """The tenant's counts as its feed row holds them now. A row that predates counts
+        gets them once: its keys are counted (never its documents) and the result merged
+        into the row under If-Match on the row as read before, so that a write meanwhile,
+        which moves the row, makes it count again. Without a feed row (no write yet since
+        the feed) the keys are counted and nothing is written."""
+        feeds = self._store.feeds
+        for _ in range(_ATTEMPTS):
+            head = feeds.read(self._partition)
+            if self._epoch is not None:  # the read that counts also says the tenant is live
+                check_live(head.tenant_state, head.epoch if head.etag else self._epoch,
+                           self._epoch)
+            if head.counts is not None:
+                return head.counts
+            users, groups = (self._count_keys(kind) for kind in (USER, GROUP))
+            counts = Counts(users, groups, 0, uuid.uuid4().hex)
+            if head.etag is None:
+                return Counts(users, groups, -1, "")
+            counted = feeds.count_into(self._partition, head, counts)
+            if counted is not None:
+                return counts
+        return Counts(users, groups, -1, "")  # too busy to record: this count stands alone
+
+    def _count_keys(self, kind: Kind) -> int:
+        low, high = keys.documents_range(kind)
+        return sum(1 for _ in self._range(low, high, select=["RowKey"]))
+
+    def window(self, kind: Kind, *, offset: int, size: int) -> Window:
+        """Up to ``size`` resources of a kind from position ``offset``, and the count: one
+        read of the feed row and one range from the key where a page of this process
+        ended (``Marks``); from anywhere else, the keys before ``offset`` are read first
+        (``RowKey`` only, streamed) from the nearest known position."""
         low, high = keys.documents_range(kind)
         with self._store.session():
-            return sum(1 for _ in self._range(low, high, select=["RowKey"]))
+            tally = self._tally()
+            total = tally.of(kind)
+            if size <= 0 or offset < 0:
+                return Window([], total)
+            marks = self._store.marks
+            listing = (self._partition, tally.since, kind)
+            base, after = (marks.start(listing, offset, tally.version) if tally.since
+                           else (0, None))
+            if base == 0 and after is None and offset >= total:
+                return Window([], total)
+            if base < offset:
+                after = self._skip(kind, listing, base, after, offset, tally.version)
+                if after is None:
+                    return Window([], total)
+            rows = list(islice(self._range(low, high, after=after,
+                                           per_page=min(size, PAGE_LIMIT)), size))
+            if rows and tally.since:
+                marks.put(listing, offset + len(rows), str(rows[-1]["RowKey"]),
+                          tally.version, served=True)
+        return Window([self._record(kind, entity) for entity in rows], total)
+
+    def _skip(self, kind: Kind, listing: tuple[str, str, Kind], base: int,
+              after: str | None, offset: int, version: int) -> str | None:
+        """The RowKey just before position ``offset``, reading only keys from ``after``
+        (at position ``base``); every ``PAGE_LIMIT`` keys read leave a mark. None when the
+        kind has fewer resources."""
+        low, high = keys.documents_range(kind)
+        wanted = offset - base
+        last, read = after, 0
+        rows = self._range(low, high, after=after, select=["RowKey"],
+                           per_page=min(wanted, PAGE_LIMIT))
+        for entity in islice(rows, wanted):
+            last, read = str(entity["RowKey"]), read + 1
+            if read % PAGE_LIMIT == 0 and read < wanted and listing[1]:
+                self._store.marks.put(listing, base + read, last, version, served=False)
+        return last if read == wanted else None
 
     def page(self, kind: Kind, *, cursor: str | None,
              size: int) -> tuple[list[Record], str | None]:
