@@ -35,6 +35,7 @@ from scim_core.operations.tokens import (
     TokenError,
     reuse_message,
 )
+from scim_core.retry import TENANT_STATE
 from scim_core.store.base import Store
 from scim_core.store.errors import NotEmpty, StoreError, TenantGone
 from scim_core.tenants.model import (
@@ -52,7 +53,6 @@ from scim_core.tenants.model import (
 from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
 
 DEFAULT_STEP_ROWS = 1000
-STATE_ATTEMPTS = 20
 _STATE_EVENTS = {DISABLED: EventType.TENANT_DISABLED, ENABLED: EventType.TENANT_ENABLED}
 
 
@@ -314,7 +314,7 @@ class TenantAdmin:
         reading again and re-deciding when another process changed it first, so that no
         state change undoes another; None from ``change`` leaves the row as it is."""
         registry = self.store.tenant_registry()
-        for _ in range(STATE_ATTEMPTS):
+        for _ in TENANT_STATE.tries():
             tenant = self._tenant(tenant_id)
             with self._storage():
                 changed = change(tenant)

@@ -20,7 +20,7 @@ from scim_core.store.tables.entities import (
     stored_document,
     stored_index_rows,
 )
-from scim_core.store.tables.errors import Failure, failure_of
+from scim_core.store.tables.errors import Failure, StepFailed, failure_of
 
 MAX_BATCH = 100
 FEED_RESERVE = 4
@@ -129,9 +129,9 @@ def added_users(batches: Iterable[Sequence[Step]]) -> set[str]:
     return {step.member for batch in batches for step in batch if step.member is not None}
 
 
-def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str | None:
+def missing_member(error: StepFailed, steps: Sequence[Step]) -> str | None:
     """The user id whose document row a failed batch of member adds did not find."""
-    index: int = error.index
+    index = error.index
     if failure_of(error) is Failure.MISSING and 0 <= index < len(steps):
         return steps[index].member
     return None
@@ -148,8 +148,8 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
     one that lost the feed row to another writer is resubmitted with later positions; a
     member-only one (``feed.quiet_is_nothing``) that, after those drops, would emit no event
     changes nothing and is not sent. Returns the results of the operations sent ([] when
-    none was). Every other failure is raised, its ``index`` naming the failed operation in
-    ``steps``."""
+    none was). Every other failure of the transaction is raised as ``StepFailed``, its
+    ``index`` naming the failed operation in ``steps``."""
     pending = list(enumerate(steps))
     while True:
         batch = [step for _, step in pending]
@@ -160,21 +160,21 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
             results = _attempt(table, batch, feed)
         except TableTransactionError as error:
             index: int = error.index
-            if not 0 <= index < len(pending):
-                raise
-            position, failed = pending[index]
-            error.index = position
+            position, failed = pending[index] if 0 <= index < len(pending) else (-1, None)
+            step_failed = StepFailed(position, error)
+            if failed is None:
+                raise step_failed from error
             if failure_of(error) is Failure.MISSING and failed.optional:
                 if failed.pair is None:
                     del pending[index]
                 else:
                     pending = [(at, step) for at, step in pending if step.pair != failed.pair]
                 continue
-            gone = missing_member(error, steps) if drop_missing_members else None
+            gone = missing_member(step_failed, steps) if drop_missing_members else None
             if gone is not None:
                 pending = [(at, step) for at, step in pending if step.member != gone]
                 continue
-            raise
+            raise step_failed from error
         if results is not None:
             return results
 
