@@ -319,12 +319,17 @@ def test_member_lists_over_100_go_in_batches_of_at_most_100(
     assert rows_besides_users(table_harness) == []
 
 
+@pytest.mark.slow
 def test_a_large_group_works_and_member_operations_cost_the_same_as_in_a_small_one(
-        table_harness: TableHarness) -> None:
-    """A BIG_GROUP-member group lists, checks and changes members with constant requests."""
-    check_large_group(table_harness, BIG_GROUP)
+        keyed_table_harness: TableHarness) -> None:
+    """A BIG_GROUP-member group whose members were added through the store lists, checks
+    and changes members with constant requests (on Azurite with keyed lookups, which
+    answers as stock Azurite does but finds rows by key instead of scanning the partition
+    for every operation of the build)."""
+    check_large_group(keyed_table_harness, BIG_GROUP)
 
 
+@pytest.mark.slow
 def test_a_100000_member_group_works_with_constant_member_costs(
         keyed_table_harness: TableHarness) -> None:
     """A 100,000-member group (on Azurite with keyed lookups) behaves as a small one."""
@@ -356,7 +361,9 @@ def check_large_group(harness: TableHarness, size: int, *, through_store: bool =
     started = time.monotonic()
     if through_store:
         seed_users(harness, 0, size, "{:08d}-member", indexed=False)
-        add_group(store, "big", "big", ids[:1000])
+        store.tenant(T).create(Record(GROUP, "big", {"displayName": "big"}, META),
+                               [IndexKey("displayName", "big", True)],
+                               [Member(i) for i in ids[:1000]])
         # 33 adds fill one batch (3 operations each, and the group's meta)
         for start in range(1000, size, 33):
             chunk = tuple(Member(i) for i in ids[start:start + 33])
