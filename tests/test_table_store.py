@@ -333,6 +333,7 @@ def test_a_large_group_works_and_member_operations_cost_the_same_as_in_a_small_o
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # a hang guard: on 2 busy cores, listing 100,000 rows takes minutes
 def test_a_100000_member_group_works_with_constant_member_costs(
         keyed_table_harness: TableHarness) -> None:
     """A 100,000-member group (on Azurite with keyed lookups) behaves as a small one."""
