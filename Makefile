@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
+# pytest worker processes (pytest-xdist); many tests wait on Azurite or subprocesses, so more
+# workers than cores pays off
+TEST_WORKERS ?= 3
 
 .PHONY: run test lint typecheck pytest infra-check bench setup clean
 
@@ -40,7 +43,7 @@ infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
 
 pytest: setup
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
