@@ -166,7 +166,8 @@ def get_manage_api() -> Any:
             if _manage is None:
                 from scim_core.app import build_manage_api
 
-                _manage = build_manage_api(api.settings, store=api.store)
+                _manage = build_manage_api(api.settings, store=api.store,
+                                           recorder=api.recorder)
     return _manage
 
 

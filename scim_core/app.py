@@ -176,9 +176,11 @@ def activity_endpoints(registry: Registry) -> frozenset[str]:
 
 def build_manage_api(settings: Settings, *, store: Store | None = None,
                      secrets: SecretStore | None = None,
-                     env: Mapping[str, str] | None = None) -> ManageApi:
+                     env: Mapping[str, str] | None = None,
+                     recorder: Recorder | None = None) -> ManageApi:
     """The management API (``/manage/v1``) for ``settings`` and its ``SCIM_MANAGE_*``
-    settings in ``env``; give it the SCIM API's store so both share one."""
+    settings in ``env``; give it the SCIM API's store and recorder so both share one
+    store and one activity log."""
     from scim_core.manage import ManageApi, ManageSettings
 
     store = store if store is not None else build_store(settings)
@@ -189,7 +191,7 @@ def build_manage_api(settings: Settings, *, store: Store | None = None,
         from scim_core.manage.entra import EntraTokens
 
         entra = EntraTokens(manage)
-    return ManageApi(store, secrets, settings, manage, entra=entra)
+    return ManageApi(store, secrets, settings, manage, entra=entra, recorder=recorder)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:
