@@ -14,6 +14,7 @@ from scim_core.api import ScimApi
 from scim_core.auth import StaticTokenSource, TokenSource
 from scim_core.auth.keyvault_secrets import as_secret_store
 from scim_core.auth.secrets import SecretStore
+from scim_core.auth.source import version_of
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings
 from scim_core.errors import ServiceUnavailable
@@ -65,6 +66,10 @@ class LocalDefaultToken:
                 "No bearer token is configured: set SCIM_KEYVAULT_URL or SCIM_BEARER_TOKEN, "
                 "or create one with: python -m scim_core.admin rotate-token", retry_after=60)
         return False
+
+    def version_of(self, presented: str) -> str | None:
+        """The version ``presented`` matched (see ``LocalTokenSource.version_of``)."""
+        return version_of(self._source, presented)
 
     def _exists(self) -> bool:
         now = self._clock()

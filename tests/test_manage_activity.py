@@ -150,3 +150,29 @@ def test_a_range_far_in_the_past_or_future_is_bounded(world: World) -> None:
                       until="9999-12-31T00:00:00Z").status == 200
     assert world.call("GET", "/tenants/contoso/health", since="0001-01-01T00:00:00Z",
                       until="9999-12-31T00:00:00Z").status == 200
+
+
+def test_token_versions_and_health_show_each_versions_last_use(world: World) -> None:
+    """GET /tokens and /health show, per token version, its creation and last use: the
+    versions a SCIM request used have one, a version never used has none."""
+    first = world.tenant("contoso")
+    assert world.scim_call("contoso", first, "GET", "/Users").status == 200
+    rotated = world.call("POST", "/tenants/contoso/tokens")
+    assert rotated.status == 201, rotated.body
+    second = str(rotated.document()["token"])
+    world.scim.tokens.forget("contoso")  # as another process would, after its cache time
+    assert world.scim_call("contoso", second, "GET", "/Users").status == 200
+    assert world.call("POST", "/tenants/contoso/tokens/retire").status == 200
+    assert world.call("POST", "/tenants/contoso/tokens").status == 201  # never used
+    flush(world)
+    items = world.call("GET", "/tenants/contoso/tokens").document()["items"]
+    assert len(items) == 3
+    newest, used_second, used_first = items
+    assert newest["lastUsed"] is None
+    assert used_second["lastUsed"] and used_first["lastUsed"]
+    assert used_second["lastUsed"] >= used_first["lastUsed"]
+    health = world.call("GET", "/tenants/contoso/health").document()
+    by_version = {v["version"]: v for v in health["tokenVersions"]}
+    assert by_version[used_first["version"]]["created"] == used_first["created"]
+    assert by_version[used_first["version"]]["lastUsed"] == used_first["lastUsed"]
+    assert by_version[newest["version"]]["lastUsed"] is None

@@ -169,7 +169,23 @@ class ActivityLog:
                 out[name] = iso_time(float(value))
         if row.get("auth_failure_reason"):
             out["lastAuthFailureReason"] = row["auth_failure_reason"]
+        out["tokenVersions"] = token_uses(row.get("token_uses"))
         return out
+
+
+def token_uses(stored: object) -> list[dict[str, Any]]:
+    """A health row's ``token_uses`` as ``[{"version", "lastUsed"}]``, latest first."""
+    if not isinstance(stored, str) or not stored:
+        return []
+    try:
+        loaded = json.loads(stored)
+    except ValueError:
+        return []
+    if not isinstance(loaded, dict):
+        return []
+    uses = sorted(((str(k), float(v)) for k, v in loaded.items()
+                   if isinstance(v, int | float)), key=lambda item: item[1], reverse=True)
+    return [{"version": version, "lastUsed": iso_time(at)} for version, at in uses]
 
 
 def _entry(row: Row) -> Entry:

@@ -364,7 +364,7 @@ class ManageApi:
         if not rest:
             if method == "GET":
                 self._show(tenant_id)
-                return json_response(200, {"items": token_versions(self.admin(), tenant_id)})
+                return json_response(200, {"items": self._token_versions(tenant_id)})
             _allow(method, "GET", "POST")
             return self._post(request, principal, lambda: self._rotate(request, tenant_id))
         if rest == ["retire"]:
@@ -399,9 +399,43 @@ class ManageApi:
                   if (value := request.param(name)) is not None}
         view = activity_view if what == "activity" else health_view
         try:
-            return json_response(200, view(self.activity, tenant_id, params))
+            document = view(self.activity, tenant_id, params)
         except (BadQuery, OverflowError) as failure:
             raise Problem(400, "invalid-request", str(failure)[:200]) from None
+        if what == "health":
+            document["tokenVersions"] = self._version_uses(tenant_id, document)
+        return json_response(200, document)
+
+    def _token_versions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The token versions' metadata, each with its last use from the activity health
+        (None: not used since the log was kept, or within the last minute or so)."""
+        used = self._last_used(tenant_id)
+        return [{**v, "lastUsed": used.get(v["version"])}
+                for v in token_versions(self.admin(), tenant_id)]
+
+    def _last_used(self, tenant_id: str) -> dict[str, str]:
+        try:
+            found = self.activity.health(tenant_id).get("tokenVersions", [])
+        except Exception as failure:  # the log unreadable: the versions are still listed
+            log.warning("Token versions listed without their last use: the activity log "
+                        "could not be read (%s)", type(failure).__name__)
+            return {}
+        return {str(v["version"]): str(v["lastUsed"]) for v in found}
+
+    def _version_uses(self, tenant_id: str, health: dict[str, Any]) -> list[dict[str, Any]]:
+        """Health's token versions: each current version's creation and last use, then
+        versions used but no longer kept (or the static token, ``static``)."""
+        used = {str(v["version"]): v["lastUsed"] for v in health.get("tokenVersions", [])}
+        try:
+            current = token_versions(self.admin(), tenant_id)
+        except Exception as failure:
+            if translate(failure) is None:
+                raise
+            current = []  # the secrets unreadable: the uses the log holds are still shown
+        out = [{"version": v["version"], "created": v["created"], "valid": v["valid"],
+                "lastUsed": used.pop(v["version"], None)} for v in current]
+        return out + [{"version": version, "created": None, "lastUsed": at}
+                      for version, at in used.items()]
 
     # -- directory and events --------------------------------------------------------------
 

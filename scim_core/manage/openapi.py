@@ -206,7 +206,8 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
         "TokenVersion": {"type": "object", "required": ["version", "enabled", "valid"],
                          "properties": {"version": _STR, "created": _NSTR,
                                         "enabled": {"type": "boolean"}, "notBefore": _NSTR,
-                                        "expires": _NSTR, "valid": {"type": "boolean"}}},
+                                        "expires": _NSTR, "valid": {"type": "boolean"},
+                                        "lastUsed": _NSTR}},
         "Rotation": {"type": "object", "required": ["tenant", "token", "version"],
                      "properties": {"tenant": _STR, "token": _STR, "version": _STR,
                                     "previousValid": {"type": "boolean"},
@@ -250,7 +251,8 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                                   "tokenVersions": {"type": "array", "items": {
                                       "type": "object", "required": ["version"],
                                       "properties": {"version": _STR, "created": _NSTR,
-                                                     "lastUsed": _NSTR}}},
+                                                     "lastUsed": _NSTR,
+                                                     "valid": {"type": "boolean"}}}},
                                   "minutes": {"type": "array", "items": {
                                       "type": "object",
                                       "properties": {"minute": _STR, "operation": _STR,
