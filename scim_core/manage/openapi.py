@@ -73,7 +73,8 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
         },
         "/tenants/{tenant}": {
             "get": _op("Get a tenant", {"200": _json(_ref("Tenant"))}, params=[_TENANT]),
-            "patch": _op("Update a tenant (enable, disable); If-Match takes its ETag",
+            "patch": _op("Update a tenant (rename, enable, disable) in one conditional write; "
+                         "If-Match takes its ETag",
                          {"200": _json(_ref("Tenant"))},
                          params=[_TENANT, {"name": "If-Match", "in": "header",
                                            "required": False, "schema": _STR}],
