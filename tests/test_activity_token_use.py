@@ -4,6 +4,8 @@ health keeps each version's last use, written at most once a minute per process.
 
 from __future__ import annotations
 
+import io
+import json
 import secrets
 import time
 from collections.abc import Iterator
@@ -152,3 +154,29 @@ def test_an_auth_failure_notes_no_token_use(clock: FakeClock) -> None:
                     token_version="v1")
     assert recorder.flush()
     assert ActivityLog(rows, clock=clock).health("contoso")["tokenVersions"] == []
+
+
+def test_the_admin_health_command_shows_each_versions_last_use() -> None:
+    """`health --tenant` prints each token version's creation and its last use (None for
+    a version no request used)."""
+    from scim_core import Settings, build_api
+    from scim_core.admin import main
+    from scim_core.tenants.admin import TenantAdmin
+
+    store = MemoryStore()
+    settings = Settings(store="memory", bearer_token="static-token")
+    kept = local_secrets(store)
+    api = build_api(settings, store=store, secrets=kept)
+    admin = TenantAdmin(settings, store=store, secrets=kept)
+    _, token = admin.create("Contoso", tenant_id="contoso")
+    ask = Request("GET", "/Users", "http://127.0.0.1/tenants/contoso/scim/v2", {},
+                  {"Authorization": f"Bearer {token}"}, tenant="contoso")
+    assert api.handle(ask).status == 200
+    assert isinstance(api.recorder, ActivityRecorder) and api.recorder.flush(10.0)
+    admin.rotate("contoso")  # a second version, never used
+    out = io.StringIO()
+    assert main(["health", "--tenant", "contoso"], out=out, env={"SCIM_STORE": "memory"},
+                store=store) == 0
+    versions = json.loads(out.getvalue())["tokenVersions"]
+    assert len(versions) == 2 and all(v["created"] for v in versions)
+    assert sorted(v["lastUsed"] is None for v in versions) == [False, True]
