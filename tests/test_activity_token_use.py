@@ -161,13 +161,13 @@ def test_the_admin_health_command_shows_each_versions_last_use() -> None:
     a version no request used)."""
     from scim_core import Settings, build_api
     from scim_core.admin import main
-    from scim_core.tenants.admin import TenantAdmin
+    from scim_core.manage import ManageApi
 
     store = MemoryStore()
     settings = Settings(store="memory", bearer_token="static-token")
     kept = local_secrets(store)
     api = build_api(settings, store=store, secrets=kept)
-    admin = TenantAdmin(settings, store=store, secrets=kept)
+    admin = ManageApi(store, kept, settings).admin()
     _, token = admin.create("Contoso", tenant_id="contoso")
     ask = Request("GET", "/Users", "http://127.0.0.1/tenants/contoso/scim/v2", {},
                   {"Authorization": f"Bearer {token}"}, tenant="contoso")
