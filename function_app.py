@@ -166,7 +166,8 @@ def get_manage_api() -> Any:
             if _manage is None:
                 from scim_core.app import build_manage_api
 
-                _manage = build_manage_api(api.settings, store=api.store)
+                _manage = build_manage_api(api.settings, store=api.store,
+                                           recorder=api.recorder)
     return _manage
 
 
@@ -231,6 +232,7 @@ def events_retention(timer: func.TimerRequest) -> None:
              report.removed, report.before, len(report.tenants),
              "" if report.complete else "; some are not finished")
     activity_retention(api, budget_seconds=retention_budget() / 4)
+    idempotency_retention(api, budget_seconds=retention_budget() / 8)
     if report.failed:
         raise RetentionFailed(report)
 
@@ -250,4 +252,20 @@ def activity_retention(api: ScimApi, *, budget_seconds: float) -> None:
         log.warning("Activity retention did not run: %s", type(exc).__name__)
         return
     log.info("Activity retention removed %d row(s)%s", sum(trimmed.removed.values()),
+             "" if trimmed.complete else "; some are not finished")
+
+
+def idempotency_retention(api: ScimApi, *, budget_seconds: float) -> None:
+    """Delete the management API's expired ``Idempotency-Key`` answers in the events
+    retention run; a failure is logged, never fails the run: the next one continues."""
+    from scim_core.manage.idempotency import Idempotency
+    from scim_core.manage.rows import side_rows
+
+    log = logging.getLogger("scim_core")
+    try:
+        trimmed = Idempotency(side_rows(api.store)).trim(budget_seconds=budget_seconds)
+    except Exception as exc:  # storage failing: the rows wait for the next run
+        log.warning("Idempotency retention did not finish: %s", type(exc).__name__)
+        return
+    log.info("Idempotency retention removed %d expired answer(s)%s", trimmed.removed,
              "" if trimmed.complete else "; some are not finished")

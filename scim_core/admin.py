@@ -527,13 +527,16 @@ def _health(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
                            {"since": args.since or ""})
     except (BadQuery, ActivityStoreError) as exc:
         raise TenantAdminError(str(exc)) from exc
-    view["tokenVersions"] = _token_versions(admin, tenant)
+    used = {str(v["version"]): v["lastUsed"] for v in view.get("tokenVersions", [])}
+    view["tokenVersions"] = _token_versions(admin, tenant, used)
     write(json.dumps(view, ensure_ascii=False, indent=2))
     return 0
 
 
-def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | str:
-    """The tenant's token versions (creation, state), or why they could not be listed."""
+def _token_versions(admin: TenantAdmin, tenant: str, used: dict[str, Any]
+                    ) -> list[dict[str, Any]] | str:
+    """The tenant's token versions (creation, state, last use as ``used`` has it), or why
+    they could not be listed."""
     try:
         versions = admin.tokens.versions(admin.tokens.secret_name(tenant))
     except Exception as exc:  # a vault or table the operator cannot reach: health still prints
@@ -541,7 +544,8 @@ def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | s
     return [{"version": v.version,
              "created": v.created_on.isoformat() if v.created_on else None,
              "enabled": v.enabled,
-             "expires": v.expires_on.isoformat() if v.expires_on else None}
+             "expires": v.expires_on.isoformat() if v.expires_on else None,
+             "lastUsed": used.get(v.version)}
             for v in versions]
 
 

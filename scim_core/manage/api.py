@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from scim_core.activity.log import ActivityLog
+from scim_core.activity.recorder import NullRecorder, Recorder
+from scim_core.activity.views import BadQuery, activity_view, health_view
 from scim_core.config import Settings
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
@@ -36,6 +39,7 @@ log = logging.getLogger("scim_core.manage")
 
 ROOT = "/manage/v1"
 DEFAULT_LIMIT = 50
+ACTIVITY_PARAMS = ("since", "until", "status", "operation", "name", "limit", "cursor")
 DELETE_GRACE_SECONDS = 1.0
 """A delete that finishes (or fails) this soon is answered as such; a longer one goes on
 in the background and answers 202 with a status to poll."""
@@ -63,8 +67,19 @@ class ManageApi:
 
     def __init__(self, store: Store, secrets: Any, settings: Settings,
                  manage: ManageSettings | None = None, *, entra: TokenCheck | None = None,
+                 recorder: Recorder | None = None, activity: ActivityLog | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.recorder = recorder if recorder is not None else NullRecorder()
+        if activity is None:
+            rows = getattr(self.recorder, "rows", None)
+            if rows is not None:  # read what this process's recorder writes
+                activity = ActivityLog(rows, days=settings.activity_retention_days)
+            else:
+                from scim_core.activity.build import activity_log
+
+                activity = activity_log(settings, store)
+        self.activity = activity
         self.secrets = secrets
         self.settings = settings
         self.manage = manage or ManageSettings()
@@ -92,9 +107,31 @@ class ManageApi:
         return TenantAdmin(self.settings, **options)
 
     def handle(self, request: Request) -> Response:
-        """The response to one request; never raises."""
+        """The response to one request; never raises. A call naming a tenant, made with a
+        valid credential, is recorded in that tenant's activity."""
+        started = time.perf_counter()
+        call = _Call()
+        response = self._respond(request, call)
+        if call.authenticated:
+            self._record(request, response, time.perf_counter() - started)
+        return response
+
+    def _record(self, request: Request, response: Response, duration_s: float) -> None:
+        parts = [p for p in request.path.split("/") if p]
+        if len(parts) < 2 or parts[0] != "tenants" or not is_tenant_id(parts[1]):
+            return
         try:
-            return self._dispatch(request)
+            found = self.tenants.get(parts[1])
+        except Exception:  # the registry failing: the call is answered, not recorded
+            return
+        if found is None or found.state == DELETING:
+            return
+        self.recorder.record(request, response, parts[1], None, duration_s,
+                             route=route_template(parts))
+
+    def _respond(self, request: Request, call: _Call) -> Response:
+        try:
+            return self._dispatch(request, call)
         except Problem as problem:
             return problem.response()
         except Exception as failure:
@@ -106,7 +143,7 @@ class ManageApi:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def _dispatch(self, request: Request) -> Response:
+    def _dispatch(self, request: Request, call: _Call) -> Response:
         method = request.method.upper()
         parts = [p for p in request.path.split("/") if p]
         if parts == ["openapi.json"]:
@@ -115,6 +152,7 @@ class ManageApi:
 
             return json_response(200, document(request.base_url))
         principal = self._principal(request)
+        call.authenticated = True
         if not parts:
             raise Problem(404, "not-found", "See /manage/v1/openapi.json for the routes.")
         head, rest = parts[0], parts[1:]
@@ -148,6 +186,8 @@ class ManageApi:
             return self._tokens(request, method, tenant_id, sub[1:], principal)
         self._need(principal, READ, tenant_id)
         _allow(method, "GET")
+        if sub in (["activity"], ["health"]):
+            return self._activity(request, tenant_id, sub[0])
         return self._read(request, tenant_id, sub)
 
     def _post(self, request: Request, principal: Principal,
@@ -242,21 +282,20 @@ class ManageApi:
 
     def _update_tenant(self, request: Request, tenant_id: str) -> Response:
         body = self._body(request, {"name": str, "enabled": bool})
-        tenant = self._show(tenant_id)
+        self._show(tenant_id)
         wanted = request.header("If-Match")
-        if wanted is not None and wanted.strip() != "*" and etag(tenant) not in (
-                v.strip() for v in wanted.split(",")):
-            raise Problem(412, "precondition-failed", "The tenant changed since that ETag; "
-                          "read it again.", headers={"ETag": etag(tenant)})
-        admin = self.admin()
-        if "name" in body and body["name"] != tenant.name:
-            rename = getattr(admin, "rename", None)
-            if rename is None:
-                raise Problem(409, "conflict", "Renaming a tenant is not offered by this "
-                              "version.")
-            tenant = rename(tenant_id, body["name"])
-        if "enabled" in body and body["enabled"] != (tenant.state == "enabled"):
-            tenant = admin.enable(tenant_id) if body["enabled"] else admin.disable(tenant_id)
+        precondition = None
+        if wanted is not None and wanted.strip() != "*":
+            tags = {v.strip() for v in wanted.split(",")}
+
+            def precondition(tenant: Tenant) -> None:
+                # Checked against the registry row the conditional write replaces.
+                if etag(tenant) not in tags:
+                    raise Problem(412, "precondition-failed", "The tenant changed since "
+                                  "that ETag; read it again.", headers={"ETag": etag(tenant)})
+
+        tenant = self.admin().update(tenant_id, name=body.get("name"),
+                                     enabled=body.get("enabled"), precondition=precondition)
         self.tenants.forget(tenant_id)
         return json_response(200, _tenant_doc(tenant), {"ETag": etag(tenant)})
 
@@ -324,7 +363,7 @@ class ManageApi:
         if not rest:
             if method == "GET":
                 self._show(tenant_id)
-                return json_response(200, {"items": token_versions(self.admin(), tenant_id)})
+                return json_response(200, {"items": self._token_versions(tenant_id)})
             _allow(method, "GET", "POST")
             return self._post(request, principal, lambda: self._rotate(request, tenant_id))
         if rest == ["retire"]:
@@ -348,6 +387,54 @@ class ManageApi:
             "tenant": tenant_id, "disabled": retired.disabled,
             "keptVersion": retired.kept_version,
             "keptCreated": None if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+    # -- activity --------------------------------------------------------------------------
+
+    def _activity(self, request: Request, tenant_id: str, what: str) -> Response:
+        found = self.tenants.get(tenant_id)
+        if found is None or found.state == DELETING:
+            raise Problem(404, "not-found", "No tenant has this id.")
+        params = {name: value for name in ACTIVITY_PARAMS
+                  if (value := request.param(name)) is not None}
+        view = activity_view if what == "activity" else health_view
+        try:
+            document = view(self.activity, tenant_id, params)
+        except (BadQuery, OverflowError) as failure:
+            raise Problem(400, "invalid-request", str(failure)[:200]) from None
+        if what == "health":
+            document["tokenVersions"] = self._version_uses(tenant_id, document)
+        return json_response(200, document)
+
+    def _token_versions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The token versions' metadata, each with its last use from the activity health
+        (None: not used since the log was kept, or within the last minute or so)."""
+        used = self._last_used(tenant_id)
+        return [{**v, "lastUsed": used.get(v["version"])}
+                for v in token_versions(self.admin(), tenant_id)]
+
+    def _last_used(self, tenant_id: str) -> dict[str, str]:
+        try:
+            found = self.activity.health(tenant_id).get("tokenVersions", [])
+        except Exception as failure:  # the log unreadable: the versions are still listed
+            log.warning("Token versions listed without their last use: the activity log "
+                        "could not be read (%s)", type(failure).__name__)
+            return {}
+        return {str(v["version"]): str(v["lastUsed"]) for v in found}
+
+    def _version_uses(self, tenant_id: str, health: dict[str, Any]) -> list[dict[str, Any]]:
+        """Health's token versions: each current version's creation and last use, then
+        versions used but no longer kept (or the static token, ``static``)."""
+        used = {str(v["version"]): v["lastUsed"] for v in health.get("tokenVersions", [])}
+        try:
+            current = token_versions(self.admin(), tenant_id)
+        except Exception as failure:
+            if translate(failure) is None:
+                raise
+            current = []  # the secrets unreadable: the uses the log holds are still shown
+        out = [{"version": v["version"], "created": v["created"], "valid": v["valid"],
+                "lastUsed": used.pop(v["version"], None)} for v in current]
+        return out + [{"version": version, "created": None, "lastUsed": at}
+                      for version, at in used.items()]
 
     # -- directory and events --------------------------------------------------------------
 
@@ -491,6 +578,31 @@ class ManageApi:
         if missing:
             raise Problem(400, "invalid-request", f"{missing[0]} is required.")
         return body
+
+
+class _Call:
+    """What ``handle`` learns of a call while serving it."""
+
+    authenticated = False
+
+
+TENANT_ROUTES = frozenset({"deletion", "tokens", "users", "groups", "events", "activity",
+                           "health"})
+
+
+def route_template(parts: list[str]) -> str:
+    """The route template of a path naming a tenant (``/manage/v1/tenants/{tenant}/users/{id}``):
+    ids become placeholders, an unknown segment ``{other}``."""
+    out = [ROOT, "tenants", "{tenant}"]
+    for position, part in enumerate(parts[2:6]):
+        if position == 0:
+            out.append(part if part in TENANT_ROUTES else "{other}")
+        elif position == 1 and parts[2] in ("users", "groups"):
+            out.append("{id}")
+        else:
+            out.append(part if part in ("retire", "position", "groups", "members")
+                       else "{other}")
+    return "/".join(out)
 
 
 def _unauthorized(detail: str, *, error: str | None = None) -> Problem:
