@@ -1,0 +1,159 @@
+"use strict";
+// The setup page: reads /setup/api/state and calls the state-changing routes with the
+// session's CSRF token in a header. No inline script; the page works with keyboard alone.
+(function () {
+  var csrf = "";
+  var api = "/setup/api/";
+
+  function $(id) { return document.getElementById(id); }
+
+  function say(id, text) {
+    var el = $(id);
+    el.textContent = "";
+    // A fresh text node so screen readers announce a repeated message again.
+    window.setTimeout(function () { el.textContent = text; }, 50);
+  }
+
+  function problem(text) {
+    var el = $("problem");
+    el.textContent = text;
+    el.hidden = !text;
+  }
+
+  function call(method, path, body) {
+    var options = { method: method, credentials: "same-origin", headers: {} };
+    if (method !== "GET") {
+      options.headers["X-Setup-CSRF"] = csrf;
+      options.headers["Content-Type"] = "application/json";
+      options.body = JSON.stringify(body || {});
+    }
+    return fetch(api + path, options).then(function (response) {
+      return response.json().catch(function () { return {}; }).then(function (doc) {
+        if (response.status === 401) {
+          problem("Your setup session has ended. Ask your provider for a new setup link.");
+          throw new Error("session");
+        }
+        if (!response.ok) {
+          problem(doc.detail || "The request failed; try again.");
+          throw new Error(doc.error || "failed");
+        }
+        problem("");
+        return doc;
+      });
+    });
+  }
+
+  function when(stamp) {
+    if (!stamp) { return "—"; }
+    var date = new Date(stamp);
+    return isNaN(date.getTime()) ? stamp : date.toLocaleString();
+  }
+
+  function render(state) {
+    csrf = state.csrf;
+    $("loading").hidden = true;
+    $("tenant-name").textContent = state.tenant.name + " (" + state.tenant.id + ")";
+    $("enabled").textContent = state.tenant.enabled ? "On" : "Off";
+    var toggle = $("toggle");
+    toggle.hidden = !state.allowToggle;
+    toggle.textContent = state.tenant.enabled ? "Turn provisioning off" : "Turn provisioning on";
+    toggle.dataset.enabled = state.tenant.enabled ? "true" : "false";
+    $("users").textContent = String(state.counts.users);
+    $("groups").textContent = String(state.counts.groups);
+    $("tenant-url").value = state.tenantUrl || "";
+    $("url-missing").hidden = !!state.tenantUrl;
+    var rows = $("versions");
+    rows.textContent = "";
+    var valid = 0;
+    state.tokens.forEach(function (token) {
+      var tr = document.createElement("tr");
+      [token.version.slice(0, 12), when(token.created),
+       token.valid ? "Accepted" : (token.enabled ? "Not yet valid or expired" : "Retired")
+      ].forEach(function (text) {
+        var td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      });
+      rows.appendChild(tr);
+      if (token.valid) { valid += 1; }
+    });
+    $("versions-empty").hidden = state.tokens.length > 0;
+    $("retire").disabled = valid < 2;
+    $("health-summary").textContent = valid === 0
+      ? "No token is accepted yet: generate one, then paste it into Entra."
+      : valid + (valid === 1 ? " token is" : " tokens are") +
+        " accepted now. Waiting for Entra's first call shows here once activity is recorded.";
+    ["status-card", "credentials", "health", "activity"].forEach(function (id) {
+      $(id).hidden = false;
+    });
+  }
+
+  function load() {
+    return call("GET", "state").then(render);
+  }
+
+  function copy(id) {
+    var input = $(id);
+    var text = input.value;
+    if (!text) { return; }
+    var done = function () { say("copy-status", "Copied to the clipboard."); };
+    var fallback = function () {
+      input.focus();
+      input.select();
+      var ok = false;
+      try { ok = document.execCommand("copy"); } catch (e) { ok = false; }
+      say("copy-status", ok ? "Copied to the clipboard."
+        : "Selected: press Ctrl+C (or ⌘C) to copy.");
+    };
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(text).then(done, fallback);
+    } else {
+      fallback();
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("button.copy"), function (button) {
+      button.addEventListener("click", function () { copy(button.dataset.copy); });
+    });
+    $("generate").addEventListener("click", function () {
+      var button = $("generate");
+      button.disabled = true;
+      call("POST", "tokens").then(function (doc) {
+        $("token").value = doc.token;
+        $("new-token").hidden = false;
+        $("overlap").textContent = doc.previousValid
+          ? "Your previous token keeps working until you retire it."
+          : "This is the only accepted token.";
+        say("token-status", "A new Secret Token was generated. Copy it now: it is shown once.");
+        $("token").focus();
+        $("token").select();
+        return load();
+      }).catch(function () {}).then(function () { button.disabled = false; });
+    });
+    $("retire").addEventListener("click", function () {
+      call("POST", "tokens/retire").then(function (doc) {
+        say("token-status", doc.disabled
+          ? "The previous token was retired; only the newest one is accepted."
+          : "There was no previous token to retire.");
+        return load();
+      }).catch(function () {});
+    });
+    $("toggle").addEventListener("click", function () {
+      var on = $("toggle").dataset.enabled !== "true";
+      call("POST", "provisioning", { enabled: on }).then(function (doc) {
+        say("toggle-status", doc.enabled ? "Provisioning is on." : "Provisioning is off.");
+        return load();
+      }).catch(function () {});
+    });
+    $("signout").addEventListener("click", function () {
+      call("POST", "signout").then(function () {
+        problem("You signed out. Ask your provider for a new setup link to come back.");
+        ["status-card", "credentials", "health", "activity"].forEach(function (id) {
+          $(id).hidden = true;
+        });
+      }).catch(function () {});
+    });
+    load().catch(function () { $("loading").hidden = true; });
+  });
+}());
