@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -238,3 +239,39 @@ def test_admin_command_creates_and_revokes_a_link(tmp_path: Path) -> None:
                               out=io.StringIO(), store=store) == 0
     found = SetupLinks(side_rows(store)).get(link_id)
     assert found is not None and found.revoked
+
+
+def test_management_api_creates_lists_and_revokes_links() -> None:
+    """POST /manage/v1/tenants/{id}/setup-links answers 201 with a /setup/ URL (no-store),
+    defaulting to 24 hours; more than 7 days is 400; a tenant-bound key of another tenant
+    gets 403; the list holds no value; DELETE revokes."""
+    page = _page()
+    manage = page.manage
+    _, key = manage.keys.create("manage")
+    _, other = manage.keys.create("manage", tenant="fabrikam")
+
+    def call(method: str, path: str, body: bytes = b"", credential: str = key) -> Response:
+        return manage.handle(Request(method, path, SITE + "/manage/v1", headers={
+            "Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
+            body=body))
+
+    made = call("POST", "/tenants/contoso/setup-links", b"{}")
+    assert made.status == 201 and made.headers["Cache-Control"] == "no-store"
+    link = made.document()
+    assert link["url"].startswith(SITE + "/setup/ssl_") and link["tenant"] == "contoso"
+    hours = (_epoch(link["expires"]) - _epoch(link["created"])) / 3600
+    assert hours == 24
+    assert call("POST", "/tenants/contoso/setup-links",
+                b'{"expiresInSeconds": 604801}').status == 400
+    assert call("POST", "/tenants/contoso/setup-links", b"{}", other).status == 403
+    assert call("POST", "/tenants/nobody/setup-links", b"{}").status == 404
+    listed = call("GET", "/tenants/contoso/setup-links")
+    assert listed.status == 200 and link["url"].split("/")[-1] not in listed.body.decode()
+    assert call("DELETE", f"/tenants/fabrikam/setup-links/{link['id']}").status == 404
+    revoked = call("DELETE", f"/tenants/contoso/setup-links/{link['id']}")
+    assert revoked.status == 200 and revoked.document()["revoked"]
+    assert _get(page, "/" + link["url"].split("/")[-1]).status == 410
+
+
+def _epoch(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
