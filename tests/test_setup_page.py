@@ -251,9 +251,10 @@ def test_management_api_creates_lists_and_revokes_links() -> None:
     _, other = manage.keys.create("manage", tenant="fabrikam")
 
     def call(method: str, path: str, body: bytes = b"", credential: str = key) -> Response:
-        return manage.handle(Request(method, path, SITE + "/manage/v1", headers={
+        answer: Response = manage.handle(Request(method, path, SITE + "/manage/v1", headers={
             "Authorization": f"Bearer {credential}", "Content-Type": "application/json"},
             body=body))
+        return answer
 
     made = call("POST", "/tenants/contoso/setup-links", b"{}")
     assert made.status == 201 and made.headers["Cache-Control"] == "no-store"
