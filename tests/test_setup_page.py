@@ -4,6 +4,7 @@ pages; state changes need the CSRF token and the Origin; rate limits; one tenant
 from __future__ import annotations
 
 import io
+import logging
 import re
 from datetime import UTC, datetime
 from pathlib import Path
@@ -120,6 +121,33 @@ def test_a_session_expires() -> None:
     clock.now += 31
     assert _get(page, "/", cookie).status == 401
     assert _get(page, "/api/state", cookie).status == 401
+
+
+def test_ended_sessions_are_removed_when_a_link_is_next_used() -> None:
+    """Opening a session deletes the rows of sessions that have ended."""
+    clock = Clock()
+    page = _page({"SCIM_SETUP_SESSION_SECONDS": "30"}, clock)
+    _open(page)
+    clock.now += 31
+    _open(page)
+    assert len(list(side_rows(page.manage.store).scan("$setupsessions"))) == 1
+
+
+def test_no_link_cookie_or_token_reaches_the_logs(caplog: pytest.LogCaptureFixture) -> None:
+    """Creating, using, reusing and revoking a link and generating a token log the link's
+    id, never the link, the session cookie or the token."""
+    page = _page()
+    with caplog.at_level(logging.DEBUG):
+        link, value = page.links.create("contoso")
+        cookie = _get(page, "/" + value).headers["Set-Cookie"].split(";")[0]
+        _get(page, "/" + value)
+        csrf = _get(page, "/api/state", cookie).document()["csrf"]
+        token = _post(page, "/api/tokens", cookie, csrf).document()["token"]
+        page.links.revoke(link.id)
+    text = caplog.text
+    assert link.id in text and "used" in text and "revoked" in text
+    for secret in (value, value.split("_")[-1], cookie.split("=", 1)[1], csrf, token):
+        assert secret not in text
 
 
 def test_revoking_a_link_ends_its_session() -> None:

@@ -158,6 +158,7 @@ class SetupLinks:
             "csrf": session.csrf})
         log.info("Setup link %s of tenant %s used: a session until %s", link_id,
                  session.tenant, _stamp(session.expires))
+        self._prune(now)
         return session, value
 
     def session(self, presented: str) -> SetupSession | None:
@@ -176,6 +177,12 @@ class SetupLinks:
         """End a session (sign out)."""
         if _SESSION.fullmatch(presented):
             self._rows.delete(SESSIONS_PARTITION, digest(presented))
+
+    def _prune(self, now: float) -> None:
+        """Remove ended sessions (links are opened rarely, so a scan here is cheap)."""
+        for key, row in self._rows.scan(SESSIONS_PARTITION):
+            if now >= float(row.get("expires", 0)):
+                self._rows.delete(SESSIONS_PARTITION, key)
 
     def _link(self, link_id: str, row: dict[str, object]) -> SetupLink:
         used = self._rows.get(USED_PARTITION, link_id)
