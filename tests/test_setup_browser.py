@@ -41,6 +41,7 @@ if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
                 allow_module_level=True)
 
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
@@ -128,8 +129,9 @@ def _fits(driver: WebDriver) -> bool:
 
 
 def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) -> None:
-    """Open a link (it leaves the address bar; the cookie is HttpOnly, Secure, Lax), copy
-    the Tenant URL, generate a token by keyboard and provision with it, retire the old
+    """Open a link (it leaves the address bar; the cookie is HttpOnly, Secure, Lax), skip
+    to the content by keyboard, copy the Tenant URL (clipboard, then the fallback selecting
+    it), generate a token by keyboard and provision with it, retire the old
     token (refused afterwards), pass axe-core at both sizes, and find the link used."""
     first_token, url = _tenant_with_link(host, "contoso")
     site = f"http://127.0.0.1:{host.port}"
@@ -139,6 +141,11 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
     (cookie,) = browser.get_cookies()
     assert cookie["httpOnly"] and cookie["secure"] and cookie["sameSite"] == "Lax"
     assert cookie["path"] == "/setup" and url.split("/")[-1] not in json.dumps(cookie)
+    ActionChains(browser).send_keys(Keys.TAB).perform()
+    assert browser.switch_to.active_element.text == "Skip to content"
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    _until(lambda: browser.switch_to.active_element.get_attribute("id") == "main",
+           "the skip link moving focus to the main content")
     tenant_url = browser.find_element(By.ID, "tenant-url").get_attribute("value")
     assert tenant_url == site + "/tenants/contoso/scim/v2"
     assert _text(browser, "users") == "0" and "Contoso HR" in browser.title
@@ -151,6 +158,14 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
         "var done = arguments[arguments.length - 1];"
         "navigator.clipboard.readText().then(done, function (e) { done('error ' + e); });")
     assert pasted == tenant_url
+    browser.execute_script("Object.defineProperty(navigator, 'clipboard', "
+                           "{value: undefined, configurable: true});")
+    browser.find_element(By.CSS_SELECTOR, 'button[data-copy="tenant-url"]').click()
+    selected = _until(lambda: browser.execute_script(
+        "var e = document.activeElement; return e.id === 'tenant-url' && "
+        "e.selectionStart === 0 && e.selectionEnd === e.value.length;"),
+        "the fallback selecting the Tenant URL")
+    assert selected
 
     for width, height, name in ((1280, 800, "desktop"), (390, 844, "phone")):
         browser.set_window_size(width, height)
