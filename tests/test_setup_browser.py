@@ -149,6 +149,7 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
     tenant_url = browser.find_element(By.ID, "tenant-url").get_attribute("value")
     assert tenant_url == site + "/tenants/contoso/scim/v2"
     assert _text(browser, "users") == "0" and "Contoso HR" in browser.title
+    assert "Nothing provisioned yet" in _text(browser, "activity-empty")
 
     browser.execute_cdp_cmd("Browser.grantPermissions", {
         "origin": site, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
@@ -190,6 +191,7 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
 
     browser.refresh()
     _until(lambda: _text(browser, "users") == "2", "the user count")
+    assert "provisioned 2 users and 0 groups" in _text(browser, "activity-empty")
     assert browser.find_element(By.ID, "token").get_attribute("value") == ""
     assert len(browser.find_elements(By.CSS_SELECTOR, "#versions tr")) == 2
     browser.find_element(By.ID, "retire").click()

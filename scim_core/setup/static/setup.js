@@ -81,8 +81,15 @@
     $("retire").disabled = valid < 2;
     $("health-summary").textContent = valid === 0
       ? "No token is accepted yet: generate one, then paste it into Entra."
-      : valid + (valid === 1 ? " token is" : " tokens are") +
-        " accepted now. Waiting for Entra's first call shows here once activity is recorded.";
+      : valid + (valid === 1 ? " token is" : " tokens are") + " accepted now" +
+        (valid > 1 ? ": retire the previous one once Entra's Test Connection succeeds." : ".");
+    var provisioned = state.counts.users + state.counts.groups;
+    $("activity-empty").textContent = provisioned === 0
+      ? "Nothing provisioned yet. After Test Connection succeeds and you start provisioning, " +
+        "the users and groups Entra sends are counted here."
+      : "Entra has provisioned " + state.counts.users +
+        (state.counts.users === 1 ? " user" : " users") + " and " + state.counts.groups +
+        (state.counts.groups === 1 ? " group" : " groups") + " so far.";
     ["status-card", "credentials", "health", "activity"].forEach(function (id) {
       $(id).hidden = false;
     });
