@@ -304,3 +304,13 @@ def test_management_api_creates_lists_and_revokes_links() -> None:
 
 def _epoch(stamp: str) -> float:
     return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+
+
+def test_sign_out_ends_the_session_and_clears_the_cookie() -> None:
+    """POST /api/signout (with the CSRF token) deletes the session: the cookie is cleared
+    and no longer opens the page's API."""
+    page = _page()
+    cookie, csrf = _open(page)
+    out = _post(page, "/api/signout", cookie, csrf)
+    assert out.status == 200 and "Max-Age=0" in out.headers["Set-Cookie"]
+    assert _get(page, "/api/state", cookie).status == 401
