@@ -269,6 +269,24 @@ def events_retention(timer: func.TimerRequest) -> None:
     log.info("Events retention removed %d event(s) older than %s from %d tenant(s)%s",
              report.removed, report.before, len(report.tenants),
              "" if report.complete else "; some are not finished")
+    activity_retention(api, budget_seconds=retention_budget() / 4)
     if report.failed:
         raise RetentionFailed(report)
 
+
+
+def activity_retention(api: ScimApi, *, budget_seconds: float) -> None:
+    """Trim the activity log in the events retention run (after the feeds); a failure is
+    logged, never fails the run: the next one continues."""
+    from scim_core.activity.build import trim_activity_of
+
+    log = logging.getLogger("scim_core")
+    if not api.settings.activity:
+        return
+    try:
+        trimmed = trim_activity_of(api.settings, api.store, budget_seconds=budget_seconds)
+    except Exception as exc:  # the tenant registry could not be listed
+        log.warning("Activity retention did not run: %s", type(exc).__name__)
+        return
+    log.info("Activity retention removed %d row(s)%s", sum(trimmed.removed.values()),
+             "" if trimmed.complete else "; some are not finished")

@@ -184,9 +184,12 @@ class Environment:
         elif names and self._azurite is not None:
             from azure.data.tables import TableServiceClient
 
+            from scim_core.activity.tables import activity_table_name
+
             with TableServiceClient.from_connection_string(self.connection) as service:
                 for name in names:
                     service.delete_table(name)
+                    service.delete_table(activity_table_name(name))  # the app's activity log
 
     def close(self) -> None:
         for target in self._servers.values():

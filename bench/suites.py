@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
-from bench import coldstart, peer, tenants, workloads
+from bench import activity, coldstart, peer, tenants, workloads
 from bench.environment import Environment, Scale, World, log, seed_group, world
 from bench.http_load import run_concurrent
 from bench.report import Cold, Cycle, Growth, Results, Row
@@ -330,5 +330,5 @@ def change_feed(env: Environment, results: Results) -> None:
 
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
-    "tenants": tenants.run, "feed": change_feed,
+    "tenants": tenants.run, "feed": change_feed, "activity": activity.run,
 }

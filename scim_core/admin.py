@@ -293,6 +293,7 @@ def _parser() -> argparse.ArgumentParser:
                                                f"{DEFAULT_EVENTS_LIMIT})")
     _api_key_parser(commands, add)
     _setup_link_parser(commands, add)
+    _activity_parsers(commands, add, tenant_option)
     return parser
 
 
@@ -392,6 +393,34 @@ def _setup_link_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Writ
         raise TenantAdminError(f"no setup link with id {args.link_id!r}")
     write(f"Setup link {args.link_id} revoked; the session it opened has ended.")
     return 0
+
+
+def _activity_parsers(commands: Any, add: Callable[..., argparse.ArgumentParser],
+                      tenant_option: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``activity show`` and ``health`` (the activity log, docs: operating)."""
+    activity = commands.add_parser("activity", help="Show a tenant's SCIM request log.",
+                                   description="The per-tenant activity log.")
+    entries = activity.add_subparsers(required=True, metavar="<activity subcommand>")
+    show = add(entries, "show", _show_activity,
+               "Print a tenant's logged requests as JSON lines, newest first.")
+    tenant_option(show)
+    show.add_argument("--name", default=None, metavar="VALUE",
+                      help="only requests naming VALUE (userName, externalId, displayName or "
+                           "resource id; any letter case)")
+    show.add_argument("--status", default=None, choices=("2xx", "3xx", "4xx", "5xx", "auth"),
+                      help="only this status class (auth: refused credentials)")
+    show.add_argument("--operation", default=None, metavar="OP",
+                      help="only this operation, e.g. 'POST /Users'")
+    show.add_argument("--since", default=None, metavar="TIME", help="ISO 8601 time")
+    show.add_argument("--until", default=None, metavar="TIME", help="ISO 8601 time")
+    show.add_argument("--limit", type=_count(1), default=50, metavar="N",
+                      help="at most N entries (default 50)")
+    show.add_argument("--cursor", default=None, help="continue from a printed cursor")
+    health = add(commands, "health", _health,
+                 "Print a tenant's connection health and its last hour's minute aggregates.")
+    tenant_option(health)
+    health.add_argument("--since", default=None, metavar="TIME",
+                        help="aggregates since this ISO 8601 time (default: an hour ago)")
 
 
 def _count(minimum: int) -> Callable[[str], int]:
@@ -501,6 +530,53 @@ def _show_events(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> 
     for event in events:
         write(json.dumps(_event_document(event), ensure_ascii=False, separators=(",", ":")))
     return 0
+
+
+def _show_activity(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    from scim_core.activity import ActivityStoreError, BadQuery
+    from scim_core.activity.build import activity_log
+
+    tenant = admin.show(args.tenant).id
+    try:
+        page = activity_log(admin.settings, admin.store).search(
+            tenant, since=args.since, until=args.until, status=args.status,
+            operation=args.operation, name=args.name, limit=args.limit, cursor=args.cursor)
+    except (BadQuery, ActivityStoreError) as exc:
+        raise TenantAdminError(str(exc)) from exc
+    for entry in page.entries:
+        write(json.dumps(entry.document(), ensure_ascii=False, separators=(",", ":")))
+    if page.cursor:
+        write(f"# more: --cursor {page.cursor}")
+    return 0
+
+
+def _health(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    from scim_core.activity import ActivityStoreError, BadQuery
+    from scim_core.activity.build import activity_log
+    from scim_core.activity.views import health_view
+
+    tenant = admin.show(args.tenant).id
+    try:
+        view = health_view(activity_log(admin.settings, admin.store), tenant,
+                           {"since": args.since or ""})
+    except (BadQuery, ActivityStoreError) as exc:
+        raise TenantAdminError(str(exc)) from exc
+    view["tokenVersions"] = _token_versions(admin, tenant)
+    write(json.dumps(view, ensure_ascii=False, indent=2))
+    return 0
+
+
+def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | str:
+    """The tenant's token versions (creation, state), or why they could not be listed."""
+    try:
+        versions = admin.tokens.versions(admin.tokens.secret_name(tenant))
+    except Exception as exc:  # a vault or table the operator cannot reach: health still prints
+        return f"not listed ({type(exc).__name__})"
+    return [{"version": v.version,
+             "created": v.created_on.isoformat() if v.created_on else None,
+             "enabled": v.enabled,
+             "expires": v.expires_on.isoformat() if v.expires_on else None}
+            for v in versions]
 
 
 def _event_document(event: Event) -> dict[str, Any]:

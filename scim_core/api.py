@@ -4,9 +4,11 @@ error turned into a response, here only (docs/architecture.md, "A request's path
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
+from scim_core.activity.recorder import NullRecorder, Recorder
 from scim_core.auth.bearer import presented_token, unauthorized, verify
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings
@@ -62,8 +64,10 @@ class ScimApi:
     """Serves SCIM requests for every tenant of one store, with one schema registry."""
 
     def __init__(self, store: Store, registry: Registry, tokens: TenantTokens,
-                 settings: Settings, *, tenants: CachedTenants | None = None) -> None:
+                 settings: Settings, *, tenants: CachedTenants | None = None,
+                 recorder: Recorder | None = None) -> None:
         self.store = store
+        self.recorder = recorder if recorder is not None else NullRecorder()
         self.registry = registry
         self.tokens = tokens
         self.settings = settings
@@ -73,9 +77,18 @@ class ScimApi:
             size=settings.tenant_cache_size)
 
     def handle(self, request: Request) -> Response:
-        """The response to one request; never raises."""
+        """The response to one request; never raises. Its activity entry is recorded after
+        the response is built (buffered, never awaited)."""
+        started = time.perf_counter()
+        admission = _Admission()
+        response = self._respond(request, admission)
+        self.recorder.record(request, response, admission.tenant, admission.refusal(response),
+                             time.perf_counter() - started)
+        return response
+
+    def _respond(self, request: Request, admission: _Admission) -> Response:
         try:
-            return self._dispatch(request)
+            return self._dispatch(request, admission)
         except ScimError as failure:
             return Response.json(failure.status, failure.body(), failure.headers)
         except Exception:
@@ -91,9 +104,9 @@ class ScimApi:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def _dispatch(self, request: Request) -> Response:
+    def _dispatch(self, request: Request, admission: _Admission) -> Response:
         try:
-            return self._route(request)
+            return self._route(request, admission)
         except Unauthorized as refused:
             if isinstance(refused.__cause__, TenantGone):
                 # The tenant was deleted (or its id re-created) since this process cached
@@ -103,14 +116,14 @@ class ScimApi:
                 self.tokens.forget(tenant_id)
             raise
 
-    def _route(self, request: Request) -> Response:
+    def _route(self, request: Request, admission: _Admission) -> Response:
         method = request.method.upper()
         segments = [s for s in request.path.split("/") if s]
         head = segments[0].lower() if segments else ""
         if head in PUBLIC_ROUTES and method in ("GET", "HEAD"):
             _check_accept(request)
             return self._discovery(method, head, segments[1:], request.base_url)
-        tenant = self._admitted(request)
+        tenant = self._admitted(request, admission)
         _check_accept(request)
         if head in PUBLIC_ROUTES:
             return self._discovery(method, head, segments[1:], request.base_url)
@@ -147,7 +160,7 @@ class ScimApi:
                                    allow=RESOURCE_METHODS)
         return handler(request, service, rt, segments[1])
 
-    def _admitted(self, request: Request) -> Tenant:
+    def _admitted(self, request: Request, admission: _Admission | None = None) -> Tenant:
         """The tenant a request may act in: its token must be the tenant's, and the tenant
         enabled. A missing or malformed credential is refused before any lookup; an unknown
         tenant and a wrong token answer the same 401, so tenant ids cannot be probed; a
@@ -162,7 +175,11 @@ class ScimApi:
             raise scim_error(failure) from failure
         if tenant is None or tenant.state not in (ENABLED, DISABLED):
             raise unauthorized()
+        if admission is not None:
+            admission.tenant = tenant.id
         verify(token, self.tokens.source(tenant.id, tenant.epoch))
+        if admission is not None:
+            admission.verified = True
         if tenant.state == DISABLED:
             raise Forbidden("Provisioning is disabled for this tenant; an administrator of "
                             "the service must enable it again.")
@@ -251,6 +268,24 @@ class ScimApi:
 
     def _body(self, request: Request) -> Any:
         return json_body(request, self.settings.max_body_bytes)
+
+
+class _Admission:
+    """How far a request got through ``_admitted``: the known tenant it named (looked up
+    anyway to authenticate it) and whether its token was accepted."""
+
+    tenant: str | None = None
+    verified: bool = False
+
+    def refusal(self, response: Response) -> str | None:
+        """Why a request to a known tenant was refused at the door (None: it was not)."""
+        if self.tenant is None or (self.verified and response.status != 403):
+            return None
+        if self.verified:
+            return "provisioning is disabled for this tenant"
+        if response.status == 401:
+            return "the bearer token is not one of this tenant's"
+        return f"the tenant's tokens could not be checked (HTTP {response.status})"
 
 
 def _answer(rendered: Rendered, status: int, headers: dict[str, str] | None = None

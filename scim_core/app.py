@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from scim_core.activity.build import build_recorder
+from scim_core.activity.recorder import Recorder
 from scim_core.api import ScimApi
 from scim_core.auth import StaticTokenSource, TokenSource
 from scim_core.auth.keyvault_secrets import as_secret_store
@@ -152,15 +154,25 @@ def tenant_tokens(settings: Settings, default: TokenSource, secrets: SecretStore
 
 def build_api(settings: Settings, *, store: Store | None = None,
               tokens: TokenSource | None = None,
-              secrets: SecretStore | SecretClient | None = None) -> ScimApi:
-    """The API for ``settings``; a store, a default tenant's token source or a secret
-    store (or a Key Vault ``SecretClient``) given here is used as it is."""
+              secrets: SecretStore | SecretClient | None = None,
+              recorder: Recorder | None = None) -> ScimApi:
+    """The API for ``settings``; a store, a default tenant's token source, a secret
+    store (or a Key Vault ``SecretClient``) or an activity recorder given here is used as
+    it is."""
     logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
     store = store if store is not None else build_store(settings)
     kept = as_secret_store(secrets) if secrets is not None else build_secrets(settings, store)
     default = tokens if tokens is not None else build_tokens(settings, kept)
-    return ScimApi(store, Registry.default(settings.extension_schemas),
-                   tenant_tokens(settings, default, kept), settings)
+    registry = Registry.default(settings.extension_schemas)
+    if recorder is None:
+        recorder = build_recorder(settings, store, activity_endpoints(registry))
+    return ScimApi(store, registry, tenant_tokens(settings, default, kept), settings,
+                   recorder=recorder)
+
+
+def activity_endpoints(registry: Registry) -> frozenset[str]:
+    """The lower-cased resource endpoints (``users``) the activity log names routes by."""
+    return frozenset(rt.endpoint.strip("/").lower() for rt in registry.resource_types)
 
 
 def build_manage_api(settings: Settings, *, store: Store | None = None,

@@ -99,6 +99,10 @@ class Settings:
     allow_local_secrets: bool = False
     azure_host: str = ""
     """The ``AZURE_HOST_MARKERS`` variable that says this runs in Azure ("" outside)."""
+    activity: bool = True
+    activity_bodies: bool = True
+    activity_retention_days: int = 14
+    activity_minutes_retention_days: int = 90
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Settings:
@@ -128,4 +132,11 @@ class Settings:
             events_retention_days=_int(env, "SCIM_EVENTS_RETENTION_DAYS", 30, minimum=1),
             allow_local_secrets=_flag(env, "SCIM_ALLOW_LOCAL_SECRETS"),
             azure_host=next((n for n in AZURE_HOST_MARKERS if env.get(n, "").strip()), ""),
+            activity=_flag(env, "SCIM_ACTIVITY") if env.get("SCIM_ACTIVITY", "").strip()
+            else True,
+            activity_bodies=_flag(env, "SCIM_ACTIVITY_BODIES")
+            if env.get("SCIM_ACTIVITY_BODIES", "").strip() else True,
+            activity_retention_days=_int(env, "SCIM_ACTIVITY_RETENTION_DAYS", 14, minimum=1),
+            activity_minutes_retention_days=_int(env, "SCIM_ACTIVITY_MINUTES_RETENTION_DAYS",
+                                                 90, minimum=1),
         )

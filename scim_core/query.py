@@ -9,6 +9,7 @@ from typing import Any
 
 from scim_core.errors import InvalidCursor, InvalidFilter
 from scim_core.filter import And, Compare, Expr, ValuePath, matches, sort_key, values_at
+from scim_core.filter.budget import metered
 from scim_core.kinds import Kind
 from scim_core.projection import Projection
 from scim_core.resources import LazyResource, render, render_groups, render_members
@@ -59,9 +60,11 @@ class Searcher:
         self.store = store
         self.registry = registry
 
+    @metered
     def search(self, scopes: Sequence[Scope], params: SearchParams,
                base_url: str) -> SearchResult:
-        """The page of resources of ``scopes``' types (in that order) matching ``params``."""
+        """The page of resources of ``scopes``' types (in that order) matching ``params``;
+        evaluating the filter may spend at most ``MAX_WORK`` units (else 400 tooMany)."""
         if (len(scopes) == 1 and params.cursor is not None and params.filter is None
                 and params.sort_by is None):
             return self._cursor_page(scopes[0], params, base_url)

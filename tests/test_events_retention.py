@@ -392,7 +392,9 @@ def run_admin(store: Store, *args: str, env: dict[str, str] | None = None
         code = admin.main(list(args), store=store, out=out, env=env or {}, root=EMPTY)
     finally:
         sys.stderr = saved
-    return code, out.getvalue().splitlines(), err.getvalue()
+    target, _, rest = err.getvalue().partition("\n")  # every command first names its target
+    assert target.startswith("target: "), target
+    return code, out.getvalue().splitlines(), rest
 
 
 def test_admin_events_trim_prints_one_line_per_tenant(any_store: Store) -> None:

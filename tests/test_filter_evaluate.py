@@ -429,7 +429,8 @@ def test_malformed_stored_values_never_raise() -> None:
 def test_long_and_chains_evaluate_without_recursion() -> None:
     """A 20,000-term ``and`` chain evaluates iteratively."""
     text = " and ".join(['title pr'] * 20_000)
-    assert matches(parse_filter(text, max_length=len(text)), user(), REGISTRY, USER_TYPE)
+    parsed = parse_filter(text, max_length=len(text), max_terms=20_000)
+    assert matches(parsed, user(), REGISTRY, USER_TYPE)
 
 
 def test_invalid_attribute_path_raises_invalid_filter() -> None:

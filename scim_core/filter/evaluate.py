@@ -7,6 +7,7 @@ from typing import Any
 
 from scim_core.errors import InvalidFilter
 from scim_core.filter.ast import And, Compare, Expr, Not, Or, Value, ValuePath
+from scim_core.filter.budget import WorkBudget, current_budget, term_count
 from scim_core.filter.compare import compare, equal, instant, text, type_problem
 from scim_core.json_keys import get_ci
 from scim_core.schema import Attribute, AttrPath, Registry, ResourceType
@@ -16,7 +17,8 @@ from scim_core.schema.model import COMPLEX, DATETIME
 
 
 def matches(expr: Expr, resource: Mapping[str, Any], registry: Registry, rt: ResourceType,
-            *, is_member: Callable[[str], bool] | None = None) -> bool:
+            *, is_member: Callable[[str], bool] | None = None,
+            budget: WorkBudget | None = None) -> bool:
     """Whether the rendered ``resource`` satisfies ``expr``. Where the RFC leaves room:
 
     * names ignore case; strings compare with ``casefold`` unless the (sub-)attribute is
@@ -34,9 +36,29 @@ def matches(expr: Expr, resource: Mapping[str, Any], registry: Registry, rt: Res
 
     With ``is_member``, ``members eq "u"``, ``members.value eq "u"`` and
     ``members[value eq "u"]`` ask ``is_member("u")`` instead of reading ``members``.
+
+    Each term tested, and each value or element it looks at, is charged to ``budget``
+    (default: the request's, ``current_budget()``), which refuses past its limit.
     """
-    check_filter(expr, registry, rt)
-    return _evaluate(expr, lambda term: _resource_test(term, resource, registry, rt, is_member))
+    meter = budget if budget is not None else current_budget()
+    if meter is None:
+        check_filter(expr, registry, rt)
+        return _evaluate(expr, lambda term: _resource_test(
+            term, resource, lambda path: _resolve(registry, rt, path), is_member, None))
+    # The same filter object over many resources of one request: checked once.
+    if (id(expr), rt.name) not in meter.checked:
+        check_filter(expr, registry, rt)
+        meter.checked.add((id(expr), rt.name))
+    resolved = meter.resolved
+
+    def resolve(path: str) -> AttrPath:
+        found: AttrPath | None = resolved.get((rt.name, path))
+        if found is None:
+            found = resolved[rt.name, path] = _resolve(registry, rt, path)
+        return found
+
+    return _evaluate(expr, lambda term: _resource_test(term, resource, resolve, is_member,
+                                                       meter))
 
 
 def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bool:
@@ -45,9 +67,16 @@ def element_matches(expr: Expr, element: Any, attribute: Attribute | None) -> bo
     Paths in ``expr`` are sub-attribute names (any case); for an attribute of simple values
     the element is a scalar and ``value`` names it.
     """
+    return element_filter(expr, attribute)(element)
+
+
+def element_filter(expr: Expr, attribute: Attribute | None) -> Callable[[Any], bool]:
+    """``element_matches`` for many elements: the filter is checked once, here (raising
+    ``InvalidFilter``), and the returned test charges nothing (callers charge elements ×
+    ``term_count(expr)`` before they walk)."""
     for term in _terms(expr):
         _check_element_term(term, attribute)
-    return _element_evaluate(expr, element, attribute)
+    return lambda element: _element_evaluate(expr, element, attribute)
 
 
 def check_filter(expr: Expr, registry: Registry, rt: ResourceType) -> None:
@@ -215,9 +244,12 @@ def _checkcompare(op: str, literal: Value, definition: Attribute | None, where: 
 # -- evaluation ------------------------------------------------------------------------------
 
 
-def _resource_test(term: Compare | ValuePath, resource: Mapping[str, Any], registry: Registry,
-                   rt: ResourceType, is_member: Callable[[str], bool] | None) -> bool:
-    path = _resolve(registry, rt, term.path)
+def _resource_test(term: Compare | ValuePath, resource: Mapping[str, Any],
+                   resolve: Callable[[str], AttrPath], is_member: Callable[[str], bool] | None,
+                   budget: WorkBudget | None) -> bool:
+    if budget is not None:
+        budget.spend(1)
+    path = resolve(term.path)
     container = _container(resource, path)
     if path.is_extension_root:
         return _present(container)
@@ -229,14 +261,19 @@ def _resource_test(term: Compare | ValuePath, resource: Mapping[str, Any], regis
         raw = _lookup(container, path.name)
         elements = _candidates(raw, path.sub_name) if path.sub_name else (
             raw if isinstance(raw, list) else [raw])
+        if budget is not None:
+            budget.spend(len(elements) * term_count(inner))
         return any(_element_evaluate(inner, element, path.leaf)
                    for element in elements if element is not None)
     if is_member is not None and _asks_member(path, term.op, term.value, path.sub_name):
         return bool(is_member(text(term.value)))
     raw = _lookup(container, path.name)
+    candidates = _candidates(raw, path.sub_name)
+    if budget is not None and len(candidates) > 1:
+        budget.spend(len(candidates) - 1)
     if term.op == "pr":
-        return _present(raw if path.sub_name is None else _candidates(raw, path.sub_name))
-    return _holds(term.op, term.value, _candidates(raw, path.sub_name), _definition(path))
+        return _present(raw if path.sub_name is None else candidates)
+    return _holds(term.op, term.value, candidates, _definition(path))
 
 
 def _asks_member(path: AttrPath, op: str, literal: Value, value_name: str | None) -> bool:

@@ -21,6 +21,8 @@ from scim_core.filter.ast import (
 
 DEFAULT_MAX_LENGTH = 4096
 DEFAULT_MAX_DEPTH = 50
+DEFAULT_MAX_TERMS = 100
+"""Comparisons per filter (Entra and Okta send at most two)."""
 
 _OPERATORS = COMPARISON_OPERATORS | {"pr"}
 _KEYWORDS = _OPERATORS | {"and", "or", "not"}
@@ -39,12 +41,14 @@ _SNIPPET = 30
 
 
 def parse_filter(text: str, *, max_length: int = DEFAULT_MAX_LENGTH,
-                 max_depth: int = DEFAULT_MAX_DEPTH) -> Expr:
+                 max_depth: int = DEFAULT_MAX_DEPTH,
+                 max_terms: int = DEFAULT_MAX_TERMS) -> Expr:
     """The syntax tree of a URL-decoded ``filter`` query parameter.
 
     Raises ``InvalidFilter`` (and nothing else) for anything unparsable, longer than
-    ``max_length`` characters, or nesting parentheses/``not`` deeper than ``max_depth``.
-    Parsing is a scanner plus an explicit-stack precedence loop: linear time, no recursion.
+    ``max_length`` characters, nesting parentheses/``not`` deeper than ``max_depth``, or
+    holding more than ``max_terms`` comparisons. Parsing is a scanner plus an
+    explicit-stack precedence loop: linear time, no recursion.
 
     Leniency, on purpose: keywords and operators ignore case; ``not(`` needs no space; a
     value that is not a JSON string, number, ``true``, ``false`` or ``null`` is a *bare
@@ -53,19 +57,21 @@ def parse_filter(text: str, *, max_length: int = DEFAULT_MAX_LENGTH,
     ``"`` and is not a keyword (``and``, ``or``, ``not``, an operator). Entra's
     ``attr[f].sub op v`` becomes ``ValuePath(attr, And(f, Compare(sub, op, v)))``.
     """
-    parser = _Parser(text, InvalidFilter, "filter", max_length, max_depth)
+    parser = _Parser(text, InvalidFilter, "filter", max_length, max_depth, max_terms)
     return parser.parse_filter()
 
 
 def parse_path(text: str, *, max_length: int = DEFAULT_MAX_LENGTH,
-               max_depth: int = DEFAULT_MAX_DEPTH) -> PatchPath:
+               max_depth: int = DEFAULT_MAX_DEPTH,
+               max_terms: int = DEFAULT_MAX_TERMS) -> PatchPath:
     """A PATCH ``path`` (``PATH = attrPath / valuePath [subAttr]``).
 
     ``attribute`` is everything before ``[`` exactly as written (it may be dotted or
     URN-qualified); ``filter`` is the bracketed filter, its paths relative to the element;
-    ``sub`` is the name after ``].``. Raises ``InvalidPath`` (and nothing else).
+    ``sub`` is the name after ``].``. Raises ``InvalidPath``, or ``InvalidFilter`` for a
+    filter of more than ``max_terms`` comparisons.
     """
-    parser = _Parser(text, InvalidPath, "path", max_length, max_depth)
+    parser = _Parser(text, InvalidPath, "path", max_length, max_depth, max_terms)
     return parser.parse_path()
 
 
@@ -81,13 +87,15 @@ class _Parser:
     """One parse of one string; ``pos`` is the index of the next unread character."""
 
     def __init__(self, text: str, error: type[ScimError], what: str, max_length: int,
-                 max_depth: int) -> None:
+                 max_depth: int, max_terms: int) -> None:
         if not isinstance(text, str):
             raise error(f"The {what} must be a string.")
         self.text = text
         self.error = error
         self.what = what
         self.max_depth = max_depth
+        self.max_terms = max_terms
+        self.terms = 0
         self.pos = 0
         if len(text) > max_length:
             raise error(f"The {what} is longer than {max_length} characters.")
@@ -219,6 +227,11 @@ class _Parser:
 
     def _term(self, *, in_brackets: bool) -> Expr:
         """``attrPath op value``, ``attrPath pr``, ``attr[f]`` or ``attr[f].sub op value``."""
+        self.terms += 1
+        if self.terms > self.max_terms:
+            raise InvalidFilter(f"The {self.what} holds more than {self.max_terms} "
+                                f"comparisons; the limit (max filter terms) is "
+                                f"{self.max_terms}.")
         start = self.pos
         if self.pos >= len(self.text) or self._peek() in ")]":
             self._fail("expected an attribute name")

@@ -7,8 +7,9 @@ import json
 from typing import Any
 
 from scim_core.errors import InvalidPath, InvalidValue, Mutability, NoTarget
+from scim_core.filter.budget import WorkBudget, term_count
 from scim_core.json_keys import find_key, get_ci, merge_ci, pop_ci, set_ci
-from scim_core.patch.paths import Target, eq_template, matches, resolve_target
+from scim_core.patch.paths import Target, element_test, eq_template, resolve_target
 from scim_core.schema import Attribute, Registry, ResourceType
 from scim_core.schema.model import COMPLEX
 from scim_core.validation import coerce
@@ -53,10 +54,12 @@ class AttributeEditor:
     """Edits one document in place; the caller hands it a copy and keeps it only if every
     operation succeeds."""
 
-    def __init__(self, registry: Registry, rt: ResourceType, document: dict[str, Any]) -> None:
+    def __init__(self, registry: Registry, rt: ResourceType, document: dict[str, Any], *,
+                 budget: WorkBudget | None = None) -> None:
         self.registry = registry
         self.rt = rt
         self.doc = document
+        self.budget = budget if budget is not None else WorkBudget()
 
     def apply(self, op: str, target: Target, value: Any) -> None:
         """Apply one add, replace or remove at ``target``."""
@@ -73,6 +76,7 @@ class AttributeEditor:
         container_key, parent = located
         attr = target.attribute
         key = attr.name if attr is not None else (find_key(parent, target.name) or target.name)
+        self._charge(parent.get(key), target, value)
         guarded = _is_guarded(target)
         before = copy.deepcopy(parent.get(key)) if guarded else None
         if target.filter is not None:
@@ -85,6 +89,13 @@ class AttributeEditor:
             _check_immutable(target, before, parent.get(key))
         if container_key is not None and not parent:
             del self.doc[container_key]
+
+    def _charge(self, existing: Any, target: Target, value: Any) -> None:
+        """An operation walks the stored elements (each tested against every filter term)
+        and the new ones: charged before it runs."""
+        walked = len(existing) if isinstance(existing, list) else 1
+        terms = term_count(target.filter) if target.filter is not None else 1
+        self.budget.spend(walked * terms + (len(value) if isinstance(value, list) else 1))
 
     # -- locating --------------------------------------------------------------------------
 
@@ -205,7 +216,8 @@ class AttributeEditor:
             elements = list(existing or [])
         else:
             raise InvalidPath(f"'{t.text}': '{t.name}' is not multi-valued.")
-        hits = [i for i, element in enumerate(elements) if matches(expr, element, attr)]
+        matches = element_test(expr, attr)
+        hits = [i for i, element in enumerate(elements) if matches(element)]
         sub_key = t.sub_name
         if op == "remove" or value is None:
             if op == "add":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scim_core.errors import InvalidValue, Mutability, NoTarget, ScimError
+from scim_core.filter.budget import MAX_WORK, WorkBudget
 from scim_core.kinds import Kind
 from scim_core.patch.attributes import AttributeEditor
 from scim_core.patch.envelope import Operation, read_operations
@@ -31,15 +32,17 @@ class PatchResult:
 
 def apply_patch(registry: Registry, rt: ResourceType, document: Mapping[str, Any], body: Any,
                 *, load_members: Callable[[], list[Member]] | None = None,
-                max_operations: int = 1000) -> PatchResult:
+                max_operations: int = 1000, max_work: int = MAX_WORK) -> PatchResult:
     """Apply the PatchOp ``body`` to ``document`` (a stored resource's attributes).
 
     Every failure is a 400 ``ScimError`` naming the operation, and leaves ``document``
     untouched. ``load_members`` is called at most once, and only for a member filter other
-    than ``value eq "id"``.
+    than ``value eq "id"``. The operations share one ``WorkBudget`` of ``max_work`` units:
+    each is charged the elements it walks (times its filter's terms) before it runs.
     """
     operations = read_operations(body, max_operations)
-    patcher = _Patcher(registry, rt, copy.deepcopy(dict(document)), load_members)
+    patcher = _Patcher(registry, rt, copy.deepcopy(dict(document)), load_members,
+                       WorkBudget(max_work))
     for operation in operations:
         try:
             patcher.run(operation)
@@ -89,11 +92,11 @@ def _tidy(document: dict[str, Any]) -> dict[str, Any]:
 
 class _Patcher:
     def __init__(self, registry: Registry, rt: ResourceType, document: dict[str, Any],
-                 load_members: Callable[[], list[Member]] | None) -> None:
+                 load_members: Callable[[], list[Member]] | None, budget: WorkBudget) -> None:
         self.registry = registry
         self.rt = rt
-        self.editor = AttributeEditor(registry, rt, document)
-        self.members = MemberEdits(load_members)
+        self.editor = AttributeEditor(registry, rt, document, budget=budget)
+        self.members = MemberEdits(load_members, budget=budget)
         self.is_group = rt.kind is Kind.GROUP
 
     def run(self, operation: Operation) -> None:

@@ -7,8 +7,9 @@ from typing import Any
 
 from scim_core.errors import InvalidPath
 from scim_core.filter.ast import Compare, Expr
+from scim_core.filter.budget import WorkBudget, term_count
 from scim_core.members import parse_members
-from scim_core.patch.paths import Target, matches
+from scim_core.patch.paths import Target, element_test
 from scim_core.store.base import Member, MemberChange
 
 
@@ -17,8 +18,10 @@ class MemberEdits:
     clear all, remove listed, add listed, so every edit keeps that reading equal to the
     requested sequence: an id is either added or removed, never both."""
 
-    def __init__(self, load: Callable[[], list[Member]] | None) -> None:
+    def __init__(self, load: Callable[[], list[Member]] | None, *,
+                 budget: WorkBudget | None = None) -> None:
         self._load = load
+        self.budget = budget if budget is not None else WorkBudget()
         self._loaded: list[Member] | None = None
         self.remove_all = False
         self.removed: dict[str, None] = {}
@@ -92,11 +95,14 @@ def _filtered_ids(edits: MemberEdits, expr: Expr, target: Target, where: str) ->
     if (isinstance(expr, Compare) and expr.op == "eq" and expr.path.lower() == "value"
             and isinstance(expr.value, str)):
         return [expr.value]
+    matches = element_test(expr, target.attribute)
+    current = edits.current(where)
+    edits.budget.spend(len(current) * term_count(expr))
     found = []
-    for member in edits.current(where):
+    for member in current:
         element: dict[str, Any] = {"value": member.value}
         if member.display is not None:
             element["display"] = member.display
-        if matches(expr, element, target.attribute):
+        if matches(element):
             found.append(member.value)
     return found

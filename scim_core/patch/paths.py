@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from scim_core.errors import InvalidFilter, InvalidPath
 from scim_core.filter.ast import And, Compare, Expr
-from scim_core.filter.evaluate import element_matches
+from scim_core.filter.evaluate import element_filter
 from scim_core.filter.parser import parse_path
 from scim_core.json_keys import find_key
 from scim_core.schema import Attribute, Registry, ResourceType
@@ -109,11 +110,20 @@ def eq_template(expr: Expr, attribute: Attribute | None) -> dict[str, Any] | Non
     return found
 
 
-def matches(expr: Expr, element: Any, attribute: Attribute | None) -> bool:
-    """Whether one element (a JSON object) satisfies a value-path filter."""
-    if not isinstance(element, dict):
-        return False
+def element_test(expr: Expr, attribute: Attribute | None) -> Callable[[Any], bool]:
+    """Whether an element (a JSON object) satisfies a value-path filter, the filter checked
+    once; it charges nothing, so callers charge elements × terms before they walk."""
     try:
-        return element_matches(expr, element, attribute)
+        test = element_filter(expr, attribute)
     except InvalidFilter as exc:
         raise InvalidPath(f"The path filter cannot be evaluated: {exc.detail}") from None
+
+    def matches(element: Any) -> bool:
+        if not isinstance(element, dict):
+            return False
+        try:
+            return test(element)
+        except InvalidFilter as exc:
+            raise InvalidPath(f"The path filter cannot be evaluated: {exc.detail}") from None
+
+    return matches

@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from itertools import islice
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -81,11 +82,15 @@ from scim_core.store.tables.feed import (
 )
 
 if TYPE_CHECKING:
+    from azure.core.paging import PageIterator
+
     from scim_core.store.tables.tenants import TableTenantRegistry
 
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
 
 PAGE_LIMIT = 1000
+POINT_READ_LIMIT = 32
+"""Up to this many rows are checked for existence by point reads, more by range queries."""
 _ATTEMPTS = 5
 _DELETE_ATTEMPTS = 20
 _BUSY = "The resource is changing too fast; retry later."
@@ -172,11 +177,56 @@ class TableStore:
         """Point reads of ``rows`` on a small pool (an OR of RowKeys scans the partition)."""
         if len(rows) <= 1:
             return [self.read(partition, row_key, select) for row_key in rows]
+        return list(self._read_pool().map(lambda row_key: self.read(partition, row_key, select),
+                                          rows))
+
+    def _read_pool(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self._read_workers,
                                                 thread_name_prefix="table-store-read")
-        return list(self._pool.map(lambda row_key: self.read(partition, row_key, select), rows))
+            return self._pool
+
+    def present(self, partition: str, row_keys: Iterable[str]) -> set[str]:
+        """Which of ``row_keys`` exist. Up to ``POINT_READ_LIMIT`` keys: point reads on the
+        pool. More: the sorted keys in up to ``read_workers`` slices (of at least that many
+        keys) on the pool, each walked with range queries of RowKeys (``_present_in``), so
+        the requests are at most the keys, and at most the slices plus one per 1,000 rows
+        between the first key and the last, however many of the keys are missing."""
+        wanted = sorted(set(row_keys))
+        if len(wanted) <= POINT_READ_LIMIT:
+            found = self.read_many(partition, wanted, select=["RowKey"])
+            return {key for key, entity in zip(wanted, found, strict=True) if entity is not None}
+        size = max(POINT_READ_LIMIT, -(-len(wanted) // self._read_workers))
+        slices = [wanted[at:at + size] for at in range(0, len(wanted), size)]
+        present: set[str] = set()
+        for part in self._read_pool().map(lambda keys: self._present_in(partition, keys),
+                                          slices):
+            present |= part
+        return present
+
+    def _present_in(self, partition: str, wanted: Sequence[str]) -> set[str]:
+        """Which of the sorted ``wanted`` exist: one page of the RowKeys from the first key
+        not yet decided to the last; every key up to the page's last row is decided by it,
+        and the next query skips the rows between that one and the next undecided key."""
+        found: set[str] = set()
+        asked = set(wanted)
+        start = 0
+        while start < len(wanted):
+            pages = cast("PageIterator[TableEntity]", self.table.query_entities(
+                "PartitionKey eq @partition and RowKey ge @low and RowKey le @high",
+                parameters={"partition": partition, "low": wanted[start], "high": wanted[-1]},
+                select=["RowKey"], results_per_page=PAGE_LIMIT).by_page())
+            rows: list[str] = []
+            for page in pages:  # storage may answer an empty page with a continuation
+                rows = [str(entity["RowKey"]) for entity in page]
+                if rows:
+                    break
+            found.update(key for key in rows if key in asked)
+            if not rows or pages.continuation_token is None:
+                break
+            start = bisect.bisect_right(wanted, rows[-1], lo=start)
+        return found
 
     def range(self, partition: str, low: str, high: str, *, after: str | None = None,
               select: list[str] | None = None,
@@ -289,12 +339,11 @@ class TableTenantStore:
         return units + add_units(self._partition, group_id, change.add)
 
     def _stored_users(self, ids: set[str]) -> set[str]:
-        wanted = sorted(ids)
-        found = self._store.read_many(self._partition,
-                                      [keys.document_key(USER, i) for i in wanted],
-                                      select=["id"])
-        return {user_id for user_id, entity in zip(wanted, found, strict=True)
-                if entity is not None}
+        """Which of ``ids`` are users of the tenant, in requests that grow with the number
+        of batches the ids fill, not with how many of them are missing
+        (``TableStore.present``)."""
+        rows = {keys.document_key(USER, user_id): user_id for user_id in ids}
+        return {rows[row_key] for row_key in self._store.present(self._partition, rows)}
 
     def _check_users(self, batches: Sequence[Sequence[Step]]) -> None:
         """Before a change of several batches: every added user must exist, since a later

@@ -1,0 +1,210 @@
+"""The activity log's cost: the Entra cycle in process over Table Storage with the log off
+and on (storage requests per SCIM request, req/s), and the buffer's memory under a burst
+of 10,000 requests. ``python -m bench.activity [--quick]``, or the ``activity`` suite."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import sys
+import time
+import tracemalloc
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from bench.environment import FULL, QUICK, Environment, Scale, log
+from bench.systems import IN_PROCESS, OURS, TOKEN, CallCounter, Target
+
+__all__ = ["burst_memory", "cycle_cost", "run"]
+
+
+def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
+    """``ScimApi.handle`` in process on a fresh table; data and activity storage requests
+    counted by one counter. Returns the target and its recorder (None when off)."""
+    from scim_core import Request, Settings, build_api
+    from scim_core.activity import ActivityRecorder, NullRecorder
+    from scim_core.activity.tables import (
+        ACTIVITY_CLIENT_OPTIONS,
+        TableActivityRows,
+        activity_table_name,
+    )
+    from scim_core.app import activity_endpoints
+    from scim_core.auth import StaticTokenSource
+    from scim_core.schema import Registry
+    from scim_core.store.tables import sdk_batches, table_store
+    from scim_core.store.tables.client import BoundedWaitTransport, table_client
+
+    counter = CallCounter()
+
+    class CountingTransport(BoundedWaitTransport):  # type: ignore[misc]
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            counter.add()
+            return super().send(request, **kwargs)
+
+    table = "bench" + uuid.uuid4().hex[:12]
+    settings = Settings(store="tables", tables_connection=connection, table_name=table,
+                        bearer_token=TOKEN, activity=activity)
+    sdk_batches.install_batch_codec()
+    store = table_store(settings, transport=CountingTransport(connection_timeout=3,
+                                                              read_timeout=10))
+    recorder: Any = NullRecorder()
+    if activity:
+        named = dataclasses.replace(settings, table_name=activity_table_name(table))
+        options = {k: v for k, v in ACTIVITY_CLIENT_OPTIONS.items()
+                   if k not in ("connection_timeout", "read_timeout")}
+        client = table_client(named, transport=CountingTransport(connection_timeout=3,
+                                                                 read_timeout=10), **options)
+        recorder = ActivityRecorder(TableActivityRows(client),
+                                    endpoints=activity_endpoints(Registry.default()))
+    api = build_api(settings, store=store, tokens=StaticTokenSource(TOKEN), recorder=recorder)
+    base = "http://127.0.0.1/scim/v2"
+    plain = {"Authorization": f"Bearer {TOKEN}", "User-Agent": "Azure AD SCIM",
+             "client-request-id": "bench"}
+    with_body = {**plain, "Content-Type": "application/scim+json"}
+
+    def call(method: str, path: str, query: Mapping[str, str] | None = None,
+             body: bytes | None = None) -> tuple[int, bytes]:
+        response = api.handle(Request(method, path, base, query or {},
+                                      plain if body is None else with_body, body or b""))
+        return response.status, response.body
+
+    def drop_tables() -> None:
+        from azure.data.tables import TableServiceClient
+
+        with TableServiceClient.from_connection_string(connection) as service:
+            service.delete_table(table)
+            service.delete_table(activity_table_name(table))
+
+    target = Target(OURS, "tables", IN_PROCESS, lambda: call, closers=[drop_tables])
+    target.storage_calls = lambda: counter.value
+    return target, (recorder if activity else None)
+
+
+def cycle_cost(connection: str, scale: Scale, rounds: int,
+               azurite_pid: int | None = None) -> dict[str, Any]:
+    """The cycle ``rounds`` times with the log off and on, alternating; medians. CPU is
+    split between this process (the app, writer thread included) and Azurite."""
+    from bench.suites import entra_cycle, tables_cycle
+    from bench.systems import process_cpu_s
+
+    shape = tables_cycle(scale)
+    found: dict[bool, list[tuple[float, float, float, float]]] = {False: [], True: []}
+    for r in range(rounds):
+        for activity in ((False, True) if r % 2 == 0 else (True, False)):
+            target, recorder = _target(connection, activity=activity)
+            own, storage = time.process_time(), process_cpu_s(azurite_pid) or 0.0
+            total, _ = entra_cycle(target, f"act{r}{int(activity)}", shape, 1)
+            if recorder is not None:
+                recorder.flush(60.0)
+            own = (time.process_time() - own) * 1e3 / total.requests
+            storage = ((process_cpu_s(azurite_pid) or 0.0) - storage) * 1e3 / total.requests
+            assert target.storage_calls is not None
+            calls = target.storage_calls()
+            target.close()
+            rate = total.requests / (total.wall_ns / 1e9)
+            found[activity].append((calls / total.requests, rate, own, storage))
+            log(f"activity {'on ' if activity else 'off'} round {r}: {total.requests} requests, "
+                f"{calls / total.requests:.3f} storage requests each, {rate:.1f} req/s, "
+                f"CPU ms/request app {own:.2f} Azurite {storage:.2f}"
+                + (f", {recorder.counters}" if recorder is not None else ""))
+
+    def median(activity: bool, index: int) -> float:
+        return statistics.median(row[index] for row in found[activity])
+
+    off_calls, on_calls = median(False, 0), median(True, 0)
+    off_rate, on_rate = median(False, 1), median(True, 1)
+    return {"cycle": str(shape), "rounds": rounds,
+            "app_cpu_ms_per_request_off": round(median(False, 2), 3),
+            "app_cpu_ms_per_request_on": round(median(True, 2), 3),
+            "azurite_cpu_ms_per_request_off": round(median(False, 3), 3),
+            "azurite_cpu_ms_per_request_on": round(median(True, 3), 3),
+            "storage_per_request_off": round(off_calls, 4),
+            "storage_per_request_on": round(on_calls, 4),
+            "storage_per_request_added": round(on_calls - off_calls, 4),
+            "req_s_off": round(off_rate, 1), "req_s_on": round(on_rate, 1),
+            "req_s_change_pct": round(100.0 * (on_rate - off_rate) / off_rate, 1)}
+
+
+def burst_memory(requests: int = 10_000, extra: int = 2_000, *,
+                 capacity: int = 10_000) -> dict[str, Any]:
+    """The buffer's memory after ``requests`` Entra-sized POST /Users (writer asleep, so
+    nothing drains), then ``extra`` more past the cap: held, dropped, bytes."""
+    from bench.workloads import user_body
+    from scim_core import Request, Settings, build_api
+    from scim_core.activity import ActivityRecorder, MemoryActivityRows
+    from scim_core.app import activity_endpoints
+    from scim_core.auth import StaticTokenSource
+    from scim_core.schema import Registry
+    from scim_core.store import MemoryStore
+
+    recorder = ActivityRecorder(MemoryActivityRows(),
+                                endpoints=activity_endpoints(Registry.default()),
+                                interval=3600.0, wake_at=10**9, capacity=capacity)
+    api = build_api(Settings(store="memory", bearer_token=TOKEN), store=MemoryStore(),
+                    tokens=StaticTokenSource(TOKEN), recorder=recorder)
+    headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/scim+json",
+               "User-Agent": "Azure AD SCIM", "client-request-id": "burst"}
+    body = user_body("burst", 0)
+    request = Request("POST", "/Users", "http://127.0.0.1/scim/v2", {}, headers, body)
+    response = api.handle(request)
+    assert response.status == 201, response.body[:200]
+    recorder.flush(10.0)
+
+    def burst(n: int) -> None:
+        for _ in range(n):
+            # fresh bytes per request, as a host delivers them
+            recorder.record(dataclasses.replace(request, body=bytes(bytearray(body))),
+                            dataclasses.replace(response, body=bytes(bytearray(response.body))),
+                            "default", None, 0.004)
+
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    burst(requests)
+    held = tracemalloc.get_traced_memory()[0] - before
+    burst(extra)
+    after_cap = tracemalloc.get_traced_memory()[0] - before
+    tracemalloc.stop()
+    counters = recorder.counters
+    return {"requests": requests + extra, "capacity": recorder.capacity,
+            "held": recorder.buffered, "dropped_full": counters.dropped_full,
+            "request_bytes": len(body), "response_bytes": len(response.body),
+            "buffer_mib_at_cap": round(held / 2**20, 2),
+            "buffer_mib_after_overflow": round(after_cap / 2**20, 2),
+            "bytes_per_entry": round(held / requests)}
+
+
+def run(env: Environment, results: Any) -> None:
+    """The ``activity`` suite: figures go to the log and to the JSON's meta."""
+    figures: dict[str, Any] = {"burst": burst_memory()}
+    log(f"activity burst: {figures['burst']}")
+    connection = env.connection if env.with_tables else ""
+    if connection:
+        figures["cycle"] = cycle_cost(connection, env.scale, max(3, env.scale.http_rounds),
+                                      env.azurite_pid)
+        log(f"activity cycle: {figures['cycle']}")
+    results.meta["activity"] = figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.activity", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a smaller cycle")
+    parser.add_argument("--rounds", type=int, default=3, help="cycles per setting (median)")
+    args = parser.parse_args(argv)
+    from bench.azurite import Azurite
+
+    figures: dict[str, Any] = {"burst": burst_memory()}
+    log(f"activity burst: {figures['burst']}")
+    with Azurite() as azurite:
+        figures["cycle"] = cycle_cost(azurite.connection_string, QUICK if args.quick else FULL,
+                                      args.rounds,
+                                      azurite.process.pid if azurite.process else None)
+    json.dump(figures, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
