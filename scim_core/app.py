@@ -195,11 +195,14 @@ def build_manage_api(settings: Settings, *, store: Store | None = None,
 
 def build_setup_page(manage: ManageApi, env: Mapping[str, str] | None = None) -> SetupPage:
     """The setup page (``/setup``) over ``manage``, with the ``SCIM_SETUP_*`` settings of
-    ``env``."""
+    ``env``, reading the activity log of ``manage``'s store (unless ``SCIM_ACTIVITY=false``)."""
+    from scim_core.activity.build import activity_log
     from scim_core.setup.page import SetupPage
     from scim_core.setup.settings import SetupSettings
 
-    return SetupPage(manage, SetupSettings.from_env(os.environ if env is None else env))
+    activity = activity_log(manage.settings, manage.store) if manage.settings.activity else None
+    return SetupPage(manage, SetupSettings.from_env(os.environ if env is None else env),
+                     activity=activity)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:

@@ -131,8 +131,9 @@ def _fits(driver: WebDriver) -> bool:
 def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) -> None:
     """Open a link (it leaves the address bar; the cookie is HttpOnly, Secure, Lax), skip
     to the content by keyboard, copy the Tenant URL (clipboard, then the fallback selecting
-    it), generate a token by keyboard and provision with it, retire the old
-    token (refused afterwards), pass axe-core at both sizes, and find the link used."""
+    it), generate a token by keyboard and provision with it, see the requests in the health,
+    the chart and the searchable failures, retire the old token (refused afterwards), pass
+    axe-core at both sizes, and find the link used."""
     first_token, url = _tenant_with_link(host, "contoso")
     site = f"http://127.0.0.1:{host.port}"
     browser.get(url)
@@ -149,7 +150,9 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
     tenant_url = browser.find_element(By.ID, "tenant-url").get_attribute("value")
     assert tenant_url == site + "/tenants/contoso/scim/v2"
     assert _text(browser, "users") == "0" and "Contoso HR" in browser.title
-    assert "Nothing provisioned yet" in _text(browser, "activity-empty")
+    _until(lambda: "Nothing provisioned yet" in _text(browser, "activity-empty"),
+           "the activity's empty state")
+    assert "Waiting for Entra's first call" in _text(browser, "health-summary")
 
     browser.execute_cdp_cmd("Browser.grantPermissions", {
         "origin": site, "permissions": ["clipboardReadWrite", "clipboardSanitizedWrite"]})
@@ -188,6 +191,24 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
     assert _axe(browser) == []
     assert _scim_status(tenant_url, new_token, "ada@contoso.example") == 201
     assert _scim_status(tenant_url, first_token, "bob@contoso.example") == 201
+    assert _scim_status(tenant_url, new_token, "ada@contoso.example") == 409
+
+    def failure_shown() -> bool:
+        browser.find_element(By.ID, "refresh").click()
+        time.sleep(1)
+        return "ada@contoso.example" in _text(browser, "failures")
+
+    _until(failure_shown, "the 409 in the recent failures", timeout=60)
+    assert "uniqueness" in _text(browser, "failures")
+    assert "Connected" in _text(browser, "health-summary")
+    assert "3 requests in the last 3 days: 2 succeeded, 1 refused" in _text(
+        browser, "chart-summary")
+    search = browser.find_element(By.ID, "search-name")
+    search.send_keys("nobody@contoso.example", Keys.ENTER)
+    _until(lambda: "No failures naming" in _live(browser, "failures-empty"), "the search")
+    assert _text(browser, "failures") == ""
+    assert _axe(browser) == []
+    search.clear()
 
     browser.refresh()
     _until(lambda: _text(browser, "users") == "2", "the user count")

@@ -4,6 +4,7 @@ pages; state changes need the CSRF token and the Origin; rate limits; one tenant
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 from datetime import UTC, datetime
@@ -12,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from scim_core import admin as admin_command
-from scim_core.app import build_manage_api, build_setup_page
+from scim_core.activity import ActivityRecorder
+from scim_core.app import build_api, build_manage_api, build_setup_page
 from scim_core.config import Settings
 from scim_core.http import Request, Response
 from scim_core.manage.rows import side_rows
@@ -20,6 +22,7 @@ from scim_core.setup.links import LinkRefused, SetupLinks
 from scim_core.setup.page import CSP, SetupPage
 from scim_core.setup.settings import SetupSettings, logo_from_data_url
 from scim_core.store import MemoryStore
+from tests.support import USER_SCHEMA
 
 SITE = "http://127.0.0.1:7071"
 BASE = SITE + "/setup"
@@ -43,8 +46,10 @@ def _page(env: dict[str, str] | None = None, clock: Clock | None = None) -> Setu
     return page
 
 
-def _get(page: SetupPage, path: str, cookie: str = "") -> Response:
-    return page.handle(Request("GET", path, BASE, headers={"Cookie": cookie} if cookie else {}))
+def _get(page: SetupPage, path: str, cookie: str = "",
+         query: dict[str, str] | None = None) -> Response:
+    return page.handle(Request("GET", path, BASE, query=query or {},
+                               headers={"Cookie": cookie} if cookie else {}))
 
 
 def _open(page: SetupPage, tenant: str = "contoso") -> tuple[str, str]:
@@ -314,3 +319,38 @@ def test_sign_out_ends_the_session_and_clears_the_cookie() -> None:
     out = _post(page, "/api/signout", cookie, csrf)
     assert out.status == 200 and "Max-Age=0" in out.headers["Set-Cookie"]
     assert _get(page, "/api/state", cookie).status == 401
+
+
+def test_activity_shows_health_hours_and_failures_searchable_by_name() -> None:
+    """After a success and a 409 at the tenant's SCIM URL, /api/activity shows Entra
+    connected, both requests in the current hour by outcome, and the failure with its
+    reason, found by the userName and not by another name."""
+    settings = Settings.from_env({"SCIM_STORE": "memory"})
+    store = MemoryStore()
+    api = build_api(settings, store=store)
+    manage = build_manage_api(settings, store=store, env={})
+    _, token = manage.admin().create("Contoso", tenant_id="contoso")
+    page = build_setup_page(manage, env={})
+    body = json.dumps({"schemas": [USER_SCHEMA], "userName": "ada@contoso.example"}).encode()
+    for expected in (201, 409):
+        answer = api.handle(Request("POST", "/Users", SITE + "/tenants/contoso/scim/v2",
+                                    headers={"Authorization": f"Bearer {token}",
+                                             "Content-Type": "application/scim+json"},
+                                    body=body, tenant="contoso"))
+        assert answer.status == expected
+    recorder = api.recorder
+    assert isinstance(recorder, ActivityRecorder) and recorder.flush() is True
+    cookie, _ = _open(page)
+    doc = _get(page, "/api/activity", cookie).document()
+    assert doc["enabled"] and doc["health"]["seen"] and doc["health"]["lastSuccess"]
+    (hour,) = doc["hours"]
+    assert (hour["requests"], hour["2xx"], hour["4xx"]) == (2, 1, 1)
+    (failure,) = doc["failures"]
+    assert failure["status"] == 409 and failure["userName"] == "ada@contoso.example"
+    assert failure["scimType"] == "uniqueness" and "body" not in failure
+    named = _get(page, "/api/activity", cookie, {"name": "ADA@contoso.example"})
+    assert len(named.document()["failures"]) == 1
+    assert _get(page, "/api/activity", cookie, {"name": "bob"}).document()["failures"] == []
+    quiet = build_setup_page(build_manage_api(Settings.from_env(
+        {"SCIM_STORE": "memory", "SCIM_ACTIVITY": "false"}), env={}), env={})
+    assert quiet.activity is None

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from scim_core.activity.log import ActivityLog
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
 from scim_core.manage.problems import translate
@@ -37,6 +38,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
     "Cross-Origin-Opener-Policy": "same-origin"}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+ACTIVITY_DAYS = 3
+MAX_FAILURES = 25
+FAILURE_FIELDS = ("time", "operation", "status", "outcome", "detail", "scimType",
+                  "userName", "externalId", "displayName")
+"""What the page shows of a failure (never its body)."""
 ASSETS = {"setup.css": "text/css", "setup.js": "text/javascript", "logo.svg": "image/svg+xml"}
 REFUSALS = {
     "unknown": ("This setup link is not valid",
@@ -60,8 +66,10 @@ class SetupPage:
     """Serves ``/setup`` for the tenants of a management API's store."""
 
     def __init__(self, manage: Any, settings: SetupSettings | None = None, *,
+                 activity: ActivityLog | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.manage = manage
+        self.activity = activity
         self.settings = settings or SetupSettings()
         self.links = SetupLinks(side_rows(manage.store), clock=clock)
         self._clock = clock
@@ -152,6 +160,9 @@ class SetupPage:
         if parts == ["state"]:
             _allow(method, "GET")
             return _json(200, self._state(request, session))
+        if parts == ["activity"]:
+            _allow(method, "GET")
+            return _json(200, self._activity(request, tenant))
         if parts == ["tokens"]:
             _allow(method, "POST")
             limit = self._generations.setdefault(
@@ -210,6 +221,29 @@ class SetupPage:
         site = request.base_url.removesuffix(ROOT).rstrip("/")
         return TenantAdmin(self.manage.settings, store=self.manage.store,
                            secrets=self.manage.secrets, local_base_url=site + "/scim/v2")
+
+    def _activity(self, request: Request, tenant: str) -> dict[str, Any]:
+        """The tenant's connection health, requests per hour by outcome over the last
+        ``ACTIVITY_DAYS`` and its recent failures (naming ``?name=`` when given)."""
+        if self.activity is None:
+            return {"enabled": False}
+        now = self._clock()
+        hours: dict[str, dict[str, int]] = {}
+        for minute in self.activity.minutes(tenant, since=now - ACTIVITY_DAYS * 86400.0,
+                                            until=now):
+            slot = hours.setdefault(str(minute["minute"])[:13] + ":00Z",
+                                    {"requests": 0, "2xx": 0, "4xx": 0, "5xx": 0})
+            for key in slot:
+                slot[key] += int(minute.get(key) or 0)
+        name = " ".join((request.param("name") or "").split())[:200] or None
+        failures = [entry for status in ("4xx", "5xx") for entry in self.activity.search(
+            tenant, status=status, name=name, limit=MAX_FAILURES).entries]
+        failures.sort(key=lambda entry: entry.time, reverse=True)
+        return {"enabled": True, "health": self.activity.health(tenant),
+                "hours": [{"hour": hour, **counts} for hour, counts in sorted(hours.items())],
+                "failures": [{key: value for key, value in entry.document().items()
+                              if key in FAILURE_FIELDS} for entry in failures[:MAX_FAILURES]],
+                "name": name}
 
     def _state(self, request: Request, session: SetupSession) -> dict[str, Any]:
         admin = self._admin(request)

@@ -3,6 +3,8 @@
 // session's CSRF token in a header. No inline script; the page works with keyboard alone.
 (function () {
   var csrf = "";
+  var counts = { users: 0, groups: 0 };
+  var searched = "";
   var api = "/setup/api/";
 
   function $(id) { return document.getElementById(id); }
@@ -79,24 +81,128 @@
     });
     $("versions-empty").hidden = state.tokens.length > 0;
     $("retire").disabled = valid < 2;
-    $("health-summary").textContent = valid === 0
+    $("token-summary").textContent = valid === 0
       ? "No token is accepted yet: generate one, then paste it into Entra."
       : valid + (valid === 1 ? " token is" : " tokens are") + " accepted now" +
         (valid > 1 ? ": retire the previous one once Entra's Test Connection succeeds." : ".");
-    var provisioned = state.counts.users + state.counts.groups;
-    $("activity-empty").textContent = provisioned === 0
-      ? "Nothing provisioned yet. After Test Connection succeeds and you start provisioning, " +
-        "the users and groups Entra sends are counted here."
-      : "Entra has provisioned " + state.counts.users +
-        (state.counts.users === 1 ? " user" : " users") + " and " + state.counts.groups +
-        (state.counts.groups === 1 ? " group" : " groups") + " so far.";
+    counts = state.counts;
     ["status-card", "credentials", "health", "activity"].forEach(function (id) {
       $(id).hidden = false;
     });
   }
 
   function load() {
-    return call("GET", "state").then(render);
+    return call("GET", "state").then(render).then(function () {
+      return loadActivity(searched);
+    });
+  }
+
+  function loadActivity(name) {
+    searched = name;
+    var query = name ? "?name=" + encodeURIComponent(name) : "";
+    return call("GET", "activity" + query).then(renderActivity);
+  }
+
+  function provisioned() {
+    var total = counts.users + counts.groups;
+    return total === 0
+      ? "Nothing provisioned yet. After Test Connection succeeds and you start provisioning, " +
+        "the users and groups Entra sends are counted here."
+      : "Entra has provisioned " + counts.users + (counts.users === 1 ? " user" : " users") +
+        " and " + counts.groups + (counts.groups === 1 ? " group" : " groups") + " so far.";
+  }
+
+  function cell(row, text) {
+    var td = document.createElement("td");
+    td.textContent = text;
+    row.appendChild(td);
+  }
+
+  function renderHealth(health) {
+    $("health-facts").hidden = !health.seen;
+    if (!health.seen) {
+      $("health-summary").textContent = "Waiting for Entra's first call: paste the Tenant " +
+        "URL and Secret Token into Entra and select Test Connection.";
+      $("failure-reason").hidden = true;
+      return;
+    }
+    $("first-call").textContent = when(health.firstRequest);
+    $("last-success").textContent = when(health.lastSuccess);
+    $("last-failure").textContent = health.lastAuthFailure ? when(health.lastAuthFailure)
+      : "None";
+    var refusedLast = health.lastAuthFailure &&
+      (!health.lastSuccess || health.lastAuthFailure > health.lastSuccess);
+    $("health-summary").textContent = refusedLast
+      ? "Entra's last call was refused: check the Secret Token in Entra."
+      : (health.lastSuccess ? "Connected: Entra's calls succeed." : "Entra has called, " +
+        "but no call has succeeded yet.");
+    $("failure-reason").hidden = !health.lastAuthFailureReason;
+    $("failure-reason").textContent = health.lastAuthFailureReason
+      ? "Last refusal: " + health.lastAuthFailureReason : "";
+  }
+
+  function renderChart(hours) {
+    var chart = $("chart");
+    chart.textContent = "";
+    var byHour = {};
+    var most = 1;
+    var total = { requests: 0, ok: 0, bad: 0, err: 0 };
+    hours.forEach(function (h) {
+      byHour[h.hour] = h;
+      most = Math.max(most, h.requests);
+      total.requests += h.requests;
+      total.ok += h["2xx"];
+      total.bad += h["4xx"];
+      total.err += h["5xx"];
+    });
+    var now = new Date();
+    now.setUTCMinutes(0, 0, 0);
+    for (var i = 71; i >= 0; i -= 1) {
+      var at = new Date(now.getTime() - i * 3600 * 1000).toISOString().slice(0, 13) + ":00Z";
+      var h = byHour[at] || { "2xx": 0, "4xx": 0, "5xx": 0 };
+      var bar = document.createElement("div");
+      bar.className = "bar";
+      [["ok", h["2xx"]], ["bad", h["4xx"]], ["err", h["5xx"]]].forEach(function (part) {
+        if (part[1] > 0) {
+          var span = document.createElement("span");
+          span.className = part[0];
+          span.style.height = (100 * part[1] / most) + "%";
+          bar.appendChild(span);
+        }
+      });
+      chart.appendChild(bar);
+    }
+    $("chart-summary").textContent = total.requests + " requests in the last 3 days: " +
+      total.ok + " succeeded, " + total.bad + " refused or invalid, " + total.err +
+      " server errors.";
+    return total.requests;
+  }
+
+  function renderActivity(doc) {
+    if (!doc.enabled) {
+      $("health-summary").textContent = "";
+      $("activity-empty").textContent = provisioned();
+      $("activity-body").hidden = true;
+      return;
+    }
+    renderHealth(doc.health);
+    var requests = renderChart(doc.hours);
+    $("activity-empty").textContent = requests === 0
+      ? "No requests from Entra in the last 3 days. " + provisioned() : provisioned();
+    $("activity-body").hidden = requests === 0 && !doc.name;
+    var rows = $("failures");
+    rows.textContent = "";
+    doc.failures.forEach(function (f) {
+      var tr = document.createElement("tr");
+      cell(tr, when(f.time));
+      cell(tr, f.operation || "");
+      cell(tr, String(f.status));
+      cell(tr, f.userName || f.displayName || f.externalId || "—");
+      cell(tr, (f.scimType ? f.scimType + ": " : "") + (f.detail || f.outcome || ""));
+      rows.appendChild(tr);
+    });
+    $("failures-empty").textContent = doc.failures.length ? "" : (doc.name
+      ? "No failures naming “" + doc.name + "”." : "No failures. ");
   }
 
   function copy(id) {
@@ -152,6 +258,11 @@
         say("toggle-status", doc.enabled ? "Provisioning is on." : "Provisioning is off.");
         return load();
       }).catch(function () {});
+    });
+    $("refresh").addEventListener("click", function () { load().catch(function () {}); });
+    $("search").addEventListener("submit", function (event) {
+      event.preventDefault();
+      loadActivity($("search-name").value.trim()).catch(function () {});
     });
     $("signout").addEventListener("click", function () {
       call("POST", "signout").then(function () {
