@@ -212,7 +212,8 @@ def test_the_whole_setup_flow_in_chromium(host: ManageHost, browser: WebDriver) 
 
     browser.refresh()
     _until(lambda: _text(browser, "users") == "2", "the user count")
-    assert "provisioned 2 users and 0 groups" in _text(browser, "activity-empty")
+    _until(lambda: "provisioned 2 users and 0 groups" in _text(browser, "activity-empty"),
+           "the provisioned counts")
     assert browser.find_element(By.ID, "token").get_attribute("value") == ""
     assert len(browser.find_elements(By.CSS_SELECTOR, "#versions tr")) == 2
     browser.find_element(By.ID, "retire").click()
