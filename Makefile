@@ -7,7 +7,7 @@ PORT ?= 7071
 # workers than cores pays off
 TEST_WORKERS ?= 3
 
-.PHONY: run test lint typecheck pytest infra-check bench setup clean
+.PHONY: run test lint typecheck pytest infra-check bench setup browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,11 @@ node_modules/.installed: package.json package-lock.json
 
 setup: $(VENV)/.installed node_modules/.installed
 
+## browser: Debian's Chromium and its driver for the setup page's browser tests (skipped when present)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
+
 ## run: the endpoint on Azurite at http://127.0.0.1:$(PORT)/scim/v2, printing the Tenant URL and token
 run: setup
 	$(PY) scripts/local_run.py --port $(PORT)
@@ -42,7 +47,7 @@ typecheck: $(VENV)/.installed
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
 
-pytest: setup
+pytest: setup browser
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt

@@ -20,6 +20,7 @@ from scim_core.events.retention import DEFAULT_BUDGET_SECONDS, RetentionReport, 
 
 SCIM_ROOT = "scim/v2"
 MANAGE_ROOT = "manage/v1"
+SETUP_ROOT = "setup"
 TENANT_ROOT = "tenants"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETENTION_SCHEDULE = "0 17 3 * * *"
@@ -33,6 +34,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 _api: ScimApi | None = None
 _api_lock = threading.Lock()
 _manage: Any = None
+_setup: Any = None
 
 
 def get_api() -> ScimApi:
@@ -47,10 +49,11 @@ def get_api() -> ScimApi:
 
 def reset_api(api: ScimApi | None = None) -> None:
     """Replace the process-wide API (tests and the dev host's reload)."""
-    global _api, _manage
+    global _api, _manage, _setup
     with _api_lock:
         _api = api
         _manage = None
+        _setup = None
 
 
 def retention_schedule(env: Mapping[str, str] | None = None) -> str:
@@ -203,6 +206,42 @@ def manage(req: func.HttpRequest) -> func.HttpResponse:
             b'unavailable","status":503,"detail":"The service is not configured correctly; '
             b'see the function logs."}', status_code=503, headers={"Retry-After": "60"},
             mimetype="application/problem+json")
+
+
+def get_setup_page() -> Any:
+    """The process-wide setup page, over the management API."""
+    global _setup
+    manage_api = get_manage_api()
+    if _setup is None:
+        with _api_lock:
+            if _setup is None:
+                from scim_core.app import build_setup_page
+
+                _setup = build_setup_page(manage_api)
+    return _setup
+
+
+@app.route(route=SETUP_ROOT + "/{*path}", methods=("GET", "HEAD", "POST"),
+           auth_level=func.AuthLevel.ANONYMOUS)
+def setup(req: func.HttpRequest) -> func.HttpResponse:
+    """The customer's setup page: the link exchange, the page and its JSON calls."""
+    try:
+        page = get_setup_page()
+        request = Request(method=req.method, path="/" + (req.route_params.get("path") or ""),
+                          base_url=manage_base_url(req, page.manage.settings.base_url)
+                          .removesuffix("/" + MANAGE_ROOT) + "/" + SETUP_ROOT,
+                          query=dict(req.params), headers=dict(req.headers),
+                          body=req.get_body() or b"")
+        response = page.handle(request)
+        headers = dict(response.headers)
+        return func.HttpResponse(body=response.body, status_code=response.status,
+                                 headers=headers,
+                                 mimetype=headers.pop("Content-Type", "text/html"))
+    except Exception:
+        logging.getLogger("scim_core").exception("The setup page could not be served")
+        return func.HttpResponse(b"The setup page is not available; try again later.",
+                                 status_code=503, headers={"Retry-After": "60"},
+                                 mimetype="text/plain")
 
 
 class RetentionFailed(Exception):

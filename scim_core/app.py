@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
     from scim_core.manage import ManageApi
+    from scim_core.setup.page import SetupPage
 
 log = logging.getLogger("scim_core")
 SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
@@ -197,6 +198,18 @@ def build_manage_api(settings: Settings, *, store: Store | None = None,
 
         entra = EntraTokens(manage)
     return ManageApi(store, secrets, settings, manage, entra=entra, recorder=recorder)
+
+
+def build_setup_page(manage: ManageApi, env: Mapping[str, str] | None = None) -> SetupPage:
+    """The setup page (``/setup``) over ``manage``, with the ``SCIM_SETUP_*`` settings of
+    ``env``, reading the activity log of ``manage``'s store (unless ``SCIM_ACTIVITY=false``)."""
+    from scim_core.activity.build import activity_log
+    from scim_core.setup.page import SetupPage
+    from scim_core.setup.settings import SetupSettings
+
+    activity = activity_log(manage.settings, manage.store) if manage.settings.activity else None
+    return SetupPage(manage, SetupSettings.from_env(os.environ if env is None else env),
+                     activity=activity)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:

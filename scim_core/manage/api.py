@@ -184,6 +184,11 @@ class ManageApi:
         if sub[0] == "tokens":
             self._need(principal, MANAGE, tenant_id)
             return self._tokens(request, method, tenant_id, sub[1:], principal)
+        if sub[0] == "setup-links":
+            self._need(principal, MANAGE, tenant_id)
+            from scim_core.setup.manage import setup_links
+
+            return setup_links(self, request, method, tenant_id, sub[1:], principal)
         self._need(principal, READ, tenant_id)
         _allow(method, "GET")
         if sub in (["activity"], ["health"]):
@@ -573,7 +578,7 @@ class ManageApi:
             if not isinstance(value, expected) or (expected is int and isinstance(value,
                                                                                   bool)):
                 raise Problem(400, "invalid-request",
-                              f"{name} is a {'boolean' if expected is bool else 'string'}.")
+                              f"{name} is a {_TYPE_NAMES.get(expected, 'string')}.")
         missing = [name for name in required if name not in body]
         if missing:
             raise Problem(400, "invalid-request", f"{missing[0]} is required.")
@@ -587,7 +592,7 @@ class _Call:
 
 
 TENANT_ROUTES = frozenset({"deletion", "tokens", "users", "groups", "events", "activity",
-                           "health"})
+                           "health", "setup-links"})
 
 
 def route_template(parts: list[str]) -> str:
@@ -603,6 +608,9 @@ def route_template(parts: list[str]) -> str:
             out.append(part if part in ("retire", "position", "groups", "members")
                        else "{other}")
     return "/".join(out)
+
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", str: "string"}
 
 
 def _unauthorized(detail: str, *, error: str | None = None) -> Problem:

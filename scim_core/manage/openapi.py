@@ -101,6 +101,21 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
             "post": _op("Retire older token versions", {"200": _json(_ref("Retirement"))},
                         params=[_TENANT, _IDEM]),
         },
+        "/tenants/{tenant}/setup-links": {
+            "get": _op("Setup links (metadata, never values)",
+                       {"200": _json(_page(_ref("SetupLink")))}, params=[_TENANT]),
+            "post": _op("Create a single-use link to the tenant's setup page, shown once",
+                        {"201": _json(_ref("CreatedSetupLink"), "Created")},
+                        params=[_TENANT, _IDEM],
+                        body={"type": "object", "additionalProperties": False,
+                              "properties": {"expiresInSeconds": {
+                                  "type": "integer", "minimum": 60, "maximum": 604800,
+                                  "default": 86400}}}),
+        },
+        "/tenants/{tenant}/setup-links/{id}": {
+            "delete": _op("Revoke a setup link and end the session it opened",
+                          {"200": _json(_ref("SetupLink"))}, params=[_TENANT, _path("id")]),
+        },
     }
     read = {
         "/tenants/{tenant}/users": {"get": _op(
@@ -186,6 +201,9 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                              "state": {"enum": ["enabled", "disabled", "deleting"]},
                              "enabled": {"type": "boolean"}, "created": _STR,
                              "changed": _STR}}
+    setup_link = {"type": "object", "required": ["id", "tenant", "created", "expires"],
+                  "properties": {"id": _STR, "tenant": _STR, "created": _STR,
+                                 "expires": _STR, "used": _NSTR, "revoked": _NSTR}}
     api_key = {"type": "object", "required": ["id", "scope"],
                "properties": {"id": _STR, "scope": {"enum": ["manage", "read"]},
                               "tenant": _NSTR, "description": _STR, "created": _STR,
@@ -258,6 +276,9 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                                       "type": "object",
                                       "properties": {"minute": _STR, "operation": _STR,
                                                      "requests": {"type": "integer"}}}}}},
+        "SetupLink": setup_link,
+        "CreatedSetupLink": {"allOf": [setup_link, {"type": "object", "required": ["url"],
+                                                    "properties": {"url": _STR}}]},
         "ApiKey": api_key,
         "CreatedApiKey": {"allOf": [api_key, {"type": "object", "required": ["key"],
                                               "properties": {"key": _STR}}]},
