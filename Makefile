@@ -3,8 +3,11 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 7071
+# pytest worker processes (pytest-xdist); many tests wait on Azurite or subprocesses, so more
+# workers than cores pays off
+TEST_WORKERS ?= 3
 
-.PHONY: run test lint typecheck imports pytest infra-check bench setup clean
+.PHONY: run test lint typecheck imports pytest infra-check bench setup browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +25,11 @@ node_modules/.installed: package.json package-lock.json
 	touch $@
 
 setup: $(VENV)/.installed node_modules/.installed
+
+## browser: Debian's Chromium and its driver for the setup page's browser tests (skipped when present)
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then :; else \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver; fi
 
 ## run: the endpoint on Azurite at http://127.0.0.1:$(PORT)/scim/v2, printing the Tenant URL and token
 run: setup
@@ -43,8 +51,8 @@ imports: $(VENV)/.installed
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
 
-pytest: setup
-	$(PY) -m pytest
+pytest: setup browser
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt

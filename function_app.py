@@ -20,6 +20,7 @@ from scim_core.operations.retention import DEFAULT_BUDGET_SECONDS, RetentionRepo
 
 SCIM_ROOT = "scim/v2"
 MANAGE_ROOT = "manage/v1"
+SETUP_ROOT = "setup"
 TENANT_ROOT = "tenants"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETENTION_SCHEDULE = "0 17 3 * * *"
@@ -33,6 +34,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 _api: ScimApi | None = None
 _api_lock = threading.Lock()
 _manage: Any = None
+_setup: Any = None
 
 
 def get_api() -> ScimApi:
@@ -47,10 +49,11 @@ def get_api() -> ScimApi:
 
 def reset_api(api: ScimApi | None = None) -> None:
     """Replace the process-wide API (tests and the dev host's reload)."""
-    global _api, _manage
+    global _api, _manage, _setup
     with _api_lock:
         _api = api
         _manage = None
+        _setup = None
 
 
 def retention_schedule(env: Mapping[str, str] | None = None) -> str:
@@ -166,7 +169,8 @@ def get_manage_api() -> Any:
             if _manage is None:
                 from scim_core.app import build_manage_api
 
-                _manage = build_manage_api(api.settings, store=api.store)
+                _manage = build_manage_api(api.settings, store=api.store,
+                                           recorder=api.recorder)
     return _manage
 
 
@@ -204,6 +208,42 @@ def manage(req: func.HttpRequest) -> func.HttpResponse:
             mimetype="application/problem+json")
 
 
+def get_setup_page() -> Any:
+    """The process-wide setup page, over the management API."""
+    global _setup
+    manage_api = get_manage_api()
+    if _setup is None:
+        with _api_lock:
+            if _setup is None:
+                from scim_core.app import build_setup_page
+
+                _setup = build_setup_page(manage_api)
+    return _setup
+
+
+@app.route(route=SETUP_ROOT + "/{*path}", methods=("GET", "HEAD", "POST"),
+           auth_level=func.AuthLevel.ANONYMOUS)
+def setup(req: func.HttpRequest) -> func.HttpResponse:
+    """The customer's setup page: the link exchange, the page and its JSON calls."""
+    try:
+        page = get_setup_page()
+        request = Request(method=req.method, path="/" + (req.route_params.get("path") or ""),
+                          base_url=manage_base_url(req, page.manage.settings.base_url)
+                          .removesuffix("/" + MANAGE_ROOT) + "/" + SETUP_ROOT,
+                          query=dict(req.params), headers=dict(req.headers),
+                          body=req.get_body() or b"")
+        response = page.handle(request)
+        headers = dict(response.headers)
+        return func.HttpResponse(body=response.body, status_code=response.status,
+                                 headers=headers,
+                                 mimetype=headers.pop("Content-Type", "text/html"))
+    except Exception:
+        logging.getLogger("scim_core").exception("The setup page could not be served")
+        return func.HttpResponse(b"The setup page is not available; try again later.",
+                                 status_code=503, headers={"Retry-After": "60"},
+                                 mimetype="text/plain")
+
+
 class RetentionFailed(Exception):
     """Raised after a retention run in which some tenants' storage failed, so the
     Functions host records the run as failed; the other tenants were trimmed."""
@@ -231,6 +271,7 @@ def events_retention(timer: func.TimerRequest) -> None:
              report.removed, report.before, len(report.tenants),
              "" if report.complete else "; some are not finished")
     activity_retention(api, budget_seconds=retention_budget() / 4)
+    idempotency_retention(api, budget_seconds=retention_budget() / 8)
     if report.failed:
         raise RetentionFailed(report)
 
@@ -250,4 +291,20 @@ def activity_retention(api: ScimApi, *, budget_seconds: float) -> None:
         log.warning("Activity retention did not run: %s", type(exc).__name__)
         return
     log.info("Activity retention removed %d row(s)%s", sum(trimmed.removed.values()),
+             "" if trimmed.complete else "; some are not finished")
+
+
+def idempotency_retention(api: ScimApi, *, budget_seconds: float) -> None:
+    """Delete the management API's expired ``Idempotency-Key`` answers in the events
+    retention run; a failure is logged, never fails the run: the next one continues."""
+    from scim_core.manage.idempotency import Idempotency
+    from scim_core.manage.rows import side_rows
+
+    log = logging.getLogger("scim_core")
+    try:
+        trimmed = Idempotency(side_rows(api.store)).trim(budget_seconds=budget_seconds)
+    except Exception as exc:  # storage failing: the rows wait for the next run
+        log.warning("Idempotency retention did not finish: %s", type(exc).__name__)
+        return
+    log.info("Idempotency retention removed %d expired answer(s)%s", trimmed.removed,
              "" if trimmed.complete else "; some are not finished")

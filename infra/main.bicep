@@ -183,6 +183,7 @@ module storageRoles 'modules/storage-roles.bicep' = {
     principalId: functionApp.outputs.principalId
     eventsQueueName: storage.outputs.eventsQueueName
     tableName: storage.outputs.tableName
+    activityTableName: storage.outputs.activityTableName
     adminPrincipalId: adminPrincipalId
     adminPrincipalType: adminPrincipalType
   }

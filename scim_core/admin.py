@@ -305,6 +305,7 @@ def _parser() -> argparse.ArgumentParser:
                              metavar="N", help=f"at most N events (default "
                                                f"{DEFAULT_EVENTS_LIMIT})")
     _api_key_parser(commands, add)
+    _setup_link_parser(commands, add)
     _activity_parsers(commands, add, tenant_option)
     return parser
 
@@ -359,6 +360,51 @@ def _api_key_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Write) 
     if _api_keys(admin).revoke(args.key_id) is None:
         raise TenantAdminError(f"no API key with id {args.key_id!r}")
     write(f"API key {args.key_id} revoked (every process refuses it within 30 seconds).")
+    return 0
+
+
+def _setup_link_parser(commands: Any, add: Callable[..., argparse.ArgumentParser]) -> None:
+    """``setup-link create|revoke``: single-use links to a tenant's setup page."""
+    group = commands.add_parser("setup-link", help="Create or revoke setup page links.",
+                                description="Single-use links to a tenant's setup page "
+                                            "(/setup), for the customer's IT admin.")
+    links = group.add_subparsers(required=True, metavar="<setup-link subcommand>")
+    create = add(links, "create", _setup_link_create,
+                 "Create a link and print it once (only its hash is kept).")
+    create.add_argument("--tenant", required=True, metavar="ID", help="the tenant")
+    create.add_argument("--hours", type=float, default=24.0,
+                        help="how long the link can be opened (default 24, at most 168)")
+    revoke = add(links, "revoke", _setup_link_revoke,
+                 "Revoke a link and end the session it opened.")
+    revoke.add_argument("link_id", metavar="LINK_ID")
+
+
+def _setup_link_create(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    from scim_core.manage.rows import side_rows
+    from scim_core.manage.setup_links import InvalidLinkRequest, SetupLinks
+    from scim_core.tenants.model import InvalidTenant
+
+    admin.show(args.tenant)
+    try:
+        link, value = SetupLinks(side_rows(admin.store)).create(
+            args.tenant, seconds=args.hours * 3600)
+    except (InvalidLinkRequest, InvalidTenant) as exc:
+        raise TenantAdminError(str(exc)) from None
+    url = admin.endpoint(args.tenant)
+    site = url[:url.find("/tenants/")] if "/tenants/" in url else url.removesuffix("/scim/v2")
+    write(f"Setup link {link.id} for tenant {link.tenant}, until {link.expires}; it opens "
+          "the page once. Send it to the customer's IT admin:")
+    write(f"{site}/setup/{value}")
+    return 0
+
+
+def _setup_link_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
+    from scim_core.manage.rows import side_rows
+    from scim_core.manage.setup_links import SetupLinks
+
+    if SetupLinks(side_rows(admin.store)).revoke(args.link_id) is None:
+        raise TenantAdminError(f"no setup link with id {args.link_id!r}")
+    write(f"Setup link {args.link_id} revoked; the session it opened has ended.")
     return 0
 
 
@@ -528,13 +574,16 @@ def _health(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
                            {"since": args.since or ""})
     except (BadQuery, ActivityStoreError) as exc:
         raise TenantAdminError(str(exc)) from exc
-    view["tokenVersions"] = _token_versions(admin, tenant)
+    used = {str(v["version"]): v["lastUsed"] for v in view.get("tokenVersions", [])}
+    view["tokenVersions"] = _token_versions(admin, tenant, used)
     write(json.dumps(view, ensure_ascii=False, indent=2))
     return 0
 
 
-def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | str:
-    """The tenant's token versions (creation, state), or why they could not be listed."""
+def _token_versions(admin: TenantAdmin, tenant: str, used: dict[str, Any]
+                    ) -> list[dict[str, Any]] | str:
+    """The tenant's token versions (creation, state, last use as ``used`` has it), or why
+    they could not be listed."""
     try:
         versions = admin.tokens.versions(admin.tokens.secret_name(tenant))
     except Exception as exc:  # a vault or table the operator cannot reach: health still prints
@@ -542,7 +591,8 @@ def _token_versions(admin: TenantAdmin, tenant: str) -> list[dict[str, Any]] | s
     return [{"version": v.version,
              "created": v.created_on.isoformat() if v.created_on else None,
              "enabled": v.enabled,
-             "expires": v.expires_on.isoformat() if v.expires_on else None}
+             "expires": v.expires_on.isoformat() if v.expires_on else None,
+             "lastUsed": used.get(v.version)}
             for v in versions]
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from scim_core.activity.recorder import NullRecorder, Recorder
 from scim_core.auth.bearer import presented_token, unauthorized, verify
+from scim_core.auth.source import version_of
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings
 from scim_core.discovery import (
@@ -83,7 +84,8 @@ class ScimApi:
         admission = _Admission()
         response = self._respond(request, admission)
         self.recorder.record(request, response, admission.tenant, admission.refusal(response),
-                             time.perf_counter() - started)
+                             time.perf_counter() - started,
+                             token_version=admission.token_version)
         return response
 
     def _respond(self, request: Request, admission: _Admission) -> Response:
@@ -177,9 +179,11 @@ class ScimApi:
             raise unauthorized()
         if admission is not None:
             admission.tenant = tenant.id
-        verify(token, self.tokens.source(tenant.id, tenant.epoch))
+        source = self.tokens.source(tenant.id, tenant.epoch)
+        verify(token, source)
         if admission is not None:
             admission.verified = True
+            admission.token_version = version_of(source, token)
         if tenant.state == DISABLED:
             raise Forbidden("Provisioning is disabled for this tenant; an administrator of "
                             "the service must enable it again.")
@@ -276,6 +280,8 @@ class _Admission:
 
     tenant: str | None = None
     verified: bool = False
+    token_version: str | None = None
+    """The token version the request's token matched (for its health's "last used")."""
 
     def refusal(self, response: Response) -> str | None:
         """Why a request to a known tenant was refused at the door (None: it was not)."""

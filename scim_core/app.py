@@ -15,6 +15,7 @@ from scim_core.api import ScimApi
 from scim_core.auth import StaticTokenSource, TokenSource
 from scim_core.auth.keyvault_secrets import as_secret_store
 from scim_core.auth.secrets import SecretStore
+from scim_core.auth.source import version_of
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from azure.keyvault.secrets import SecretClient
 
     from scim_core.manage import ManageApi
+    from scim_core.setup.page import SetupPage
 
 log = logging.getLogger("scim_core")
 SDK_HTTP_LOGGER = "azure.core.pipeline.policies.http_logging_policy"
@@ -68,6 +70,10 @@ class LocalDefaultToken:
                 "No bearer token is configured: set SCIM_KEYVAULT_URL or SCIM_BEARER_TOKEN, "
                 "or create one with: python -m scim_core.admin rotate-token", retry_after=60)
         return False
+
+    def version_of(self, presented: str) -> str | None:
+        """The version ``presented`` matched (see ``LocalTokenSource.version_of``)."""
+        return version_of(self._source, presented)
 
     def _exists(self) -> bool:
         now = self._clock()
@@ -179,9 +185,11 @@ def activity_endpoints(registry: Registry) -> frozenset[str]:
 
 def build_manage_api(settings: Settings, *, store: Store | None = None,
                      secrets: SecretStore | None = None,
-                     env: Mapping[str, str] | None = None) -> ManageApi:
+                     env: Mapping[str, str] | None = None,
+                     recorder: Recorder | None = None) -> ManageApi:
     """The management API (``/manage/v1``) for ``settings`` and its ``SCIM_MANAGE_*``
-    settings in ``env``; give it the SCIM API's store so both share one."""
+    settings in ``env``; give it the SCIM API's store and recorder so both share one
+    store and one activity log."""
     from scim_core.manage import ManageApi, ManageSettings
 
     store = store if store is not None else build_store(settings)
@@ -192,7 +200,19 @@ def build_manage_api(settings: Settings, *, store: Store | None = None,
         from scim_core.manage.entra import EntraTokens
 
         entra = EntraTokens(manage)
-    return ManageApi(store, secrets, settings, manage, entra=entra)
+    return ManageApi(store, secrets, settings, manage, entra=entra, recorder=recorder)
+
+
+def build_setup_page(manage: ManageApi, env: Mapping[str, str] | None = None) -> SetupPage:
+    """The setup page (``/setup``) over ``manage``, with the ``SCIM_SETUP_*`` settings of
+    ``env``, reading the activity log of ``manage``'s store (unless ``SCIM_ACTIVITY=false``)."""
+    from scim_core.activity.build import activity_log
+    from scim_core.setup.page import SetupPage
+    from scim_core.setup.settings import SetupSettings
+
+    activity = activity_log(manage.settings, manage.store) if manage.settings.activity else None
+    return SetupPage(manage, SetupSettings.from_env(os.environ if env is None else env),
+                     activity=activity)
 
 
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:

@@ -54,11 +54,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_manage(azurite: Azurite, tmp_path: Path) -> Iterator[ManageHost]:
-    """Start ``python -m devhost`` on Azurite (a fresh table); yield it with a key."""
+def serve_manage(azurite: Azurite, tmp_path: Path, extra: dict[str, str] | None = None
+                 ) -> Iterator[ManageHost]:
+    """Start ``python -m devhost`` on Azurite (a fresh table), with ``extra`` settings;
+    yield it with a key."""
     env = {**os.environ, "SCIM_STORE": "tables", "SCIM_BEARER_TOKEN": TOKEN,
            "SCIM_TABLES_CONNECTION": azurite.connection_string,
-           "SCIM_TABLE_NAME": unique_table_name()}
+           "SCIM_TABLE_NAME": unique_table_name(), **(extra or {})}
     out = io.StringIO()
     assert admin.main(["api-key", "create", "--scope", "manage", "--description", "tests"],
                       env=env, root=tmp_path, out=out) == 0

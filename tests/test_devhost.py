@@ -43,7 +43,7 @@ def test_route_prefix_and_parameters_follow_the_functions_host_rules() -> None:
 def test_timer_triggers_are_left_out_of_the_served_routes() -> None:
     """The dev host serves the HTTP triggers only; the retention timer is not a route."""
     names = [route.name for route in devhost.load_routes()]
-    assert names == ["scim", "tenant_scim", "manage"]
+    assert names == ["scim", "tenant_scim", "manage", "setup"]
     function_app.app.functions_bindings = None
     registered = [f.get_function_name() for f in function_app.app.get_functions()]
     function_app.app.functions_bindings = None

@@ -11,11 +11,13 @@ from tests.support import BASE, ERROR_SCHEMA, TOKEN, USER_SCHEMA, FunctionClient
 
 def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> None:
     """function_app registers anonymous HTTP triggers on scim/v2/{*path} (the default
-    tenant), tenants/{tenant}/scim/v2/{*path} and manage/v1/{*path}, each for every verb."""
+    tenant), tenants/{tenant}/scim/v2/{*path} and manage/v1/{*path}, each for every verb,
+    and setup/{*path} (the setup page) for GET, HEAD and POST."""
     function_app.app.functions_bindings = None  # azure-functions 1.26 indexes an app once
     functions = [f for f in function_app.app.get_functions() if f.is_http_function()]
     function_app.app.functions_bindings = None
-    assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim", "manage"]
+    assert [f.get_function_name() for f in functions] == ["scim", "tenant_scim", "manage",
+                                                          "setup"]
     routes = []
     for function in functions:
         trigger = function.get_trigger()
@@ -24,9 +26,10 @@ def test_app_registers_anonymous_catch_all_triggers_for_both_tenant_urls() -> No
         routes.append(binding["route"])
         assert str(getattr(binding["authLevel"], "value", binding["authLevel"])) == "anonymous"
         methods = {str(getattr(m, "value", m)) for m in binding["methods"]}
-        assert methods == {"GET", "POST", "PUT", "PATCH", "DELETE"}
+        assert methods == ({"GET", "HEAD", "POST"} if binding["route"].startswith("setup/")
+                           else {"GET", "POST", "PUT", "PATCH", "DELETE"})
     assert routes == ["scim/v2/{*path}", "tenants/{tenant}/scim/v2/{*path}",
-                      "manage/v1/{*path}"]
+                      "manage/v1/{*path}", "setup/{*path}"]
 
 
 def test_service_provider_config_is_served_as_scim_json(memory_client: FunctionClient) -> None:
@@ -120,11 +123,12 @@ def test_nothing_answers_500_on_unhandled_errors(memory_client: FunctionClient) 
 
 
 def test_the_app_registers_exactly_the_two_scim_routes_and_the_retention_timer() -> None:
-    """Besides the two SCIM HTTP triggers and the management one, function_app registers
-    one timer: events_retention."""
+    """Besides the two SCIM HTTP triggers, the management one and the setup page's,
+    function_app registers one timer: events_retention."""
     function_app.app.functions_bindings = None
     functions = function_app.app.get_functions()
     function_app.app.functions_bindings = None
     kinds = {f.get_function_name(): getattr(f.get_trigger(), "type", None) for f in functions}
     assert kinds == {"scim": "httpTrigger", "tenant_scim": "httpTrigger",
-                     "manage": "httpTrigger", "events_retention": "timerTrigger"}
+                     "manage": "httpTrigger", "setup": "httpTrigger",
+                     "events_retention": "timerTrigger"}

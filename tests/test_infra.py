@@ -435,13 +435,14 @@ def test_template_creates_no_bearer_secret() -> None:
 
 
 def test_role_assignments_use_the_builtin_role_ids() -> None:
-    """Five app role assignments with the built-in role IDs, a sixth (Secrets Officer) only
-    with appManagesTenantTokens; the admin's are optional."""
+    """Six app role assignments with the built-in role IDs (the table role twice: the SCIM
+    table and the activity table), a seventh (Secrets Officer) only with
+    appManagesTenantTokens; the admin's are optional."""
     names = ("storage-roles.bicep", "keyvault-roles.bicep", "monitoring-roles.bicep")
     roles = "".join(bicep(name) for name in names)
     assert [name for name, id_ in ROLE_IDS.items() if f"'{id_}'" not in roles] == []
-    assert roles.count("principalType: 'ServicePrincipal'") == 6
-    assert roles.count("= if (!empty(adminPrincipalId)) {") == 2
+    assert roles.count("principalType: 'ServicePrincipal'") == 7
+    assert roles.count("= if (!empty(adminPrincipalId)) {") == 3
     assert roles.count("= if (appManagesTenantTokens) {") == 1
 
 
@@ -584,17 +585,21 @@ def role_scopes(template: dict[str, Any]) -> dict[str, tuple[str, str]]:
 
 @needs_infra_venv
 def test_storage_roles_sit_at_the_narrowest_scope_azure_allows() -> None:
-    """The app's and the admin's table role is scoped to the SCIM table, the app's queue
-    role to the events queue (send only); the only account-wide role is Blob Data Owner,
-    for the host's own containers, and no queue or table role is account-wide."""
+    """The app's and the admin's table roles are scoped to the SCIM table and the activity
+    table, the app's queue role to the events queue (send only); the only account-wide role
+    is Blob Data Owner, for the host's own containers, and no queue or table role is
+    account-wide."""
     roles = parsed_templates()["modules/storage-roles.bicep"]
     assert role_scopes(roles) == {
         "blobOwner": ("storageBlobDataOwner", STORAGE_ACCOUNT),
         "eventsQueueSender": ("storageQueueDataMessageSender", EVENTS_QUEUE),
         "tableContributor": ("storageTableDataContributor", SCIM_TABLE),
         "adminTableContributor": ("storageTableDataContributor", SCIM_TABLE),
+        "activityTableContributor": ("storageTableDataContributor", SCIM_TABLE),
+        "adminActivityTableContributor": ("storageTableDataContributor", SCIM_TABLE),
     }
     assert roles["bodies"]["scimTable"]["name"] == "tableName"
+    assert roles["bodies"]["activityTable"]["name"] == "activityTableName"
     assert roles["bodies"]["scimTable"]["parent"] == "tableService"
     assert "storageQueueDataContributor" not in roles["variables"]["roleIds"]
 

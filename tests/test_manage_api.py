@@ -31,7 +31,7 @@ class World:
         self.secrets = local_secrets(store)
         settings = Settings(store="tables", bearer_token=TOKEN)
         self.scim = build_api(settings, store=store, secrets=self.secrets)
-        self.manage = ManageApi(store, self.secrets, settings)
+        self.manage = ManageApi(store, self.secrets, settings, recorder=self.scim.recorder)
         self.keys = ApiKeys(side_rows(store))
         _, self.key = self.keys.create("manage", description="tests")
 

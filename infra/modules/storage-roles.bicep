@@ -12,6 +12,9 @@
 //                                                        the same identity
 //   Storage Table Data Contributor     the SCIM table    the app's store (users, groups, tenants,
 //                                                        feed); nothing else in the account
+//   Storage Table Data Contributor     the activity      the activity log (entries, minute
+//                                      table             aggregates, health), kept apart from
+//                                                        the tenants' data partitions
 //   Storage Queue Data Message Sender  the events queue  the app's nudges (SCIM_EVENTS_QUEUE):
 //                                                        send only, no read, peek or delete
 //
@@ -35,6 +38,9 @@ param eventsQueueName string
 
 @description('Name of the existing table that holds the SCIM users and groups.')
 param tableName string
+
+@description('Name of the existing table that holds the activity log.')
+param activityTableName string
 
 @description('Object ID of the admin who runs the tenant commands; empty to skip the assignment.')
 param adminPrincipalId string
@@ -105,6 +111,31 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
     principalId: principalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+resource activityTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-01' existing = {
+  parent: tableService
+  name: activityTableName
+}
+
+resource activityTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(activityTable.id, principalId, roleIds.storageTableDataContributor)
+  scope: activityTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: principalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource adminActivityTableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(adminPrincipalId)) {
+  name: guid(activityTable.id, adminPrincipalId, roleIds.storageTableDataContributor)
+  scope: activityTable
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roleIds.storageTableDataContributor)
+    principalId: adminPrincipalId
+    principalType: adminPrincipalType
   }
 }
 

@@ -107,6 +107,14 @@ resource scimTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-
   name: tableName
 }
 
+// The activity log's own table (<SCIM_TABLE_NAME>activity, cut to 63 characters as the app
+// cuts it), apart from the SCIM table so that logging never takes a tenant's partition
+// throughput; created here because the app's role is scoped to each table.
+resource activityTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2024-01-01' = {
+  parent: tableService
+  name: '${take(tableName, 63 - length('activity'))}activity'
+}
+
 resource queueService 'Microsoft.Storage/storageAccounts/queueServices@2024-01-01' = {
   parent: account
   name: 'default'
@@ -131,6 +139,8 @@ output tableEndpoint string = endsWith(tableEndpoint, '/') ? substring(tableEndp
 output queueEndpoint string = endsWith(queueEndpoint, '/') ? substring(queueEndpoint, 0, length(queueEndpoint) - 1) : queueEndpoint
 @description('Name of the SCIM table (SCIM_TABLE_NAME), once created: the scope of the app\'s table role.')
 output tableName string = scimTable.name
+@description('Name of the activity log\'s table, once created: the scope of the app\'s second table role.')
+output activityTableName string = activityTable.name
 @description('Name of the events queue (SCIM_EVENTS_QUEUE).')
 output eventsQueueName string = eventsQueue.name
 @description('URL of the Flex Consumption deployment container.')

@@ -65,6 +65,8 @@ class Seen:
     endpoints: frozenset[str] = frozenset()
     route: str | None = None
     """The route template when the caller knows it (a management call); else worked out."""
+    token_version: str | None = None
+    """The version of the tenant's token secret the request's token matched."""
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,8 @@ __all__ = ["STATUS_CLASSES", "ActivityLog", "BadQuery", "Page"]
 STATUS_CLASSES = ("2xx", "3xx", "4xx", "5xx", "auth")
 MAX_LIMIT = 1000
 SCAN_PAGE = 200
+MAX_MINUTE_DAYS = 400
+"""The widest range of minute aggregates read (past any retention setting's default)."""
 
 
 class BadQuery(ValueError):
@@ -96,6 +98,9 @@ class ActivityLog:
             or now - self.days * 86400.0
         end = (until if isinstance(until, float | int) else parse_time(until, "until")) \
             or now + 60.0
+        # Nothing older than the retention (and a day's slack) or newer than a day ahead is
+        # kept: a wider range would only scan empty days.
+        start, end = max(start, now - (self.days + 2) * 86400.0), min(end, now + 86400.0)
         prefix = f"n|{name_key(name)}|" if name else "e|"
         low_stamp = inverted(end)
         high = prefix + inverted(start) + "~"
@@ -130,6 +135,7 @@ class ActivityLog:
         start = (since if isinstance(since, float | int) else parse_time(since, "since")) \
             or now - 3600.0
         end = (until if isinstance(until, float | int) else parse_time(until, "until")) or now
+        start, end = max(start, now - MAX_MINUTE_DAYS * 86400.0), min(end, now + 86400.0)
         first, last = _minute(start), _minute(end)
         out: list[dict[str, Any]] = []
         for day in reversed(list(_days_back(end, start))):
@@ -163,7 +169,23 @@ class ActivityLog:
                 out[name] = iso_time(float(value))
         if row.get("auth_failure_reason"):
             out["lastAuthFailureReason"] = row["auth_failure_reason"]
+        out["tokenVersions"] = token_uses(row.get("token_uses"))
         return out
+
+
+def token_uses(stored: object) -> list[dict[str, Any]]:
+    """A health row's ``token_uses`` as ``[{"version", "lastUsed"}]``, latest first."""
+    if not isinstance(stored, str) or not stored:
+        return []
+    try:
+        loaded = json.loads(stored)
+    except ValueError:
+        return []
+    if not isinstance(loaded, dict):
+        return []
+    uses = sorted(((str(k), float(v)) for k, v in loaded.items()
+                   if isinstance(v, int | float)), key=lambda item: item[1], reverse=True)
+    return [{"version": version, "lastUsed": iso_time(at)} for version, at in uses]
 
 
 def _entry(row: Row) -> Entry:

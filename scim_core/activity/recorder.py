@@ -11,6 +11,7 @@ seconds old), the current minute's aggregates, and health updates of the last
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import threading
@@ -44,17 +45,20 @@ MAX_HELD_REQUEST = 16_384
 MAX_HELD_RESPONSE = 4_096
 DEFAULT_BYTE_BUDGET = 32 * 1024 * 1024
 BATCH = 100
+TOKEN_VERSIONS_KEPT = 10
 
 
 class Recorder:
     """What ``ScimApi`` records through: ``record`` never raises, never blocks on I/O."""
 
     def record(self, request: Request, response: Response, tenant: str | None,
-               auth_failure: str | None, duration_s: float, *, route: str | None = None
-               ) -> None:
+               auth_failure: str | None, duration_s: float, *, route: str | None = None,
+               token_version: str | None = None) -> None:
         """Note one request of ``tenant`` (None: no known tenant was named). ``route``:
         the route template of a request outside the SCIM API (a management call naming
-        the tenant, ``/manage/v1/tenants/{id}/users``); SCIM routes are worked out."""
+        the tenant, ``/manage/v1/tenants/{id}/users``); SCIM routes are worked out.
+        ``token_version``: the version of the tenant's token that the request's token
+        matched (its health's "last used")."""
 
     def close(self, *, timeout: float = 5.0) -> None:
         """Stop; write what is pending for up to ``timeout`` seconds."""
@@ -71,6 +75,8 @@ class _Health:
     last_success: float | None = None
     last_auth_failure: float | None = None
     auth_failure_reason: str | None = None
+    token_used: dict[str, float] = field(default_factory=dict)
+    """Each token version's last use seen by this process."""
     dirty: bool = True
     written_at: float = 0.0
 
@@ -137,16 +143,18 @@ class ActivityRecorder(Recorder):
     # -- the request path ------------------------------------------------------------------
 
     def record(self, request: Request, response: Response, tenant: str | None,
-               auth_failure: str | None, duration_s: float, *, route: str | None = None
-               ) -> None:
+               auth_failure: str | None, duration_s: float, *, route: str | None = None,
+               token_version: str | None = None) -> None:
         """Buffer one request; O(1) and never raises."""
         try:
-            self._record(request, response, tenant, auth_failure, duration_s, route)
+            self._record(request, response, tenant, auth_failure, duration_s, route,
+                         token_version)
         except Exception:  # recording must never fail a request
             log.debug("Activity entry not recorded", exc_info=True)
 
     def _record(self, request: Request, response: Response, tenant: str | None,
-                auth_failure: str | None, duration_s: float, route: str | None) -> None:
+                auth_failure: str | None, duration_s: float, route: str | None,
+                token_version: str | None = None) -> None:
         if tenant is None:
             if response.status == 401:
                 with self._cond:
@@ -172,7 +180,8 @@ class ActivityRecorder(Recorder):
             request_id=next((v for h in REQUEST_ID_HEADERS if (v := request.header(h))), None)
             if auth_failure is None else None,
             request_body=asked, response_body=answered, auth_failure=auth_failure,
-            token=token, endpoints=self.endpoints, route=route)
+            token=token, endpoints=self.endpoints, route=route,
+            token_version=token_version if auth_failure is None else None)
         size = len(asked) + len(answered)
         with self._cond:
             if self._closed:
@@ -311,6 +320,10 @@ class ActivityRecorder(Recorder):
             health.auth_failure_reason = seen.auth_failure
         elif seen.status < 400:
             health.last_success = seen.at
+        if seen.token_version is not None:
+            used = health.token_used.get(seen.token_version)
+            health.token_used[seen.token_version] = seen.at if used is None \
+                else max(used, seen.at)
 
     def _submit(self, partition: str, batch: list[Row], entries: int) -> None:
         try:
@@ -414,4 +427,27 @@ def _health_row(partition: str, health: _Health, current: Row | None) -> Row:
         reason = health.auth_failure_reason if mine else old.get("auth_failure_reason")
         if reason:
             row["auth_failure_reason"] = reason
+    uses = merge_token_uses(old.get("token_uses"), health.token_used)
+    if uses:
+        row["token_uses"] = uses
     return row
+
+
+def merge_token_uses(stored: object, seen: dict[str, float]) -> str | None:
+    """The health row's ``token_uses`` (JSON ``{version: last use}``) with ``seen``
+    merged in, the latest use kept per version, at most ``TOKEN_VERSIONS_KEPT`` versions
+    (the most recently used)."""
+    uses: dict[str, float] = {}
+    if isinstance(stored, str) and stored:
+        try:
+            loaded = json.loads(stored)
+        except ValueError:
+            loaded = {}
+        if isinstance(loaded, dict):
+            uses = {str(k): float(v) for k, v in loaded.items() if isinstance(v, int | float)}
+    for version, at in seen.items():
+        uses[version] = max(at, uses.get(version, at))
+    if not uses:
+        return None
+    kept = sorted(uses.items(), key=lambda item: item[1], reverse=True)[:TOKEN_VERSIONS_KEPT]
+    return json.dumps(dict(kept), separators=(",", ":"))

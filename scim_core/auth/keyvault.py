@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import HttpResponseError, ResourceNotFoundError
 
-from scim_core.auth.source import constant_time_in
+from scim_core.auth.source import constant_time_in, constant_time_which
 from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable
 
@@ -175,6 +175,16 @@ class KeyVaultTokenSource:
             return True
         newer = self._refresh_for_unknown(snapshot)
         return newer is not None and self._matches(presented, newer)
+
+    def version_of(self, presented: str) -> str | None:
+        """The cached version whose value is ``presented`` (no vault call); None when
+        none is, or nothing is cached."""
+        snapshot = self._snapshot
+        if snapshot is None:
+            return None
+        now = self._clock()
+        return constant_time_which(presented, ((a.version, a.value) for a in snapshot.accepted
+                                               if _in_window(now, None, a.expires_on)))
 
     # decisions ---------------------------------------------------------------------------
 

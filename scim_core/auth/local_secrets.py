@@ -246,6 +246,17 @@ class LocalTokenSource:
         newer = self._reload(snapshot, unknown=True)
         return newer is not snapshot and self._matches(presented, newer)
 
+    def version_of(self, presented: str) -> str | None:
+        """The version ``presented`` verified against (remembered by its SHA-256 when it
+        was accepted: no hash is derived and nothing is read); None when unknown."""
+        snapshot = self._snapshot
+        known = self._verified.get(hashlib.sha256(_encode(presented)).digest())
+        if snapshot is None or known is None:
+            return None
+        now = self._clock()
+        return known if any(v.version == known and v.in_window(now)
+                            for v in snapshot.accepted) else None
+
     def _current(self) -> _Snapshot:
         snapshot = self._snapshot
         if snapshot is None:

@@ -20,6 +20,31 @@ class TokenSource(Protocol):
         ...
 
 
+def version_of(source: object, presented: str) -> str | None:
+    """The version of ``source``'s secret that ``presented`` matched, from what the source
+    holds already (no storage or vault call); None when it cannot say. Sources without
+    versions (``RefuseAll``, a test's) have no ``version_of``."""
+    which = getattr(source, "version_of", None)
+    if which is None:
+        return None
+    try:
+        found = which(presented)
+    except Exception:  # telling the version is bookkeeping: it never fails a request
+        return None
+    return found if isinstance(found, str) else None
+
+
+def constant_time_which(presented: str, accepted: Iterable[tuple[str, str]]) -> str | None:
+    """The name of the ``(name, value)`` pair whose value equals ``presented`` (None: no
+    match); every value is compared in constant time, as in ``constant_time_in``."""
+    presented_bytes = presented.encode("utf-8", "surrogatepass")
+    found = None
+    for name, candidate in accepted:
+        if hmac.compare_digest(presented_bytes, candidate.encode("utf-8", "surrogatepass")):
+            found = name
+    return found
+
+
 def constant_time_in(presented: str, accepted: Iterable[str]) -> bool:
     """True when ``presented`` equals one of ``accepted``; each comparison is constant-time
     and every candidate is compared, so timing reveals neither which nor how much matched."""
@@ -45,3 +70,7 @@ class StaticTokenSource:
     def accepts(self, presented: str) -> bool:
         """Whether ``presented`` is the configured token (constant-time)."""
         return constant_time_in(presented, (self._token,))
+
+    def version_of(self, presented: str) -> str | None:
+        """``static`` when ``presented`` is the configured token (it has no versions)."""
+        return constant_time_which(presented, (("static", self._token),))

@@ -15,6 +15,9 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from scim_core.activity.log import ActivityLog
+from scim_core.activity.recorder import NullRecorder, Recorder
+from scim_core.activity.views import BadQuery, activity_view, health_view
 from scim_core.auth.secrets import SecretStore
 from scim_core.config import Settings
 from scim_core.http import Request, Response
@@ -26,6 +29,7 @@ from scim_core.manage.keys import MANAGE, READ, ApiKeys, InvalidKeyRequest, Prin
 from scim_core.manage.problems import Problem, json_response, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.settings import ManageSettings
+from scim_core.manage.setup_links import DEFAULT_LINK_SECONDS, InvalidLinkRequest, SetupLinks
 from scim_core.manage.tokens import token_versions
 from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import Store
@@ -36,7 +40,10 @@ from scim_core.tenants.model import DELETING, is_tenant_id
 log = logging.getLogger("scim_core.manage")
 
 ROOT = "/manage/v1"
+SETUP_PATH = "/setup/"
+"""Where a setup link's URL points (the setup page, ``scim_core.setup``)."""
 DEFAULT_LIMIT = 50
+ACTIVITY_PARAMS = ("since", "until", "status", "operation", "name", "limit", "cursor")
 DELETE_GRACE_SECONDS = 1.0
 """A delete that finishes (or fails) this soon is answered as such; a longer one goes on
 in the background and answers 202 with a status to poll."""
@@ -64,8 +71,19 @@ class ManageApi:
 
     def __init__(self, store: Store, secrets: SecretStore, settings: Settings,
                  manage: ManageSettings | None = None, *, entra: TokenCheck | None = None,
+                 recorder: Recorder | None = None, activity: ActivityLog | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.store = store
+        self.recorder = recorder if recorder is not None else NullRecorder()
+        if activity is None:
+            rows = getattr(self.recorder, "rows", None)
+            if rows is not None:  # read what this process's recorder writes
+                activity = ActivityLog(rows, days=settings.activity_retention_days)
+            else:
+                from scim_core.activity.build import activity_log
+
+                activity = activity_log(settings, store)
+        self.activity = activity
         self.secrets = secrets
         self.settings = settings
         self.manage = manage or ManageSettings()
@@ -91,9 +109,31 @@ class ManageApi:
         return TenantAdmin(self.store, self.secrets, self.settings, **options)
 
     def handle(self, request: Request) -> Response:
-        """The response to one request; never raises."""
+        """The response to one request; never raises. A call naming a tenant, made with a
+        valid credential, is recorded in that tenant's activity."""
+        started = time.perf_counter()
+        call = _Call()
+        response = self._respond(request, call)
+        if call.authenticated:
+            self._record(request, response, time.perf_counter() - started)
+        return response
+
+    def _record(self, request: Request, response: Response, duration_s: float) -> None:
+        parts = [p for p in request.path.split("/") if p]
+        if len(parts) < 2 or parts[0] != "tenants" or not is_tenant_id(parts[1]):
+            return
         try:
-            return self._dispatch(request)
+            found = self.tenants.get(parts[1])
+        except Exception:  # the registry failing: the call is answered, not recorded
+            return
+        if found is None or found.state == DELETING:
+            return
+        self.recorder.record(request, response, parts[1], None, duration_s,
+                             route=route_template(parts))
+
+    def _respond(self, request: Request, call: _Call) -> Response:
+        try:
+            return self._dispatch(request, call)
         except Problem as problem:
             return problem.response()
         except Exception as failure:
@@ -105,7 +145,7 @@ class ManageApi:
 
     # -- routing ---------------------------------------------------------------------------
 
-    def _dispatch(self, request: Request) -> Response:
+    def _dispatch(self, request: Request, call: _Call) -> Response:
         method = request.method.upper()
         parts = [p for p in request.path.split("/") if p]
         if parts == ["openapi.json"]:
@@ -114,6 +154,7 @@ class ManageApi:
 
             return json_response(200, document(request.base_url))
         principal = self._principal(request)
+        call.authenticated = True
         if not parts:
             raise Problem(404, "not-found", "See /manage/v1/openapi.json for the routes.")
         head, rest = parts[0], parts[1:]
@@ -145,8 +186,13 @@ class ManageApi:
         if sub[0] == "tokens":
             self._need(principal, MANAGE, tenant_id)
             return self._tokens(request, method, tenant_id, sub[1:], principal)
+        if sub[0] == "setup-links":
+            self._need(principal, MANAGE, tenant_id)
+            return self._setup_links(request, method, tenant_id, sub[1:], principal)
         self._need(principal, READ, tenant_id)
         _allow(method, "GET")
+        if sub in (["activity"], ["health"]):
+            return self._activity(request, tenant_id, sub[0])
         return self._read(request, tenant_id, sub)
 
     def _post(self, request: Request, principal: Principal,
@@ -241,21 +287,20 @@ class ManageApi:
 
     def _update_tenant(self, request: Request, tenant_id: str) -> Response:
         body = self._body(request, {"name": str, "enabled": bool})
-        tenant = self._show(tenant_id)
+        self._show(tenant_id)
         wanted = request.header("If-Match")
-        if wanted is not None and wanted.strip() != "*" and etag(tenant) not in (
-                v.strip() for v in wanted.split(",")):
-            raise Problem(412, "precondition-failed", "The tenant changed since that ETag; "
-                          "read it again.", headers={"ETag": etag(tenant)})
-        admin = self.admin()
-        if "name" in body and body["name"] != tenant.name:
-            rename = getattr(admin, "rename", None)
-            if rename is None:
-                raise Problem(409, "conflict", "Renaming a tenant is not offered by this "
-                              "version.")
-            tenant = rename(tenant_id, body["name"])
-        if "enabled" in body and body["enabled"] != (tenant.state == "enabled"):
-            tenant = admin.enable(tenant_id) if body["enabled"] else admin.disable(tenant_id)
+        precondition = None
+        if wanted is not None and wanted.strip() != "*":
+            tags = {v.strip() for v in wanted.split(",")}
+
+            def precondition(tenant: Tenant) -> None:
+                # Checked against the registry row the conditional write replaces.
+                if etag(tenant) not in tags:
+                    raise Problem(412, "precondition-failed", "The tenant changed since "
+                                  "that ETag; read it again.", headers={"ETag": etag(tenant)})
+
+        tenant = self.admin().update(tenant_id, name=body.get("name"),
+                                     enabled=body.get("enabled"), precondition=precondition)
         self.tenants.forget(tenant_id)
         return json_response(200, _tenant_doc(tenant), {"ETag": etag(tenant)})
 
@@ -323,7 +368,7 @@ class ManageApi:
         if not rest:
             if method == "GET":
                 self._show(tenant_id)
-                return json_response(200, {"items": token_versions(self.admin(), tenant_id)})
+                return json_response(200, {"items": self._token_versions(tenant_id)})
             _allow(method, "GET", "POST")
             return self._post(request, principal, lambda: self._rotate(request, tenant_id))
         if rest == ["retire"]:
@@ -347,6 +392,91 @@ class ManageApi:
             "tenant": tenant_id, "disabled": retired.disabled,
             "keptVersion": retired.kept_version,
             "keptCreated": None if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ")})
+
+    # -- activity --------------------------------------------------------------------------
+
+    def _setup_links(self, request: Request, method: str, tenant_id: str, rest: list[str],
+                     principal: Principal) -> Response:
+        """``/tenants/{id}/setup-links``: create (the link's URL shown once), list, revoke."""
+        links = SetupLinks(side_rows(self.store))
+        if not rest:
+            if method == "GET":
+                self._show(tenant_id)
+                return json_response(200, {"items": [link.document() for link in
+                                                     links.list(tenant_id)], "next": None})
+            if method != "POST":
+                raise Problem(405, "method-not-allowed", f"{method} is not allowed here.",
+                              headers={"Allow": "GET, POST"})
+
+            def create() -> Response:
+                body = self._body(request, {"expiresInSeconds": int})
+                self._show(tenant_id)
+                try:
+                    link, value = links.create(tenant_id, seconds=body.get(
+                        "expiresInSeconds", DEFAULT_LINK_SECONDS))
+                except InvalidLinkRequest as failure:
+                    raise Problem(400, "invalid-request", str(failure)) from None
+                site = request.base_url.removesuffix(ROOT).rstrip("/")
+                return json_response(201, {**link.document(),
+                                           "url": site + SETUP_PATH + value},
+                                     {"Cache-Control": "no-store"})
+
+            return self._post(request, principal, create)
+        if len(rest) == 1:
+            if method != "DELETE":
+                raise Problem(405, "method-not-allowed", f"{method} is not allowed here.",
+                              headers={"Allow": "DELETE"})
+            revoked = links.revoke(rest[0], tenant=tenant_id)
+            if revoked is None:
+                raise Problem(404, "not-found", "This tenant has no setup link with this id.")
+            return json_response(200, revoked.document())
+        raise Problem(404, "not-found", f"No route at {request.path[:200]}.")
+
+    def _activity(self, request: Request, tenant_id: str, what: str) -> Response:
+        found = self.tenants.get(tenant_id)
+        if found is None or found.state == DELETING:
+            raise Problem(404, "not-found", "No tenant has this id.")
+        params = {name: value for name in ACTIVITY_PARAMS
+                  if (value := request.param(name)) is not None}
+        view = activity_view if what == "activity" else health_view
+        try:
+            document = view(self.activity, tenant_id, params)
+        except (BadQuery, OverflowError) as failure:
+            raise Problem(400, "invalid-request", str(failure)[:200]) from None
+        if what == "health":
+            document["tokenVersions"] = self._version_uses(tenant_id, document)
+        return json_response(200, document)
+
+    def _token_versions(self, tenant_id: str) -> list[dict[str, Any]]:
+        """The token versions' metadata, each with its last use from the activity health
+        (None: not used since the log was kept, or within the last minute or so)."""
+        used = self._last_used(tenant_id)
+        return [{**v, "lastUsed": used.get(v["version"])}
+                for v in token_versions(self.admin(), tenant_id)]
+
+    def _last_used(self, tenant_id: str) -> dict[str, str]:
+        try:
+            found = self.activity.health(tenant_id).get("tokenVersions", [])
+        except Exception as failure:  # the log unreadable: the versions are still listed
+            log.warning("Token versions listed without their last use: the activity log "
+                        "could not be read (%s)", type(failure).__name__)
+            return {}
+        return {str(v["version"]): str(v["lastUsed"]) for v in found}
+
+    def _version_uses(self, tenant_id: str, health: dict[str, Any]) -> list[dict[str, Any]]:
+        """Health's token versions: each current version's creation and last use, then
+        versions used but no longer kept (or the static token, ``static``)."""
+        used = {str(v["version"]): v["lastUsed"] for v in health.get("tokenVersions", [])}
+        try:
+            current = token_versions(self.admin(), tenant_id)
+        except Exception as failure:
+            if translate(failure) is None:
+                raise
+            current = []  # the secrets unreadable: the uses the log holds are still shown
+        out = [{"version": v["version"], "created": v["created"], "valid": v["valid"],
+                "lastUsed": used.pop(v["version"], None)} for v in current]
+        return out + [{"version": version, "created": None, "lastUsed": at}
+                      for version, at in used.items()]
 
     # -- directory and events --------------------------------------------------------------
 
@@ -485,11 +615,39 @@ class ManageApi:
             if not isinstance(value, expected) or (expected is int and isinstance(value,
                                                                                   bool)):
                 raise Problem(400, "invalid-request",
-                              f"{name} is a {'boolean' if expected is bool else 'string'}.")
+                              f"{name} is a {_TYPE_NAMES.get(expected, 'string')}.")
         missing = [name for name in required if name not in body]
         if missing:
             raise Problem(400, "invalid-request", f"{missing[0]} is required.")
         return body
+
+
+class _Call:
+    """What ``handle`` learns of a call while serving it."""
+
+    authenticated = False
+
+
+TENANT_ROUTES = frozenset({"deletion", "tokens", "users", "groups", "events", "activity",
+                           "health", "setup-links"})
+
+
+def route_template(parts: list[str]) -> str:
+    """The route template of a path naming a tenant (``/manage/v1/tenants/{tenant}/users/{id}``):
+    ids become placeholders, an unknown segment ``{other}``."""
+    out = [ROOT, "tenants", "{tenant}"]
+    for position, part in enumerate(parts[2:6]):
+        if position == 0:
+            out.append(part if part in TENANT_ROUTES else "{other}")
+        elif position == 1 and parts[2] in ("users", "groups"):
+            out.append("{id}")
+        else:
+            out.append(part if part in ("retire", "position", "groups", "members")
+                       else "{other}")
+    return "/".join(out)
+
+
+_TYPE_NAMES = {bool: "boolean", int: "integer", str: "string"}
 
 
 def _unauthorized(detail: str, *, error: str | None = None) -> Problem:

@@ -14,6 +14,7 @@ import json
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -65,6 +66,15 @@ def _open(principal: str, key: str, sealed: str) -> Response:
     found = json.loads(plain)
     headers = {**found["headers"], "Idempotent-Replayed": "true"}
     return Response(int(found["status"]), headers, base64.b64decode(found["body"]))
+
+
+@dataclass(frozen=True)
+class IdempotencyTrim:
+    """One retention run over the kept first answers: rows removed, and whether every
+    expired one went (False: the budget ran out first; the next run goes on)."""
+
+    removed: int
+    complete: bool
 
 
 class Idempotency:
@@ -124,3 +134,19 @@ class Idempotency:
             "state": "done", "fingerprint": mark, "started": now,
             "expires": now + KEEP_SECONDS, "answer": _seal(principal, key, response)})
         return response
+
+    def trim(self, *, budget_seconds: float, step: int = 1000,
+             clock: Callable[[], float] = time.monotonic) -> IdempotencyTrim:
+        """Delete the rows past their 24 hours (a request that died pending expires too):
+        at most ``step`` keys read per query, deleted 100 a batch; no step starts after
+        ``budget_seconds``. Storage failures are raised (``StoreError``)."""
+        began = clock()
+        now = self._clock()
+        removed = 0
+        while clock() - began < budget_seconds:
+            keys = self._rows.below(PARTITION, "expires", now, most=step)
+            self._rows.delete_many(PARTITION, keys)
+            removed += len(keys)
+            if len(keys) < step:
+                return IdempotencyTrim(removed, True)
+        return IdempotencyTrim(removed, False)

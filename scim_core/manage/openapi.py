@@ -73,7 +73,8 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
         },
         "/tenants/{tenant}": {
             "get": _op("Get a tenant", {"200": _json(_ref("Tenant"))}, params=[_TENANT]),
-            "patch": _op("Update a tenant (enable, disable); If-Match takes its ETag",
+            "patch": _op("Update a tenant (rename, enable, disable) in one conditional write; "
+                         "If-Match takes its ETag",
                          {"200": _json(_ref("Tenant"))},
                          params=[_TENANT, {"name": "If-Match", "in": "header",
                                            "required": False, "schema": _STR}],
@@ -99,6 +100,21 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
         "/tenants/{tenant}/tokens/retire": {
             "post": _op("Retire older token versions", {"200": _json(_ref("Retirement"))},
                         params=[_TENANT, _IDEM]),
+        },
+        "/tenants/{tenant}/setup-links": {
+            "get": _op("Setup links (metadata, never values)",
+                       {"200": _json(_page(_ref("SetupLink")))}, params=[_TENANT]),
+            "post": _op("Create a single-use link to the tenant's setup page, shown once",
+                        {"201": _json(_ref("CreatedSetupLink"), "Created")},
+                        params=[_TENANT, _IDEM],
+                        body={"type": "object", "additionalProperties": False,
+                              "properties": {"expiresInSeconds": {
+                                  "type": "integer", "minimum": 60, "maximum": 604800,
+                                  "default": 86400}}}),
+        },
+        "/tenants/{tenant}/setup-links/{id}": {
+            "delete": _op("Revoke a setup link and end the session it opened",
+                          {"200": _json(_ref("SetupLink"))}, params=[_TENANT, _path("id")]),
         },
     }
     read = {
@@ -138,6 +154,29 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                     _q("limit", {"type": "integer", "minimum": 1, "maximum": 200}),
                     _q("wait", {"type": "number", "minimum": 0, "maximum": 25})],
             scope="read")},
+        "/tenants/{tenant}/activity": {"get": _op(
+            "The tenant's activity log, newest first: by time range, status class, "
+            "operation and a named userName / externalId / displayName / resource id",
+            {"200": _json({"type": "object", "required": ["tenant", "entries"],
+                           "properties": {"tenant": _STR,
+                                          "entries": {"type": "array",
+                                                      "items": _ref("ActivityEntry")},
+                                          "nextCursor": _STR}})},
+            params=[_TENANT, _q("since", _STR, "ISO 8601 time (default: the retention)"),
+                    _q("until", _STR, "ISO 8601 time"),
+                    _q("status", {"enum": ["2xx", "3xx", "4xx", "5xx", "auth"]}),
+                    _q("operation", _STR, "METHOD and route template: POST /Users"),
+                    _q("name", _STR, "a userName, externalId, displayName or resource id"),
+                    _q("limit", {"type": "integer", "minimum": 1, "maximum": 1000}),
+                    _q("cursor", _STR, "the nextCursor of the previous page")],
+            scope="read")},
+        "/tenants/{tenant}/health": {"get": _op(
+            "Connection health (first and last request, last success, last auth failure, "
+            "token versions' last use) and the minute aggregates since `since`",
+            {"200": _json(_ref("Health"))},
+            params=[_TENANT, _q("since", _STR, "ISO 8601 time (default: an hour ago)"),
+                    _q("until", _STR, "ISO 8601 time"), _q("operation", _STR)],
+            scope="read")},
         "/tenants/{tenant}/events/position": {"get": _op(
             "The feed's position now (take it before a resynchronisation)",
             {"200": _json({"type": "object", "required": ["position"],
@@ -162,6 +201,9 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                              "state": {"enum": ["enabled", "disabled", "deleting"]},
                              "enabled": {"type": "boolean"}, "created": _STR,
                              "changed": _STR}}
+    setup_link = {"type": "object", "required": ["id", "tenant", "created", "expires"],
+                  "properties": {"id": _STR, "tenant": _STR, "created": _STR,
+                                 "expires": _STR, "used": _NSTR, "revoked": _NSTR}}
     api_key = {"type": "object", "required": ["id", "scope"],
                "properties": {"id": _STR, "scope": {"enum": ["manage", "read"]},
                               "tenant": _NSTR, "description": _STR, "created": _STR,
@@ -183,7 +225,8 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
         "TokenVersion": {"type": "object", "required": ["version", "enabled", "valid"],
                          "properties": {"version": _STR, "created": _NSTR,
                                         "enabled": {"type": "boolean"}, "notBefore": _NSTR,
-                                        "expires": _NSTR, "valid": {"type": "boolean"}}},
+                                        "expires": _NSTR, "valid": {"type": "boolean"},
+                                        "lastUsed": _NSTR}},
         "Rotation": {"type": "object", "required": ["tenant", "token", "version"],
                      "properties": {"tenant": _STR, "token": _STR, "version": _STR,
                                     "previousValid": {"type": "boolean"},
@@ -207,6 +250,35 @@ def document(base_url: str = "/manage/v1") -> dict[str, Any]:
                                  "resource": {"type": ["object", "null"]},
                                  "attributes": {"type": "array", "items": _STR},
                                  "members": {"type": "array", "items": _STR}}},
+        "ActivityEntry": {"type": "object",
+                          "required": ["time", "method", "route", "status", "outcome",
+                                       "operation"],
+                          "properties": {"id": _STR, "time": _STR, "method": _STR,
+                                         "route": _STR, "status": {"type": "integer"},
+                                         "outcome": _STR, "operation": _STR,
+                                         "durationMs": {"type": "number"},
+                                         "resourceType": _STR, "resourceId": _STR,
+                                         "userName": _STR, "externalId": _STR,
+                                         "displayName": _STR, "scimType": _STR,
+                                         "detail": _STR, "body": _STR, "userAgent": _STR,
+                                         "requestId": _STR}},
+        "Health": {"type": "object", "required": ["tenant", "seen", "minutes"],
+                   "properties": {"tenant": _STR, "seen": {"type": "boolean"},
+                                  "firstRequest": _STR, "lastRequest": _STR,
+                                  "lastSuccess": _STR, "lastAuthFailure": _STR,
+                                  "lastAuthFailureReason": _STR,
+                                  "tokenVersions": {"type": "array", "items": {
+                                      "type": "object", "required": ["version"],
+                                      "properties": {"version": _STR, "created": _NSTR,
+                                                     "lastUsed": _NSTR,
+                                                     "valid": {"type": "boolean"}}}},
+                                  "minutes": {"type": "array", "items": {
+                                      "type": "object",
+                                      "properties": {"minute": _STR, "operation": _STR,
+                                                     "requests": {"type": "integer"}}}}}},
+        "SetupLink": setup_link,
+        "CreatedSetupLink": {"allOf": [setup_link, {"type": "object", "required": ["url"],
+                                                    "properties": {"url": _STR}}]},
         "ApiKey": api_key,
         "CreatedApiKey": {"allOf": [api_key, {"type": "object", "required": ["key"],
                                               "properties": {"key": _STR}}]},

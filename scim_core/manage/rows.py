@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableTransactionError, UpdateMode
 
 
 class RowExists(Exception):
@@ -29,6 +29,14 @@ class SideRows(Protocol):
     def delete(self, partition: str, key: str) -> None: ...
 
     def scan(self, partition: str) -> Iterator[tuple[str, dict[str, Any]]]: ...
+
+    def below(self, partition: str, name: str, limit: float, *, most: int) -> list[str]:
+        """At most ``most`` keys of rows whose number ``name`` is below ``limit``."""
+        ...
+
+    def delete_many(self, partition: str, keys: list[str]) -> None:
+        """Delete rows (absent ones are fine), in batches of up to 100."""
+        ...
 
 
 class TableRows:
@@ -66,6 +74,34 @@ class TableRows:
         for entity in rows:
             yield str(entity["RowKey"]), _plain(entity)
 
+    def below(self, partition: str, name: str, limit: float, *, most: int) -> list[str]:
+        found: list[str] = []
+        with self._store.session():
+            # The filter runs in the service; only the keys come back.
+            pages = self._store.table.query_entities(
+                f"PartitionKey eq @p and {name} lt @limit",
+                parameters={"p": partition, "limit": float(limit)}, select=["RowKey"],
+                results_per_page=min(most, 1000))
+            for entity in pages:
+                found.append(str(entity["RowKey"]))
+                if len(found) >= most:
+                    break
+        return found
+
+    def delete_many(self, partition: str, keys: list[str]) -> None:
+        for start in range(0, len(keys), 100):
+            chunk = keys[start:start + 100]
+            with self._store.session():
+                try:
+                    self._store.table.submit_transaction(
+                        [("delete", {"PartitionKey": partition, "RowKey": key})
+                         for key in chunk])
+                    continue
+                except (TableTransactionError, ResourceNotFoundError):
+                    pass  # one was gone already: the rest one by one
+            for key in chunk:
+                self.delete(partition, key)
+
 
 class MemoryRows:
     """Rows in process memory, one set per memory store."""
@@ -97,6 +133,17 @@ class MemoryRows:
         with self._lock:
             found = sorted((k, dict(v)) for (p, k), v in self._rows.items() if p == partition)
         yield from found
+
+    def below(self, partition: str, name: str, limit: float, *, most: int) -> list[str]:
+        with self._lock:
+            found = sorted(k for (p, k), v in self._rows.items() if p == partition
+                           and isinstance(v.get(name), int | float) and v[name] < limit)
+        return found[:most]
+
+    def delete_many(self, partition: str, keys: list[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._rows.pop((partition, key), None)
 
 
 def _plain(entity: Any) -> dict[str, Any]:

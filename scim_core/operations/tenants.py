@@ -191,6 +191,32 @@ class TenantAdmin:
         """Serve the tenant again (within ``SCIM_TENANT_CACHE_SECONDS``)."""
         return self._set_state(tenant_id, ENABLED)
 
+    def update(self, tenant_id: str, *, name: str | None = None, enabled: bool | None = None,
+               precondition: Callable[[Tenant], None] | None = None) -> Tenant:
+        """Rename the tenant and/or enable or disable it in one conditional write of its
+        registry row; ``precondition`` (e.g. an HTTP If-Match) is checked against the row
+        as read, inside that write: it raises to refuse, and is checked again whenever
+        another process changed the row first. Nothing changes when nothing differs."""
+        name = None if name is None else _checked(check_name, name)
+        state = None if enabled is None else ENABLED if enabled else DISABLED
+
+        def change(tenant: Tenant) -> Tenant | None:
+            if tenant.state == DELETING:
+                raise TenantAdminError(self._being_deleted(tenant_id))
+            changed = tenant
+            if state is not None and state != tenant.state:
+                changed = self._state_change(tenant, state)
+            if name is not None and name != tenant.name:
+                changed = replace(changed, name=name, changed=self._now())
+            return None if changed is tenant else changed
+
+        return self._change(tenant_id, change, precondition=precondition)
+
+    def rename(self, tenant_id: str, name: str, *,
+               precondition: Callable[[Tenant], None] | None = None) -> Tenant:
+        """Give the tenant a new display name (its id, Tenant URL and tokens stay)."""
+        return self.update(tenant_id, name=name, precondition=precondition)
+
     def delete(self, tenant_id: str, *, step_rows: int = DEFAULT_STEP_ROWS,
                on_progress: Callable[[int], None] | None = None) -> Deletion:
         """Delete a tenant: mark it deleting in the registry (it then answers as unknown,
@@ -294,28 +320,36 @@ class TenantAdmin:
         def change(tenant: Tenant) -> Tenant:
             if tenant.state == DELETING:
                 raise TenantAdminError(self._being_deleted(tenant_id))
-            changed = tenant.with_state(state, self._now())
-            if tenant.state != state:
-                # The feed records the state with its event, so a retry after a failure
-                # between these two writes adds no second event. The feed row refuses it
-                # once a delete has marked it.
-                try:
-                    self.store.tenant(tenant.id).append(
-                        [drafts.tenant_state(_STATE_EVENTS[state], changed.changed)],
-                        tenant_state=state)
-                except TenantGone:
-                    raise TenantAdminError(self._being_deleted(tenant_id)) from None
-            return changed
+            return self._state_change(tenant, state)
 
         return self._change(tenant_id, change)
 
-    def _change(self, tenant_id: str, change: Callable[[Tenant], Tenant | None]) -> Tenant:
+    def _state_change(self, tenant: Tenant, state: str) -> Tenant:
+        changed = tenant.with_state(state, self._now())
+        if tenant.state != state:
+            # The feed records the state with its event, so a retry after a failure
+            # between these two writes adds no second event. The feed row refuses it
+            # once a delete has marked it.
+            try:
+                self.store.tenant(tenant.id).append(
+                    [drafts.tenant_state(_STATE_EVENTS[state], changed.changed)],
+                    tenant_state=state)
+            except TenantGone:
+                raise TenantAdminError(self._being_deleted(tenant.id)) from None
+        return changed
+
+    def _change(self, tenant_id: str, change: Callable[[Tenant], Tenant | None], *,
+                precondition: Callable[[Tenant], None] | None = None) -> Tenant:
         """Write ``change(tenant)`` over the registry row as read (If-Match on its etag),
         reading again and re-deciding when another process changed it first, so that no
-        state change undoes another; None from ``change`` leaves the row as it is."""
+        state change undoes another; None from ``change`` leaves the row as it is.
+        ``precondition(tenant)`` is checked first against each row as read (it raises to
+        refuse), so a caller's condition holds for the row the write replaces."""
         registry = self.store.tenant_registry()
         for _ in TENANT_STATE.tries():
             tenant = self._tenant(tenant_id)
+            if precondition is not None:
+                precondition(tenant)
             with self._storage():
                 changed = change(tenant)
                 if changed is None:
