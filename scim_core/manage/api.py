@@ -26,7 +26,7 @@ from scim_core.manage import directory as shapes
 from scim_core.manage.directory import Directory
 from scim_core.manage.idempotency import Idempotency
 from scim_core.manage.keys import MANAGE, READ, ApiKeys, InvalidKeyRequest, Principal
-from scim_core.manage.problems import Problem, json_response, translate
+from scim_core.manage.problems import Problem, json_response, tenant_url_or_none, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.settings import ManageSettings
 from scim_core.manage.setup_links import DEFAULT_LINK_SECONDS, InvalidLinkRequest, SetupLinks
@@ -260,12 +260,7 @@ class ManageApi:
         admin = self.admin(request)
         with admin:
             tenant, token = admin.create(str(body["name"]), tenant_id=body.get("id"))
-            try:
-                url: str | None = admin.endpoint(tenant.id)
-            except Exception as failure:
-                if translate(failure) is None:
-                    raise
-                url = None
+            url = tenant_url_or_none(admin, tenant.id)
         self.tenants.forget(tenant.id)
         document = {**_tenant_doc(tenant), "tenantUrl": url, "token": token}
         return json_response(201, document, {

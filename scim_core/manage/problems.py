@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 from scim_core.http import Response
 
@@ -125,3 +126,14 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
         return Problem(503, "unavailable", "Storage or Key Vault did not answer; try again "
                        "later.", headers={"Retry-After": "5"})
     return None
+
+
+def tenant_url_or_none(admin: Any, tenant_id: str) -> str | None:
+    """The tenant's Tenant URL, or None when it cannot be told now (a failure ``translate``
+    knows, e.g. Key Vault unreachable for a deployment's stored URL); a bug still raises."""
+    try:
+        return str(admin.endpoint(tenant_id))
+    except Exception as failure:
+        if translate(failure) is None:
+            raise
+        return None

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from scim_core.activity.log import ActivityLog
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
-from scim_core.manage.problems import translate
+from scim_core.manage.problems import tenant_url_or_none, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.setup_links import LinkRefused, SetupLinks, SetupSession
 from scim_core.manage.tokens import token_versions
@@ -251,12 +251,7 @@ class SetupPage:
         if tenant.state == DELETING:
             raise _Refused(_json(404, {"error": "not-found", "detail": "This tenant is being "
                                        "deleted."}))
-        try:
-            url: str | None = admin.endpoint(tenant.id)
-        except Exception as failure:
-            if translate(failure) is None:
-                raise
-            url = None
+        url = tenant_url_or_none(admin, tenant.id)
         scoped = self.manage.store.tenant(tenant.id)
         return {
             "vendor": self.settings.vendor_name, "csrf": session.csrf,
