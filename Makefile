@@ -7,7 +7,7 @@ PORT ?= 7071
 # workers than cores pays off
 TEST_WORKERS ?= 3
 
-.PHONY: run test lint typecheck pytest infra-check bench setup browser clean
+.PHONY: run test lint typecheck imports pytest infra-check bench setup browser clean
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,14 +35,18 @@ browser:
 run: setup
 	$(PY) scripts/local_run.py --port $(PORT)
 
-## test: lint, type checks, infra checks and the whole pytest suite
-test: setup .venv-infra/.installed lint typecheck infra-check pytest
+## test: lint, type checks, import contracts, infra checks and the whole pytest suite
+test: setup .venv-infra/.installed lint typecheck imports infra-check pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy scim_core scim_reader function_app.py devhost.py scripts tests bench
+
+## imports: no package cycles, and scim_core's layers in order (the contracts in pyproject.toml)
+imports: $(VENV)/.installed
+	$(VENV)/bin/lint-imports --no-logo
 
 infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py

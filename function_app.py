@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import azure.functions as func
 
 from scim_core import Request, Response, ScimApi, api_from_environment
-from scim_core.events.retention import DEFAULT_BUDGET_SECONDS, RetentionReport, trim_feeds
+from scim_core.operations.retention import DEFAULT_BUDGET_SECONDS, RetentionReport, trim_feeds
 
 SCIM_ROOT = "scim/v2"
 MANAGE_ROOT = "manage/v1"

@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from bench.entra_cycle import entra_cycle, tables_cycle
 from bench.environment import FULL, QUICK, Environment, Scale, log
 from bench.systems import IN_PROCESS, OURS, TOKEN, CallCounter, Target
 
@@ -87,7 +88,6 @@ def cycle_cost(connection: str, scale: Scale, rounds: int,
                azurite_pid: int | None = None) -> dict[str, Any]:
     """The cycle ``rounds`` times with the log off and on, alternating; medians. CPU is
     split between this process (the app, writer thread included) and Azurite."""
-    from bench.suites import entra_cycle, tables_cycle
     from bench.systems import process_cpu_s
 
     shape = tables_cycle(scale)

@@ -29,11 +29,11 @@ from typing import Any
 
 from bench import workloads
 from bench.counted_host import FIELDS, read_counts
+from bench.entra_cycle import CycleShape, tables_cycle
 from bench.environment import Environment, log
 from bench.http_load import run_concurrent
 from bench.report import FeedCycle, FeedFollow, FeedRead, Results
 from bench.runner import Job, Sample, percentile, summarise
-from bench.suites import CycleShape, tables_cycle
 from bench.systems import ROOT, CallCounter, Target, ours_http, process_cpu_s
 
 FEED_TENANT = "bench-feed"
@@ -66,7 +66,7 @@ def _cpu(after: float | None, before: float | None) -> float | None:
 def counted_cycle(target: Target, counters: Path, tag: str, shape: CycleShape, clients: int,
                   azurite_pid: int | None) -> CountedCycle:
     """Users (match, create), then groups (match, create), then member PATCHes, as
-    ``suites.entra_cycle``, with the counters read between the phases."""
+    ``entra_cycle.entra_cycle``, with the counters read between the phases."""
     user_ids: dict[int, str] = {}
     group_ids: dict[int, str] = {}
     plan = workloads.membership_plan(shape.users, shape.groups, shape.memberships)

@@ -1,7 +1,7 @@
 """Operator commands for tenants, their tokens and their change feeds: ``python -m
 scim_core.admin <subcommand> --help`` (docs/architecture.md, "The admin command"); the work
-is done by ``scim_core.tenants.admin.TenantAdmin`` and ``scim_core.events.retention``, which
-a vendor's own console can import.
+is done by ``scim_core.operations`` (``tenants.TenantAdmin``, ``retention``), which a
+vendor's own console can import.
 
 The commands read the app's settings (the environment, then local.settings.json ``Values``,
 the environment winning as a whole for the store settings and for the vault settings): next
@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 
 from azure.core.exceptions import AzureError
 
+from scim_core.app import build_admin
 from scim_core.config import (
     DEFAULT_SECRET_NAME,
     SETTING_GROUPS,
@@ -35,15 +36,16 @@ from scim_core.config import (
     app_environment,
 )
 from scim_core.events.model import Event
-from scim_core.events.retention import DEFAULT_STEP, TenantTrim, trim_feeds
-from scim_core.store.errors import CursorExpired, StoreError
-from scim_core.tenants.admin import (
+from scim_core.operations.retention import DEFAULT_STEP, TenantTrim, trim_feeds
+from scim_core.operations.tenants import (
     DEFAULT_TENANT_URL_SECRET,
     TAGS,
     TOKEN_BYTES,
     TenantAdmin,
     TenantAdminError,
+    explain,
 )
+from scim_core.store.errors import CursorExpired, StoreError
 from scim_core.tenants.model import DEFAULT_TENANT, Tenant
 
 if TYPE_CHECKING:
@@ -98,20 +100,19 @@ def main(
         print(f"error: {mix}", file=sys.stderr)
         return 2
     port = args.port or DEFAULT_PORT
-    admin = TenantAdmin(settings, credential=credential, store=store,
-                        client_kwargs=dict(client_kwargs or {}),
-                        tenant_url_secret=getattr(args, "tenant_url_secret",
-                                                  DEFAULT_TENANT_URL_SECRET),
-                        local_base_url=_local_url(args.port or _local_port(
-                            app_environment(environment, root or ROOT)) or port))
     try:
-        with admin:
+        with build_admin(settings, credential=credential, store=store,
+                         client_kwargs=client_kwargs,
+                         tenant_url_secret=getattr(args, "tenant_url_secret",
+                                                   DEFAULT_TENANT_URL_SECRET),
+                         local_base_url=_local_url(args.port or _local_port(
+                             app_environment(environment, root or ROOT)) or port)) as admin:
             command: Callable[[TenantAdmin, argparse.Namespace, Write], int] = args.command
             return command(admin, args, _writer(out))
     except TenantAdminError as exc:
         message = str(exc)
     except AzureError as exc:
-        message = admin.explain(exc)
+        message = explain(exc, settings)
     print(f"error: {message}", file=sys.stderr)
     return 1
 
@@ -380,7 +381,7 @@ def _setup_link_parser(commands: Any, add: Callable[..., argparse.ArgumentParser
 
 def _setup_link_create(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
     from scim_core.manage.rows import side_rows
-    from scim_core.setup.links import InvalidLinkRequest, SetupLinks
+    from scim_core.manage.setup_links import InvalidLinkRequest, SetupLinks
     from scim_core.tenants.model import InvalidTenant
 
     admin.show(args.tenant)
@@ -399,7 +400,7 @@ def _setup_link_create(admin: TenantAdmin, args: argparse.Namespace, write: Writ
 
 def _setup_link_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Write) -> int:
     from scim_core.manage.rows import side_rows
-    from scim_core.setup.links import SetupLinks
+    from scim_core.manage.setup_links import SetupLinks
 
     if SetupLinks(side_rows(admin.store)).revoke(args.link_id) is None:
         raise TenantAdminError(f"no setup link with id {args.link_id!r}")

@@ -1,4 +1,5 @@
-"""Building the API from settings: the store, the tenants' token sources and the registry."""
+"""The composition root: builds the stores, secret stores, credentials and token sources from
+settings, and the APIs and the tenant admin over them (the one place that does)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from scim_core.activity.build import build_recorder
 from scim_core.activity.recorder import Recorder
@@ -16,12 +17,14 @@ from scim_core.auth.keyvault_secrets import as_secret_store
 from scim_core.auth.secrets import SecretStore
 from scim_core.auth.source import version_of
 from scim_core.auth.tenant_tokens import TenantTokens
-from scim_core.config import Settings
+from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError
 from scim_core.schema import Registry
 from scim_core.store import MemoryStore, Store
 
 if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
     from azure.keyvault.secrets import SecretClient
 
     from scim_core.manage import ManageApi
@@ -215,3 +218,99 @@ def build_setup_page(manage: ManageApi, env: Mapping[str, str] | None = None) ->
 def api_from_environment(env: Mapping[str, str] | None = None) -> ScimApi:
     """The API built from the process environment (or ``env``)."""
     return build_api(Settings.from_env(os.environ if env is None else env))
+
+
+class NotConfigured:
+    """Stands in for the store (or the local secrets) that the settings cannot give, so that
+    admin commands needing neither still run (the default tenant's token in Key Vault, its
+    Tenant URL); any use raises ``TenantAdminError`` saying why."""
+
+    location = "the store's local secrets"
+    keeps_values = False
+
+    def __init__(self, why: str) -> None:
+        self._why = why
+
+    def __getattr__(self, name: str) -> Any:
+        raise TenantAdminError(self._why)
+
+
+def build_admin(settings: Settings, *, credential: TokenCredential | None = None,
+                store: Store | None = None, secrets: SecretStore | SecretClient | None = None,
+                client_kwargs: Mapping[str, Any] | None = None,
+                tenant_url_secret: str | None = None, local_base_url: str | None = None,
+                clock: Callable[[], float] = time.time) -> TenantAdmin:
+    """The tenant admin for the deployment ``settings`` describe (the admin command, a
+    vendor's console): the table store, reached with ``credential`` by endpoint; the Key
+    Vault of ``SCIM_KEYVAULT_URL`` with ``credential`` (``client_kwargs`` for its client),
+    else the store's local secrets. A store or secret store given here is used as it is and
+    left open; what is built here is closed with the admin. ``credential`` defaults to
+    ``admin_credential()`` (``az login`` or a service principal), made only when needed;
+    inside the function app pass ``production_credential()``. A store the settings cannot
+    give (``SCIM_STORE=memory``: another process's memory) fails only when used."""
+    closing: list[Callable[[], None]] = []
+    made: list[TokenCredential] = [] if credential is None else [credential]
+
+    def signed_in() -> TokenCredential:
+        if not made:
+            from scim_core.auth.credentials import admin_credential
+
+            made.append(admin_credential())
+        return made[0]
+
+    def close_built() -> None:
+        for close in reversed(closing):
+            close()
+
+    try:
+        kept_store = store if store is not None else _admin_store(settings, signed_in, closing)
+        kept: SecretStore
+        if secrets is not None:
+            kept = as_secret_store(secrets)
+        elif settings.keyvault_url:
+            from scim_core.auth.keyvault import secret_client
+            from scim_core.auth.keyvault_secrets import KeyVaultSecrets
+
+            vault = KeyVaultSecrets(secret_client(settings.keyvault_url, signed_in(),
+                                                  **dict(client_kwargs or {})))
+            closing.append(vault.close)
+            kept = vault
+        elif isinstance(kept_store, NotConfigured):
+            kept = cast(SecretStore, kept_store)
+        else:
+            from scim_core.auth.local_secrets import check_local_secrets_allowed
+            from scim_core.store.secrets import local_secrets
+
+            check_local_secrets_allowed(settings)
+            kept = local_secrets(kept_store)
+    except SettingsError as exc:
+        close_built()
+        raise TenantAdminError(str(exc)) from None
+    except BaseException:
+        close_built()
+        raise
+    options: dict[str, Any] = {}
+    if tenant_url_secret is not None:
+        options["tenant_url_secret"] = tenant_url_secret
+    if local_base_url is not None:
+        options["local_base_url"] = local_base_url
+    return TenantAdmin(kept_store, kept, settings, clock=clock, closing=closing, **options)
+
+
+def _admin_store(settings: Settings, credential: Callable[[], TokenCredential],
+                 closing: list[Callable[[], None]]) -> Store:
+    if settings.store == "memory":
+        return cast(Store, NotConfigured(
+            "SCIM_STORE=memory keeps tenants in the app's own process, out of reach of "
+            "another one: pass that store to build_admin, or use SCIM_STORE=tables"))
+    from scim_core.store.tables import table_store
+    from scim_core.store.tables.sdk_batches import install_batch_codec
+
+    install_batch_codec()
+    try:
+        built = table_store(settings, credential=credential() if settings.tables_endpoint
+                            and not settings.tables_connection else None)
+    except SettingsError as exc:
+        return cast(Store, NotConfigured(str(exc)))
+    closing.append(built.close)
+    return built

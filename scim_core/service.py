@@ -22,6 +22,7 @@ from scim_core.patch import apply_patch, member_change_alone
 from scim_core.projection import Projection
 from scim_core.query import Scope, Searcher, SearchParams, SearchResult
 from scim_core.resources import index_keys, location, render
+from scim_core.retry import DOCUMENT_RACE
 from scim_core.schema import Registry, ResourceType
 from scim_core.store import (
     Member,
@@ -36,7 +37,6 @@ from scim_core.validation import normalise_resource
 
 log = logging.getLogger("scim_core")
 
-MAX_WRITE_ATTEMPTS = 8
 Plan = Callable[[Record], tuple[dict[str, Any] | None, MemberChange | None]]
 
 
@@ -235,7 +235,7 @@ class ResourceService:
         and the returned record holds the document as read before the change.
         """
         skipped: set[str] = set()
-        for _ in range(MAX_WRITE_ATTEMPTS):
+        for _ in DOCUMENT_RACE.tries():
             current = self._load(rt, resource_id)
             if if_match is not None and not version_matches(if_match, current.meta.version):
                 raise PreconditionFailed("The resource has changed (If-Match does not match).")

@@ -27,11 +27,10 @@ from scim_core.activity import (
 )
 from scim_core.activity.tables import TableActivityRows
 from scim_core.activity.views import activity_view, health_view
-from scim_core.app import activity_endpoints
+from scim_core.app import activity_endpoints, build_admin
 from scim_core.auth import StaticTokenSource
 from scim_core.schema import Registry
 from scim_core.store import MemoryStore, Store
-from scim_core.tenants.admin import TenantAdmin
 from tests.azurite import (
     FAST_CLIENT_OPTIONS,
     Azurite,
@@ -206,7 +205,7 @@ def test_no_token_or_password_in_a_body_reaches_a_row(rig: Rig) -> None:
 
 def test_a_tenants_log_never_shows_another_tenants_requests(rig: Rig) -> None:
     """Two tenants: each search, name search and health sees its own requests only."""
-    with TenantAdmin(Settings(store="memory"), store=rig.store) as admin:
+    with build_admin(Settings(store="memory"), store=rig.store) as admin:
         other, other_token = admin.create("Fabrikam", tenant_id="fabrikam")
     assert rig.send("POST", "/Users", user("dave@fabrikam.com"), token=other_token,
                     tenant=other.id) == 201
@@ -383,7 +382,7 @@ def test_the_admin_commands_show_activity_and_health() -> None:
 
 def test_a_disabled_tenant_is_recorded_as_an_auth_failure(rig: Rig) -> None:
     """Its own token on a disabled tenant: 403, recorded with the reason, nothing sent."""
-    with TenantAdmin(Settings(store="memory"), store=rig.store) as admin:
+    with build_admin(Settings(store="memory"), store=rig.store) as admin:
         tenant, token = admin.create("Northwind", tenant_id="northwind")
         admin.disable(tenant.id)
     assert rig.send("POST", "/Users", user("kim@northwind.com", password=PASSWORD),

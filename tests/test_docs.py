@@ -540,7 +540,7 @@ def test_every_block_says_how_it_is_checked() -> None:
 def test_static_python_blocks_compile_and_import() -> None:
     """A python block that is not run still compiles, its imports succeed, and the methods
     it calls on a reader, a tenant reader or the admin exist."""
-    from scim_core.tenants.admin import TenantAdmin
+    from scim_core.operations.tenants import TenantAdmin
     from scim_reader import DirectoryReader, TenantReader
     from scim_reader.events import EventPage
     from scim_reader.listing import Page

@@ -18,15 +18,16 @@ import pytest
 from azure.data.tables import TableClient, TableTransactionError
 
 from scim_core import ScimApi
+from scim_core.app import build_admin
 from scim_core.config import Settings
 from scim_core.events import Event, EventType
 from scim_core.kinds import Kind
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.projection import Projection
 from scim_core.service import ResourceService
 from scim_core.store import MemoryStore, Store
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.feed import FEED_ROW, event_key
-from scim_core.tenants.admin import TenantAdmin
 from tests.azurite import FAST_CLIENT_OPTIONS, TableHarness
 from tests.conftest import make_api
 from tests.kvfake import FakeKeyVault
@@ -79,7 +80,7 @@ class Run:
         return value
 
     def admin(self) -> TenantAdmin:
-        return TenantAdmin(Settings(store="memory"), store=self.store)
+        return build_admin(Settings(store="memory"), store=self.store)
 
 
 @dataclass(frozen=True)

@@ -41,11 +41,11 @@ from azure.data.tables import TableClient
 
 from bench.azurite import AZURITE_TABLE
 from scim_core import Settings
+from scim_core.app import build_admin
 from scim_core.events import Event
 from scim_core.store import MemoryStore, Store
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.sdk_batches import install_batch_codec
-from scim_core.tenants.admin import TenantAdmin
 from scim_reader import CursorExpired, DirectoryReader, ReaderError
 from scim_reader import Event as ReaderEvent
 from tests.azurite import FAST_CLIENT_OPTIONS, Azurite, free_port, unique_table_name
@@ -150,7 +150,7 @@ def _create_tenant(azurite: Azurite, table: str) -> str:
     settings = Settings(store="tables", tables_connection=azurite.connection_string,
                         table_name=table)
     try:
-        with TenantAdmin(settings, store=store) as admin:
+        with build_admin(settings, store=store) as admin:
             _, token = admin.create("Tenant Two", tenant_id=TENANT_TWO)
     finally:
         store.close()

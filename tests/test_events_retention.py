@@ -22,7 +22,7 @@ from azure.functions.timer import TimerRequest
 import function_app
 from scim_core import admin
 from scim_core.events.model import EventDraft, EventType
-from scim_core.events.retention import (
+from scim_core.operations.retention import (
     DEFAULT_BUDGET_SECONDS,
     RetentionReport,
     cutoff,

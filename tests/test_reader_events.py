@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from scim_core import Settings, build_api
+from scim_core.app import build_admin
 from scim_core.auth import StaticTokenSource
 from scim_core.events import EVENT_TYPES, EventType
 from scim_core.events import Event as CoreEvent
@@ -25,7 +26,6 @@ from scim_core.store.tables.feed import (
     event_key,
 )
 from scim_core.tenants import ENABLED, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_reader import (
     CursorExpired,
     DirectoryReader,
@@ -237,7 +237,7 @@ def test_tenant_state_events_read_back(feeds: Feeds) -> None:
     """Disabling and enabling a tenant with the admin API reads back as tenant.disabled and
     tenant.enabled after the tenant's other events, with no resource."""
     feeds.acme_api.create_user("ann@acme.example")
-    admin = TenantAdmin(Settings(store="memory"), store=feeds.store,
+    admin = build_admin(Settings(store="memory"), store=feeds.store,
                         secrets=feeds.vault.client())
     admin.disable("acme")
     admin.enable("acme")

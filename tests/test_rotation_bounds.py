@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 
 from scim_core import admin
-from scim_core.app import LocalDefaultToken, build_api
+from scim_core.app import LocalDefaultToken, build_admin, build_api
 from scim_core.auth.keyvault import KeyVaultTokenSource
 from scim_core.auth.local_secrets import LocalSecrets
 from scim_core.config import Settings
 from scim_core.http import Request
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import MemoryStore
 from scim_core.store.secrets import MemoryVersionRows
-from scim_core.tenants.admin import TenantAdmin
 from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault
 
 pytestmark = pytest.mark.timeout(60)
@@ -124,7 +124,7 @@ def test_wrong_token_flood_reads_the_vault_once_per_window(
 def local_setup(clock: FakeClock, cache_seconds: int) -> tuple[TenantAdmin, LocalDefaultToken]:
     store = MemoryStore()
     vault = LocalSecrets(MemoryVersionRows(), clock=clock)
-    tenant_admin = TenantAdmin(Settings(store="memory"), store=store, secrets=vault, clock=clock)
+    tenant_admin = build_admin(Settings(store="memory"), store=store, secrets=vault, clock=clock)
     source = LocalDefaultToken(vault, SECRET, cache_seconds=cache_seconds, clock=clock)
     return tenant_admin, source
 
@@ -158,7 +158,7 @@ def test_app_with_local_secrets_accepts_a_new_token_within_the_interval_in_real_
     (before the fix: about 5 s)."""
     store = MemoryStore()
     api = build_api(Settings(store="memory", token_cache_seconds=1), store=store)
-    tenant_admin = TenantAdmin(Settings(store="memory"), store=store)
+    tenant_admin = build_admin(Settings(store="memory"), store=store)
     old = tenant_admin.rotate_token()
     assert get_users(api, old) == 200
     new = tenant_admin.rotate_token()

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from scim_core import Settings, build_api
-from scim_core.app import api_from_environment
+from scim_core.app import api_from_environment, build_admin
 from scim_core.auth import local_secrets as local_module
 from scim_core.auth.keyvault_secrets import KeyVaultSecrets
 from scim_core.auth.local_secrets import (
@@ -23,11 +23,11 @@ from scim_core.auth.local_secrets import (
 )
 from scim_core.auth.secrets import NameReserved, SecretStore, SecretStoreError
 from scim_core.config import SettingsError
+from scim_core.operations.tenants import TenantAdminError
 from scim_core.store import MemoryStore
 from scim_core.store.secrets import MemoryVersionRows, local_secrets
 from scim_core.store.tables import TableStore
 from scim_core.store.tables.secrets import SECRETS_PARTITION, TableVersionRows
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError
 from tests.kvfake import FakeClock
 from tests.support import FunctionClient, use_api
 from tests.test_tenant_admin import SoftDeleteVault
@@ -156,7 +156,7 @@ def raw_rows(table: TableStore) -> list[dict[str, Any]]:
 def test_table_rows_never_hold_a_token(table_store: TableStore) -> None:
     """Tenants created and rotated with local secrets leave no row of the table holding a
     token, while the tokens work on the real function."""
-    admin = TenantAdmin(Settings(store="memory"), store=table_store)
+    admin = build_admin(Settings(store="memory"), store=table_store)
     _, token = admin.create("Hashed", tenant_id="hashed")
     rotated = admin.rotate("hashed").token
     default = admin.rotate().token
@@ -294,11 +294,11 @@ def test_local_secrets_are_refused_in_a_functions_host(marker: str) -> None:
         api_from_environment(env)
     settings = Settings.from_env(env)
     with pytest.raises(TenantAdminError, match="SCIM_KEYVAULT_URL"):
-        TenantAdmin(settings, store=MemoryStore()).rotate_token()
+        build_admin(settings, store=MemoryStore()).rotate_token()
     allowed = {**env, "SCIM_ALLOW_LOCAL_SECRETS": "true"}
     api_from_environment(allowed)
     store = MemoryStore()
-    token = TenantAdmin(Settings.from_env(allowed), store=store).rotate_token()
+    token = build_admin(Settings.from_env(allowed), store=store).rotate_token()
     use_api(build_api(Settings.from_env(allowed), store=store))
     assert FunctionClient(None, token).get("/Users").status == 200
 

@@ -18,7 +18,7 @@ from scim_core.app import build_api, build_manage_api, build_setup_page
 from scim_core.config import Settings
 from scim_core.http import Request, Response
 from scim_core.manage.rows import side_rows
-from scim_core.setup.links import LinkRefused, SetupLinks
+from scim_core.manage.setup_links import LinkRefused, SetupLinks
 from scim_core.setup.page import CSP, SetupPage
 from scim_core.setup.settings import SetupSettings, logo_from_data_url
 from scim_core.store import MemoryStore

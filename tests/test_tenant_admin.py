@@ -19,14 +19,15 @@ from azure.data.tables import TableClient
 
 from scim_core import Settings, build_api
 from scim_core.admin import main
+from scim_core.app import build_admin
 from scim_core.auth import StaticTokenSource
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError, tenant_url
 from scim_core.store import GROUP, USER, MemoryStore, Store
 from scim_core.store.errors import StorageUnavailable
 from scim_core.store.secrets import local_secrets
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.secrets import SECRETS_PARTITION
 from scim_core.tenants import DISABLED, ENABLED
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError, tenant_url
 from tests.azurite import Azurite, unique_table_name
 from tests.kvfake import FakeClock, FakeCredential, FakeKeyVault, _Error
 from tests.support import TOKEN, FunctionClient, use_api
@@ -45,7 +46,7 @@ def serve(store: Store, secrets: Any = None, **settings: Any) -> None:
 
 
 def tenant_admin(store: Store, **options: Any) -> TenantAdmin:
-    return TenantAdmin(Settings(store="memory"), store=store, **options)
+    return build_admin(Settings(store="memory"), store=store, **options)
 
 
 def data_rows(store: Store, tenant_id: str) -> int:
@@ -291,10 +292,52 @@ def test_tenant_url_follows_the_default_tenants() -> None:
     assert tenant_url("https://app.example/scim/v2/", "acme") == \
         "https://app.example/tenants/acme/scim/v2"
     assert tenant_url("https://app.example/scim/v2", "default") == "https://app.example/scim/v2"
-    admin = TenantAdmin(Settings(store="memory", base_url="https://scim.contoso.example/scim/v2"),
+    admin = build_admin(Settings(store="memory", base_url="https://scim.contoso.example/scim/v2"),
                         store=MemoryStore())
     admin.create("Acme", tenant_id="acme")
     assert admin.endpoint("acme") == "https://scim.contoso.example/tenants/acme/scim/v2"
+
+
+class Closing(MemoryStore):
+    """A memory store that records being closed."""
+
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_build_admin_leaves_a_given_store_and_secrets_open() -> None:
+    """The admin closes only what build_admin built for it: a store and secret store that
+    the caller gave stay open."""
+    given = Closing()
+    secrets = local_secrets(given)
+    with build_admin(Settings(store="tables"), store=given, secrets=secrets) as admin:
+        assert admin.store is given and admin.secrets is secrets
+        admin.create("Acme", tenant_id="acme")
+    assert not given.closed
+    assert admin.show("acme").state == ENABLED
+
+
+def test_an_admin_without_a_reachable_store_still_serves_what_needs_none() -> None:
+    """With SCIM_STORE=memory (another process's memory) the default tenant's Tenant URL
+    still resolves, while listing tenants or rotating a token says why it cannot."""
+    admin = build_admin(Settings(store="memory", base_url="https://scim.contoso.example/scim/v2"))
+    assert admin.endpoint() == "https://scim.contoso.example/scim/v2"
+    for call in (admin.list, admin.rotate_token):
+        with pytest.raises(TenantAdminError, match="SCIM_STORE=memory"):
+            call()
+
+
+def test_tenant_admin_takes_its_store_and_secrets() -> None:
+    """TenantAdmin runs over the store and secret store it is given, building neither."""
+    store = MemoryStore()
+    secrets = local_secrets(store)
+    admin = TenantAdmin(store, secrets, Settings(store="memory"))
+    _, token = admin.create("Acme", tenant_id="acme")
+    assert [v.valid_at(time.time()) for v in secrets.versions("scim-token-acme")] == [True]
+    serve(store, secrets)
+    assert FunctionClient("acme", token).get("/Users").status == 200
 
 
 # the commands, against Azurite with local secrets -----------------------------------------

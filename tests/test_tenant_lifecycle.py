@@ -20,16 +20,17 @@ import pytest
 from azure.data.tables import TableClient
 
 from scim_core import Settings, build_api
+from scim_core.app import build_admin
 from scim_core.auth.source import TokenSource
 from scim_core.auth.tenant_tokens import TenantTokens
 from scim_core.events import drafts
 from scim_core.events.model import EventType
+from scim_core.operations.tenants import TenantAdmin, TenantAdminError
 from scim_core.store import USER, IndexKey, MemoryStore, Meta, Record, Store, TenantGone
 from scim_core.store.errors import BadCursor, CursorExpired
 from scim_core.store.tables import TableStore, keys
 from scim_core.store.tables.sdk_batches import install_batch_codec
 from scim_core.tenants import DISABLED, ENABLED, Tenant
-from scim_core.tenants.admin import TenantAdmin, TenantAdminError
 from scim_core.tenants.model import DELETING
 from scim_reader.errors import CursorExpired as ReaderCursorExpired
 from scim_reader.events import Feed
@@ -63,7 +64,7 @@ def stores(request: pytest.FixtureRequest) -> Stores:
 
 
 def admin_of(store: Store, **options: Any) -> TenantAdmin:
-    return TenantAdmin(Settings(store="memory"), store=store, **options)
+    return build_admin(Settings(store="memory"), store=store, **options)
 
 
 def app_of(store: Store) -> Any:

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 
 from scim_core import ScimApi, Settings, build_api
+from scim_core.app import build_admin
 from scim_core.auth.bearer import MAX_TOKEN_LENGTH, bearer_token
 from scim_core.rate_limit import RateLimit
 from scim_core.store import MemoryStore, Store
 from scim_core.tenants import CachedTenants, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_core.tenants.model import new_tenant_id
 from scim_core.tenants.registry import (
     UNKNOWN_READS_BURST,
@@ -67,7 +67,7 @@ class Deployment:
 
 
 def deploy(store: Store, **settings: Any) -> Deployment:
-    admin = TenantAdmin(Settings(store="memory"), store=store)
+    admin = build_admin(Settings(store="memory"), store=store)
     tenant, token = admin.create("Acme")
     use_api(build_api(Settings(store="memory", **settings), store=store))
     return Deployment(store, tenant.id, token)
@@ -139,7 +139,7 @@ def test_a_flood_of_random_ids_neither_evicts_known_tenants_nor_exceeds_the_budg
     in each next one, and the 5 known tenants are served throughout without a registry
     read."""
     store = MemoryStore()
-    admin = TenantAdmin(Settings(store="memory"), store=store)
+    admin = build_admin(Settings(store="memory"), store=store)
     known = [admin.create(f"T{n}") for n in range(5)]
     clock = Clock()
     registry = CountingRegistry(store.tenant_registry())
@@ -208,7 +208,7 @@ def test_every_token_the_admin_issues_is_well_formed() -> None:
     """Tokens from tenant create and rotate-token (43 URL-safe characters) all pass the shape
     check that runs before any lookup, so the check never refuses a token we issued."""
     store = MemoryStore()
-    admin = TenantAdmin(Settings(store="memory"), store=store)
+    admin = build_admin(Settings(store="memory"), store=store)
     issued = [admin.create(f"T{n}")[1] for n in range(20)]
     for _ in range(30):
         issued.append(admin.rotate_token())

@@ -54,7 +54,7 @@ def trim_activity_of(settings: Settings, store: Store, *, budget_seconds: float,
     every registered tenant not being deleted): entries older than
     ``SCIM_ACTIVITY_RETENTION_DAYS``, minute aggregates older than
     ``SCIM_ACTIVITY_MINUTES_RETENTION_DAYS``."""
-    from scim_core.events.retention import retained_tenants
+    from scim_core.operations.retention import retained_tenants
 
     return trim_activity(rows if rows is not None else activity_rows(settings, store),
                          retained_tenants(store), days=settings.activity_retention_days,

@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from scim_core.activity.log import ActivityLog
 from scim_core.activity.recorder import NullRecorder, Recorder
 from scim_core.activity.views import BadQuery, activity_view, health_view
+from scim_core.auth.secrets import SecretStore
 from scim_core.config import Settings
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
@@ -28,16 +29,19 @@ from scim_core.manage.keys import MANAGE, READ, ApiKeys, InvalidKeyRequest, Prin
 from scim_core.manage.problems import Problem, json_response, tenant_url_or_none, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.settings import ManageSettings
+from scim_core.manage.setup_links import DEFAULT_LINK_SECONDS, InvalidLinkRequest, SetupLinks
 from scim_core.manage.tokens import token_versions
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.store import Store
 from scim_core.store.base import IndexKey
 from scim_core.tenants import CachedTenants, Tenant
-from scim_core.tenants.admin import TenantAdmin
 from scim_core.tenants.model import DELETING, is_tenant_id
 
 log = logging.getLogger("scim_core.manage")
 
 ROOT = "/manage/v1"
+SETUP_PATH = "/setup/"
+"""Where a setup link's URL points (the setup page, ``scim_core.setup``)."""
 DEFAULT_LIMIT = 50
 ACTIVITY_PARAMS = ("since", "until", "status", "operation", "name", "limit", "cursor")
 DELETE_GRACE_SECONDS = 1.0
@@ -65,7 +69,7 @@ def etag(tenant: Tenant) -> str:
 class ManageApi:
     """Serves ``/manage/v1`` for the tenants of one store."""
 
-    def __init__(self, store: Store, secrets: Any, settings: Settings,
+    def __init__(self, store: Store, secrets: SecretStore, settings: Settings,
                  manage: ManageSettings | None = None, *, entra: TokenCheck | None = None,
                  recorder: Recorder | None = None, activity: ActivityLog | None = None,
                  clock: Callable[[], float] = time.time) -> None:
@@ -101,10 +105,8 @@ class ManageApi:
         """The tenant admin over this API's store and secrets; the Tenant URL of a local
         run is the one the request came in on."""
         site = (request.base_url if request else "").removesuffix(ROOT).rstrip("/")
-        options: dict[str, Any] = {"store": self.store, "secrets": self.secrets}
-        if site:
-            options["local_base_url"] = site + "/scim/v2"
-        return TenantAdmin(self.settings, **options)
+        options: dict[str, Any] = {"local_base_url": site + "/scim/v2"} if site else {}
+        return TenantAdmin(self.store, self.secrets, self.settings, **options)
 
     def handle(self, request: Request) -> Response:
         """The response to one request; never raises. A call naming a tenant, made with a
@@ -186,9 +188,7 @@ class ManageApi:
             return self._tokens(request, method, tenant_id, sub[1:], principal)
         if sub[0] == "setup-links":
             self._need(principal, MANAGE, tenant_id)
-            from scim_core.setup.manage import setup_links
-
-            return setup_links(self, request, method, tenant_id, sub[1:], principal)
+            return self._setup_links(request, method, tenant_id, sub[1:], principal)
         self._need(principal, READ, tenant_id)
         _allow(method, "GET")
         if sub in (["activity"], ["health"]):
@@ -389,6 +389,43 @@ class ManageApi:
             "keptCreated": None if created is None else created.strftime("%Y-%m-%dT%H:%M:%SZ")})
 
     # -- activity --------------------------------------------------------------------------
+
+    def _setup_links(self, request: Request, method: str, tenant_id: str, rest: list[str],
+                     principal: Principal) -> Response:
+        """``/tenants/{id}/setup-links``: create (the link's URL shown once), list, revoke."""
+        links = SetupLinks(side_rows(self.store))
+        if not rest:
+            if method == "GET":
+                self._show(tenant_id)
+                return json_response(200, {"items": [link.document() for link in
+                                                     links.list(tenant_id)], "next": None})
+            if method != "POST":
+                raise Problem(405, "method-not-allowed", f"{method} is not allowed here.",
+                              headers={"Allow": "GET, POST"})
+
+            def create() -> Response:
+                body = self._body(request, {"expiresInSeconds": int})
+                self._show(tenant_id)
+                try:
+                    link, value = links.create(tenant_id, seconds=body.get(
+                        "expiresInSeconds", DEFAULT_LINK_SECONDS))
+                except InvalidLinkRequest as failure:
+                    raise Problem(400, "invalid-request", str(failure)) from None
+                site = request.base_url.removesuffix(ROOT).rstrip("/")
+                return json_response(201, {**link.document(),
+                                           "url": site + SETUP_PATH + value},
+                                     {"Cache-Control": "no-store"})
+
+            return self._post(request, principal, create)
+        if len(rest) == 1:
+            if method != "DELETE":
+                raise Problem(405, "method-not-allowed", f"{method} is not allowed here.",
+                              headers={"Allow": "DELETE"})
+            revoked = links.revoke(rest[0], tenant=tenant_id)
+            if revoked is None:
+                raise Problem(404, "not-found", "This tenant has no setup link with this id.")
+            return json_response(200, revoked.document())
+        raise Problem(404, "not-found", f"No route at {request.path[:200]}.")
 
     def _activity(self, request: Request, tenant_id: str, what: str) -> Response:
         found = self.tenants.get(tenant_id)

@@ -92,11 +92,11 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
     from azure.core.exceptions import AzureError
 
     from scim_core.auth.secrets import NameReserved, SecretStoreError
+    from scim_core.operations.tenants import TenantAdminError
+    from scim_core.operations.tokens import TokenError
     from scim_core.store.errors import StoreError
-    from scim_core.tenants.admin import TenantAdminError
     from scim_core.tenants.model import InvalidTenant
     from scim_core.tenants.registry import TenantExists, TenantMissing
-    from scim_core.tenants.tokens import TokenError
     from scim_reader.errors import CursorExpired, InvalidCursor, ReaderError
 
     chain = _chain(exc)

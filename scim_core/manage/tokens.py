@@ -7,7 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
-from scim_core.tenants.admin import TenantAdmin
+from scim_core.operations.tenants import TenantAdmin
 
 
 def _when(value: datetime | None) -> str | None:

@@ -19,11 +19,11 @@ from scim_core.http import Request, Response
 from scim_core.kinds import Kind
 from scim_core.manage.problems import tenant_url_or_none, translate
 from scim_core.manage.rows import side_rows
+from scim_core.manage.setup_links import LinkRefused, SetupLinks, SetupSession
 from scim_core.manage.tokens import token_versions
+from scim_core.operations.tenants import TenantAdmin
 from scim_core.rate_limit import RateLimit
-from scim_core.setup.links import LinkRefused, SetupLinks, SetupSession
 from scim_core.setup.settings import SetupSettings
-from scim_core.tenants.admin import TenantAdmin
 from scim_core.tenants.model import DELETING
 
 log = logging.getLogger("scim_core.setup")
@@ -219,8 +219,8 @@ class SetupPage:
 
     def _admin(self, request: Request) -> TenantAdmin:
         site = request.base_url.removesuffix(ROOT).rstrip("/")
-        return TenantAdmin(self.manage.settings, store=self.manage.store,
-                           secrets=self.manage.secrets, local_base_url=site + "/scim/v2")
+        return TenantAdmin(self.manage.store, self.manage.secrets, self.manage.settings,
+                           local_base_url=site + "/scim/v2")
 
     def _activity(self, request: Request, tenant: str) -> dict[str, Any]:
         """The tenant's connection health, requests per hour by outcome over the last

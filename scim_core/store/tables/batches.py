@@ -4,8 +4,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
@@ -19,10 +20,7 @@ from scim_core.store.tables.entities import (
     stored_document,
     stored_index_rows,
 )
-from scim_core.store.tables.errors import Failure, failure_of
-
-if TYPE_CHECKING:
-    from scim_core.store.tables.feed import FeedWrite
+from scim_core.store.tables.errors import Failure, StepFailed, failure_of
 
 MAX_BATCH = 100
 FEED_RESERVE = 4
@@ -53,6 +51,37 @@ class Step:
 
 Unit = tuple[Step, ...]
 """The operations of one membership change, always in the same batch."""
+
+
+class FeedPart(Protocol):
+    """The change feed's part in a transaction (``feed.FeedWrite``): the event rows that
+    ride with each batch, placed under the tenant's turn."""
+
+    quiet_is_nothing: bool
+
+    def prepare(self, batch: Sequence[Step]) -> bool:
+        """Build the batch's event rows; whether there are any."""
+        ...
+
+    def turn(self) -> AbstractContextManager[Any]:
+        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
+        ...
+
+    def steps(self) -> list[Step]:
+        """The feed row's move and the event rows, appended to the batch."""
+        ...
+
+    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The batch landed; ``results`` are its feed steps' results."""
+        ...
+
+    def moved(self) -> None:
+        """The batch lost the feed row to another writer."""
+        ...
+
+    def back_off(self) -> None:
+        """After ``moved``, outside the turn, before the batch is sent again."""
+        ...
 
 
 def row(partition: str, row_key: str, **properties: Any) -> dict[str, Any]:
@@ -100,16 +129,16 @@ def added_users(batches: Iterable[Sequence[Step]]) -> set[str]:
     return {step.member for batch in batches for step in batch if step.member is not None}
 
 
-def missing_member(error: TableTransactionError, steps: Sequence[Step]) -> str | None:
+def missing_member(error: StepFailed, steps: Sequence[Step]) -> str | None:
     """The user id whose document row a failed batch of member adds did not find."""
-    index: int = error.index
+    index = error.index
     if failure_of(error) is Failure.MISSING and 0 <= index < len(steps):
         return steps[index].member
     return None
 
 
 def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: bool = False,
-           feed: FeedWrite | None = None) -> list[Mapping[str, Any]]:
+           feed: FeedPart | None = None) -> list[Mapping[str, Any]]:
     """One transaction. A delete marked optional whose row is already gone is dropped and
     the rest resubmitted, so removing what is not there is not an error; for a membership
     both of its deletes go, so a removal never deletes one row of a pair (storage writes a
@@ -119,8 +148,8 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
     one that lost the feed row to another writer is resubmitted with later positions; a
     member-only one (``feed.quiet_is_nothing``) that, after those drops, would emit no event
     changes nothing and is not sent. Returns the results of the operations sent ([] when
-    none was). Every other failure is raised, its ``index`` naming the failed operation in
-    ``steps``."""
+    none was). Every other failure of the transaction is raised as ``StepFailed``, its
+    ``index`` naming the failed operation in ``steps``."""
     pending = list(enumerate(steps))
     while True:
         batch = [step for _, step in pending]
@@ -131,27 +160,27 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
             results = _attempt(table, batch, feed)
         except TableTransactionError as error:
             index: int = error.index
-            if not 0 <= index < len(pending):
-                raise
-            position, failed = pending[index]
-            error.index = position
+            position, failed = pending[index] if 0 <= index < len(pending) else (-1, None)
+            step_failed = StepFailed(position, error)
+            if failed is None:
+                raise step_failed from error
             if failure_of(error) is Failure.MISSING and failed.optional:
                 if failed.pair is None:
                     del pending[index]
                 else:
                     pending = [(at, step) for at, step in pending if step.pair != failed.pair]
                 continue
-            gone = missing_member(error, steps) if drop_missing_members else None
+            gone = missing_member(step_failed, steps) if drop_missing_members else None
             if gone is not None:
                 pending = [(at, step) for at, step in pending if step.member != gone]
                 continue
-            raise
+            raise step_failed from error
         if results is not None:
             return results
 
 
 def _attempt(table: TableClient, batch: Sequence[Step],
-             feed: FeedWrite | None) -> list[Mapping[str, Any]] | None:
+             feed: FeedPart | None) -> list[Mapping[str, Any]] | None:
     """One transaction of ``batch`` (with its feed steps, under the tenant's turn); its
     results, or None when it lost the feed row to another process and is to be sent again."""
     operations = [step.operation() for step in batch]

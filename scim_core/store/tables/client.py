@@ -13,21 +13,22 @@ from azure.core.pipeline.transport import RequestsTransport
 from azure.data.tables import TableClient
 
 from scim_core.config import Settings, SettingsError
+from scim_core.retry import MAX_TRANSPORT_WAIT, TRANSPORT
 
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-MAX_IN_REQUEST_WAIT = 2.0
+MAX_IN_REQUEST_WAIT = MAX_TRANSPORT_WAIT
 
 PRODUCTION_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": 3,
+    "retry_total": TRANSPORT.attempts - 1,
     "retry_connect": 2,
     "retry_read": 1,
     "retry_status": 1,
-    "retry_backoff_factor": 0.4,
-    "retry_backoff_max": 2,
+    "retry_backoff_factor": TRANSPORT.base,
+    "retry_backoff_max": TRANSPORT.cap,
     "retry_mode": RetryMode.Exponential,
-    "timeout": 20,
+    "timeout": TRANSPORT.seconds,
     "connection_timeout": 3,
     "read_timeout": 10,
 }

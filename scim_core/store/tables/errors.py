@@ -43,6 +43,20 @@ class Failure(Enum):
     OTHER = "anything else"
 
 
+class StepFailed(Exception):
+    """A transaction failed at one of the operations the store gave ``batches.submit``:
+    ``index`` names it among those (the SDK's ``TableTransactionError``, the cause, names it
+    in the batch as sent, which may have been shortened); ``status_code`` and
+    ``error_code`` are the cause's, so ``failure_of`` reads either."""
+
+    def __init__(self, index: int, cause: HttpResponseError) -> None:
+        self.index = index
+        self.status_code = cause.status_code
+        self.error_code = getattr(cause, "error_code", None)
+        super().__init__(f"operation {index} of the transaction failed "
+                         f"({self.status_code} {self.error_code})")
+
+
 def failure_of(error: BaseException) -> Failure:
     """The meaning of a storage error, by its status and error code."""
     status = getattr(error, "status_code", None)
@@ -126,5 +140,8 @@ def storage_errors() -> Iterator[None]:
     """
     try:
         yield
+    except StepFailed as failed:
+        cause = failed.__cause__
+        raise unavailable(cause if cause is not None else failed) from failed
     except (AzureError, OSError, http.client.HTTPException) as error:
         raise unavailable(error) from error

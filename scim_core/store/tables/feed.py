@@ -26,6 +26,7 @@ from scim_core.events import drafts
 from scim_core.events.model import Event, EventDraft, EventType
 from scim_core.kinds import Kind
 from scim_core.lru import Lru
+from scim_core.retry import FEED_RACE
 from scim_core.store.errors import StorageUnavailable, TenantGone
 from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables import keys
@@ -36,7 +37,6 @@ from scim_reader.layout import EVENTS_END as EVENTS_END
 from scim_reader.layout import FEED_ROW as FEED_ROW
 from scim_reader.layout import event_key as event_key
 
-MAX_ATTEMPTS = 60
 TURN_STRIPES = 256
 _LOG = logging.getLogger(__name__)
 _BUSY = "The tenant's change feed is too busy; retry later."
@@ -274,7 +274,7 @@ class Feeds:
         the row when there is none; a writer whose cached head predates the mark fails its
         If-Match, reads the row again and sees it. Deleted also raises the floor to the last
         position, since no event survives a purge. Returns the row as marked."""
-        for _ in range(MAX_ATTEMPTS):
+        for _ in FEED_RACE.tries():
             head = self.read(partition, thorough=True, replace=True)
             if head.tenant_state == state or (state == DELETING and head.tenant_state == DELETED):
                 return head
@@ -292,7 +292,7 @@ class Feeds:
         position the id ever used with the floor above them, so that a feed cursor of an
         earlier tenant of the id is expired. Returns the epoch. The caller has made sure
         that the partition holds nothing else."""
-        for _ in range(MAX_ATTEMPTS):
+        for _ in FEED_RACE.tries():
             head = self.read(partition, thorough=True, replace=True)
             if head.tenant_state == DELETING:
                 raise StorageUnavailable("The tenant's delete is still under way.",
@@ -363,6 +363,7 @@ class FeedWrite:
         """The epoch of the tenant the write is for (None: whichever tenant holds the id)."""
         self._writes = False
         self._attempts = 0
+        self._began = time.monotonic()
         self._head: Head | None = None
         self._rows: list[dict[str, Any]] = []
         self._delta = (0, 0)
@@ -441,13 +442,15 @@ class FeedWrite:
         """The batch failed on the feed row: another process took the positions. Read the
         head again, for this and the next transaction of the tenant."""
         self._attempts += 1
-        if self._attempts >= MAX_ATTEMPTS:
+        if (self._attempts >= FEED_RACE.attempts
+                or time.monotonic() - self._began >= FEED_RACE.seconds):
             raise StorageUnavailable(_BUSY, retry_after=1)
         self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
 
     def back_off(self) -> None:
         """After ``moved``, outside the turn: a short random pause once races keep being
         lost, so that processes racing for one tenant fall out of step."""
-        if self._attempts > 3:
-            time.sleep(random.uniform(0, 0.002 * self._attempts))
+        longest = FEED_RACE.pause(self._attempts)
+        if longest > 0:
+            time.sleep(random.uniform(0, longest))
 

@@ -14,11 +14,12 @@ from typing import TYPE_CHECKING, Any, cast
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
-from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
 from scim_core.config import Settings
 from scim_core.events.model import Event, EventDraft
 from scim_core.kinds import Kind
+from scim_core.retry import DELETE_RACE, STORE_RACE
 from scim_core.store.base import (
     GROUP,
     USER,
@@ -72,7 +73,7 @@ from scim_core.store.tables.entities import (
     stored_document,
     stored_index_rows,
 )
-from scim_core.store.tables.errors import Failure, failure_of, storage_errors
+from scim_core.store.tables.errors import Failure, StepFailed, failure_of, storage_errors
 from scim_core.store.tables.feed import (
     EVENTS_END,
     FEED_ROW,
@@ -84,11 +85,10 @@ from scim_core.store.tables.feed import (
     event_key,
     membership_events,
 )
+from scim_core.store.tables.tenants import TableTenantRegistry
 
 if TYPE_CHECKING:
     from azure.core.paging import PageIterator
-
-    from scim_core.store.tables.tenants import TableTenantRegistry
 
 __all__ = ["TableStore", "TableTenantStore", "table_store"]
 
@@ -97,8 +97,6 @@ POINT_READ_LIMIT = 32
 """Up to this many rows are checked for existence by point reads, more by range queries."""
 SCAN_PAGE = 100
 """Documents per storage request of a scan: what a filter that does not plan holds at once."""
-_ATTEMPTS = 5
-_DELETE_ATTEMPTS = 20
 _BUSY = "The resource is changing too fast; retry later."
 
 
@@ -128,8 +126,6 @@ class TableStore:
 
     def tenant_registry(self) -> TableTenantRegistry:
         """The registry of this store's tenants (rows outside every tenant's partition)."""
-        from scim_core.store.tables.tenants import TableTenantRegistry
-
         return TableTenantRegistry(self)
 
     def close(self) -> None:
@@ -319,7 +315,7 @@ class TableTenantStore:
                 results = submit(self._table, batch, drop_missing_members=True,
                                  feed=self._members_feed(meta, quiet_is_nothing=True))
                 etag = str(results[0]["etag"]) if results else etag
-        except TableTransactionError as error:
+        except StepFailed as error:
             if failure_of(error) is Failure.MISSING and error.index == 0:
                 raise self._not_stored(kind, resource_id) from None
             raise
@@ -360,7 +356,7 @@ class TableTenantStore:
         if missing:
             raise UnknownMembers(missing)
 
-    def _unknown_members(self, error: TableTransactionError,
+    def _unknown_members(self, error: StepFailed,
                          batches: Sequence[Sequence[Step]]) -> None:
         """Raise ``UnknownMembers`` (naming every missing user) when ``error``, the failure
         of the first of ``batches``, is a member add that found no user."""
@@ -397,7 +393,7 @@ class TableTenantStore:
         try:
             results = submit(self._table, first, feed=feed)
             return str(results[0]["etag"]) if results else ""
-        except TableTransactionError as error:
+        except StepFailed as error:
             failure = failure_of(error)
             if failure is Failure.MISSING and error.index == 0:
                 raise self._not_stored(kind, resource_id) from None
@@ -469,7 +465,7 @@ class TableTenantStore:
             try:
                 results = submit(self._table, first,
                                  feed=self._members_feed(record.meta, events))
-            except TableTransactionError as error:
+            except StepFailed as error:
                 if failure_of(error) is Failure.TAKEN:
                     raise self._duplicate(first, error.index, record.id) from None
                 self._unknown_members(error, batches)
@@ -513,7 +509,7 @@ class TableTenantStore:
                     raise self._not_stored(kind, resource_id)
                 return self._record(kind, current)
             guard = existence_guard(partition, document_row, meta_properties(meta))
-            for _ in range(_ATTEMPTS):
+            for _ in STORE_RACE.tries():
                 current = self._read(document_row)
                 if current is None:
                     raise self._not_stored(kind, resource_id)
@@ -544,7 +540,7 @@ class TableTenantStore:
         with self._store.session():
             # Member edits move a group's etag without touching its index rows, so a busy
             # group can need several rounds before its delete lands.
-            for _ in range(_DELETE_ATTEMPTS):
+            for _ in DELETE_RACE.tries():
                 current = self._read(document_row)
                 if current is None:
                     raise self._not_stored(kind, resource_id)
@@ -569,7 +565,7 @@ class TableTenantStore:
                 try:
                     submit(self._table, [*final, *(s for u in units[lead:] for s in u)],
                            feed=self._members_feed(when, own, implied=implied))
-                except TableTransactionError as error:
+                except StepFailed as error:
                     failure = failure_of(error)
                     if failure is Failure.MISSING and error.index == 0:
                         raise self._not_stored(kind, resource_id) from None
@@ -619,7 +615,7 @@ class TableTenantStore:
         which moves the row, makes it count again. Without a feed row (no write yet since
         the feed) the keys are counted and nothing is written."""
         feeds = self._store.feeds
-        for _ in range(_ATTEMPTS):
+        for _ in STORE_RACE.tries():
             head = feeds.read(self._partition)
             if self._epoch is not None:  # the read that counts also says the tenant is live
                 check_live(head.tenant_state, head.epoch if head.etag else self._epoch,
@@ -791,7 +787,7 @@ class TableTenantStore:
         """Delete the event rows ``row_keys`` and raise the floor to ``last`` if it is lower,
         in one transaction; returns how many rows it deleted (others may be gone already)."""
         deletes = [Step("delete", row(self._partition, key), optional=True) for key in row_keys]
-        for _ in range(_DELETE_ATTEMPTS):
+        for _ in DELETE_RACE.tries():
             feed = self._read(FEED_ROW, select=["floor"])
             if feed is None:
                 raise_floor = [Step("upsert", row(self._partition, FEED_ROW, floor=last),
@@ -803,7 +799,7 @@ class TableTenantStore:
                 raise_floor = []
             try:
                 return len(submit(self._table, [*raise_floor, *deletes])) - len(raise_floor)
-            except TableTransactionError as error:
+            except StepFailed as error:
                 if raise_floor and error.index == 0 and failure_of(error) in (
                         Failure.MOVED, Failure.MISSING):
                     continue  # a write moved the feed row (or it went): read it again

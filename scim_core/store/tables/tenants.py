@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
 from azure.core import MatchConditions
 from azure.core.exceptions import (
@@ -12,9 +13,8 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
-from azure.data.tables import UpdateMode
+from azure.data.tables import TableClient, TableEntity, UpdateMode
 
-from scim_core.store.tables.store import TableStore
 from scim_core.tenants.model import Tenant
 from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
 
@@ -40,10 +40,26 @@ def _with_etag(tenant: Tenant, written: Any) -> Tenant:
                   tenant.epoch, None if etag is None else str(etag))
 
 
+class Rows(Protocol):
+    """What the registry uses of its ``TableStore``: the table, a session around each call
+    (storage failures become store errors) and point reads."""
+
+    table: TableClient
+
+    def session(self) -> AbstractContextManager[None]:
+        """One store call."""
+        ...
+
+    def read(self, partition: str, row_key: str,
+             select: list[str] | None = None) -> TableEntity | None:
+        """A point read; None when the entity is not there."""
+        ...
+
+
 class TableTenantRegistry:
     """Registered tenants as rows of the store's table."""
 
-    def __init__(self, store: TableStore) -> None:
+    def __init__(self, store: Rows) -> None:
         self._store = store
 
     def get(self, tenant_id: str) -> Tenant | None:

@@ -1,29 +1,42 @@
-"""Tenant administration as a Python API: create, list, show, disable, enable and delete
-tenants, and rotate, retire and show their tokens and Tenant URLs. The commands of
-``python -m scim_core.admin`` and a vendor's own admin console call the same methods; this
-module neither parses arguments nor prints (docs/architecture.md, "Tenants").
-
-Tokens live where the app reads them: in the Key Vault of ``SCIM_KEYVAULT_URL``, or, when no
-vault is configured, in the store's local secrets (``scim_core.store.secrets``); their
-versions and rotation are ``scim_core.tenants.tokens.TokenAdmin``'s, which this delegates to.
+"""The tenant state machine as a Python API: create, list, show, disable, enable and delete
+tenants, and their Tenant URLs; rotating, retiring and cancelling tokens is checked against
+the tenant here and done by ``TokenAdmin`` (``operations.tokens``). The commands of
+``python -m scim_core.admin``, the management API and a vendor's own console call the same
+methods; this module neither parses arguments nor prints, and builds no store, secret store
+or credential: ``scim_core.app.build_admin`` does (docs/architecture.md, "Tenants").
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
 
 from azure.core.exceptions import AzureError
 
-from scim_core.auth.keyvault_secrets import TAGS, as_secret_store, explain_vault_error
+from scim_core.auth.keyvault_secrets import TAGS, explain_vault_error
 from scim_core.auth.secrets import SecretStore, SecretStoreError
-from scim_core.auth.tenant_tokens import tenant_secret_name
-from scim_core.config import Settings, SettingsError
+from scim_core.config import Settings
 from scim_core.events import drafts
 from scim_core.events.model import EventType
+from scim_core.operations.tenant_urls import (
+    DEFAULT_TENANT_URL_SECRET,
+    LOCAL_BASE_URL,
+    TenantUrls,
+    tenant_url,
+)
+from scim_core.operations.tokens import (
+    TOKEN_BYTES,
+    Cancellation,
+    Retirement,
+    Rotation,
+    TokenAdmin,
+    TokenError,
+    reuse_message,
+)
+from scim_core.retry import TENANT_STATE
+from scim_core.store.base import Store
 from scim_core.store.errors import NotEmpty, StoreError, TenantGone
 from scim_core.tenants.model import (
     DEFAULT_TENANT,
@@ -38,27 +51,8 @@ from scim_core.tenants.model import (
     new_tenant_id,
 )
 from scim_core.tenants.registry import TenantExists, TenantMissing, TenantMoved
-from scim_core.tenants.tokens import (
-    TOKEN_BYTES,
-    Cancellation,
-    Retirement,
-    Rotation,
-    TokenAdmin,
-    TokenError,
-    reuse_message,
-)
 
-if TYPE_CHECKING:
-    from azure.core.credentials import TokenCredential
-    from azure.keyvault.secrets import SecretClient
-
-    from scim_core.store import Store
-
-DEFAULT_TENANT_URL_SECRET = "scim-tenant-url"
-LOCAL_BASE_URL = "http://127.0.0.1:7071/scim/v2"
-SCIM_ROOT = "/scim/v2"
 DEFAULT_STEP_ROWS = 1000
-STATE_ATTEMPTS = 20
 _STATE_EVENTS = {DISABLED: EventType.TENANT_DISABLED, ENABLED: EventType.TENANT_ENABLED}
 
 
@@ -66,8 +60,9 @@ class TenantAdminError(Exception):
     """A failed admin operation, explained in one line (never containing a token)."""
 
 
-__all__ = ["TAGS", "TOKEN_BYTES", "Cancellation", "Deletion", "Retirement", "Rotation",
-           "TenantAdmin", "TenantAdminError", "explain_vault_error", "tenant_url"]
+__all__ = ["DEFAULT_TENANT_URL_SECRET", "LOCAL_BASE_URL", "TAGS", "TOKEN_BYTES", "Cancellation",
+           "Deletion", "Retirement", "Rotation", "TenantAdmin", "TenantAdminError", "explain",
+           "tenant_url"]
 
 
 @dataclass(frozen=True)
@@ -85,35 +80,25 @@ class Deletion:
 
 
 class TenantAdmin:
-    """Admin operations on the tenants of the deployment ``settings`` describe.
+    """The tenants of ``store`` (their data and the registry), with their tokens in
+    ``secrets`` (Key Vault, or the store's local secrets); ``settings`` names the default
+    tenant's secret, the vault and the base URL. ``close()`` calls ``closing`` (what the
+    builder made for this object; nothing by default)."""
 
-    The store and the secrets are built from ``settings`` on first use (the tables store
-    with ``credential`` when it is reached by endpoint; Key Vault with ``credential`` when
-    ``SCIM_KEYVAULT_URL`` is set, else the store's local secrets); tests and consoles may
-    pass their own. ``credential`` defaults to ``admin_credential()`` (``az login`` or a
-    service principal); inside the function app pass ``production_credential()``.
-    """
-
-    def __init__(self, settings: Settings, *, credential: TokenCredential | None = None,
-                 store: Store | None = None,
-                 secrets: SecretStore | SecretClient | None = None,
-                 client_kwargs: dict[str, Any] | None = None,
+    def __init__(self, store: Store, secrets: SecretStore, settings: Settings, *,
                  tenant_url_secret: str = DEFAULT_TENANT_URL_SECRET,
                  local_base_url: str = LOCAL_BASE_URL,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 closing: Iterable[Callable[[], None]] = ()) -> None:
+        self.store = store
+        self.secrets = secrets
         self.settings = settings
-        self._credential = credential
-        self._store = store
-        self._own_store = False
-        self._secrets = None if secrets is None else as_secret_store(secrets)
-        self._own_secrets = False
-        self._tokens: TokenAdmin | None = None
-        self._client_kwargs = dict(client_kwargs or {})
-        self.tenant_url_secret = tenant_url_secret
-        self.local_base_url = local_base_url.rstrip("/")
+        self.tokens = TokenAdmin(secrets, default_secret=settings.token_secret_name,
+                                 clock=clock)
+        self.urls = TenantUrls(secrets, in_vault=self.uses_key_vault, base_url=settings.base_url,
+                               secret=tenant_url_secret, local_base_url=local_base_url)
+        self._closing = list(closing)
         self._clock = clock
-
-    # lifecycle ---------------------------------------------------------------------------
 
     def __enter__(self) -> TenantAdmin:
         return self
@@ -122,13 +107,10 @@ class TenantAdmin:
         self.close()
 
     def close(self) -> None:
-        """Close the clients this object built (not the ones it was given)."""
-        if self._own_secrets and self._secrets is not None:
-            self._secrets.close()
-        if self._own_store and self._store is not None:
-            close = getattr(self._store, "close", None)
-            if close is not None:
-                close()
+        """Close what the builder handed over for closing (the clients it made)."""
+        closing, self._closing = self._closing, []
+        for close in reversed(closing):
+            close()
 
     @property
     def uses_key_vault(self) -> bool:
@@ -139,66 +121,6 @@ class TenantAdmin:
     def vault_url(self) -> str:
         """Where the tokens are: the vault's URL, or the store's local secrets."""
         return self.secrets.location
-
-    @property
-    def store(self) -> Store:
-        """The store holding the tenants' data and the registry."""
-        if self._store is None:
-            self._store = self._build_store()
-            self._own_store = True
-        return self._store
-
-    @property
-    def secrets(self) -> SecretStore:
-        """The secret store holding the tokens (Key Vault, or the store's local secrets)."""
-        if self._secrets is None:
-            if self.uses_key_vault:
-                from scim_core.auth.keyvault import secret_client
-                from scim_core.auth.keyvault_secrets import KeyVaultSecrets
-
-                self._secrets = KeyVaultSecrets(secret_client(
-                    self.settings.keyvault_url, self._get_credential(), **self._client_kwargs))
-                self._own_secrets = True
-            else:
-                from scim_core.auth.local_secrets import check_local_secrets_allowed
-                from scim_core.store.secrets import local_secrets
-
-                try:
-                    check_local_secrets_allowed(self.settings)
-                except SettingsError as exc:
-                    raise TenantAdminError(str(exc)) from None
-                self._secrets = local_secrets(self.store)
-        return self._secrets
-
-    @property
-    def tokens(self) -> TokenAdmin:
-        """The tenants' token versions and their rotation."""
-        if self._tokens is None:
-            self._tokens = TokenAdmin(self.secrets, default_secret=self.settings.token_secret_name,
-                                      clock=self._clock)
-        return self._tokens
-
-    def _get_credential(self) -> TokenCredential:
-        if self._credential is None:
-            from scim_core.auth.credentials import admin_credential
-
-            self._credential = admin_credential()
-        return self._credential
-
-    def _build_store(self) -> Store:
-        if self.settings.store == "memory":
-            raise TenantAdminError(
-                "SCIM_STORE=memory keeps tenants in the app's own process, out of reach of "
-                "another one: pass that store to TenantAdmin, or use SCIM_STORE=tables")
-        from scim_core.store.tables import table_store
-        from scim_core.store.tables.sdk_batches import install_batch_codec
-
-        install_batch_codec()
-        credential = None if self.settings.tables_connection else self._get_credential()
-        try:
-            return table_store(self.settings, credential=credential)
-        except SettingsError as exc:
-            raise TenantAdminError(str(exc)) from None
 
     # tenants -----------------------------------------------------------------------------
 
@@ -216,7 +138,7 @@ class TenantAdmin:
                 registered = registry.create(Tenant(chosen, name, DISABLED, now, now))
         except TenantExists:
             raise TenantAdminError(f"a tenant with id {chosen!r} already exists") from None
-        secret = self._secret_name(chosen)
+        secret = self.tokens.secret_name(chosen)
         view = self.store.tenant(chosen)
         started = False
         try:
@@ -228,8 +150,9 @@ class TenantAdmin:
                         f"the id {chosen!r} still holds data of an earlier tenant; choose "
                         "another id") from None
             started = True
-            token, _ = self._write_token(secret)
-            self._disable_older(secret, keep=1)  # a stale secret's old tokens never count
+            with self._azure():
+                token, _ = self.tokens.write(secret)
+                self.tokens.disable_older(secret, keep=1)  # a stale secret's old tokens never count
             with self._storage():
                 tenant = registry.update(replace(registered, state=ENABLED, epoch=epoch))
         except BaseException:
@@ -318,12 +241,13 @@ class TenantAdmin:
                 if on_progress is not None:
                     on_progress(rows)
             view.mark_deleted()
-        secret = self._secret_name(tenant_id)
-        deleted, purge_date, soft = self._delete_secret(secret)
+        secret = self.tokens.secret_name(tenant_id)
+        with self._azure():
+            deleted, purge_date, soft = self.tokens.delete_secret(secret)
         with self._storage():
             registry.delete(tenant_id)
         return Deletion(tenant_id, rows, secret, deleted, soft, purge_date,
-                        self._reuse_message(tenant_id, secret, soft, purge_date))
+                        reuse_message(tenant_id, secret, soft, purge_date))
 
     # tokens ------------------------------------------------------------------------------
 
@@ -362,9 +286,7 @@ class TenantAdmin:
 
     def missing_tenant_url(self) -> str:
         """Why no Tenant URL is known (Key Vault without the deployment's URL secret)."""
-        return (f"the vault has no enabled secret {self.tenant_url_secret!r} holding the Tenant "
-                "URL; the deployment stores it there, and its output SCIM_TENANT_URL has the "
-                "same value (or set SCIM_BASE_URL)")
+        return self.urls.missing()
 
     # internals: tenants ------------------------------------------------------------------
 
@@ -424,7 +346,7 @@ class TenantAdmin:
         ``precondition(tenant)`` is checked first against each row as read (it raises to
         refuse), so a caller's condition holds for the row the write replaces."""
         registry = self.store.tenant_registry()
-        for _ in range(STATE_ATTEMPTS):
+        for _ in TENANT_STATE.tries():
             tenant = self._tenant(tenant_id)
             if precondition is not None:
                 precondition(tenant)
@@ -450,43 +372,11 @@ class TenantAdmin:
     def _now(self) -> str:
         return datetime.fromtimestamp(self._clock(), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
-    # internals: secrets (TokenAdmin's) ---------------------------------------------------
-
-    def _secret_name(self, tenant_id: str) -> str:
-        return tenant_secret_name(tenant_id, self.settings.token_secret_name)
-
-    def _write_token(self, secret: str) -> tuple[str, str]:
-        with self._azure():
-            return self.tokens.write(secret)
-
-    def _disable_older(self, secret: str, *, keep: int) -> None:
-        with self._azure():
-            self.tokens.disable_older(secret, keep=keep)
-
-    def _delete_secret(self, secret: str) -> tuple[bool, datetime | None, bool]:
-        with self._azure():
-            return self.tokens.delete_secret(secret)
-
-    @staticmethod
-    def _reuse_message(tenant_id: str, secret: str, soft: bool,
-                       purge: datetime | None) -> str:
-        return reuse_message(tenant_id, secret, soft, purge)
+    # internals: tokens and URLs --------------------------------------------------------
 
     def _tenant_url(self, tenant_id: str) -> str | None:
-        """The tenant's URL: the deployment's ``scim-tenant-url`` secret (Key Vault), else
-        ``SCIM_BASE_URL``, else (local secrets) the local dev host's; with the default
-        tenant's ``/scim/v2`` made ``/tenants/<id>/scim/v2``."""
-        base: str | None = None
-        if self.uses_key_vault:
-            base = self._stored_url()
-        base = base or self.settings.base_url or None
-        if base is None and not self.uses_key_vault:
-            base = self.local_base_url
-        return None if base is None else tenant_url(base, tenant_id)
-
-    def _stored_url(self) -> str | None:
         with self._azure():
-            return self.secrets.read(self.tenant_url_secret)
+            return self.urls.of(tenant_id)
 
     # internals: errors -------------------------------------------------------------------
 
@@ -498,13 +388,7 @@ class TenantAdmin:
 
     def explain(self, exc: BaseException) -> str:
         """One line for a Key Vault or storage failure; never a secret value."""
-        if isinstance(exc, StoreError):
-            return (f"Table Storage failed ({exc}); check SCIM_TABLES_CONNECTION or "
-                    "SCIM_TABLES_ENDPOINT, and that your identity has the 'Storage Table Data "
-                    "Contributor' role on the storage account")
-        if not isinstance(exc, AzureError):
-            return type(exc).__name__
-        return explain_vault_error(exc, self.settings.keyvault_url or "the local secrets")
+        return explain(exc, self.settings)
 
 
 class _Translate:
@@ -535,10 +419,12 @@ def _checked(check: Callable[[str], str], value: str) -> str:
         raise TenantAdminError(str(exc)) from None
 
 
-def tenant_url(default_url: str, tenant_id: str) -> str:
-    """A tenant's URL from the default tenant's (``https://<host>/scim/v2``)."""
-    base = default_url.rstrip("/")
-    if tenant_id == DEFAULT_TENANT:
-        return base
-    site = base[:-len(SCIM_ROOT)] if base.lower().endswith(SCIM_ROOT) else base
-    return f"{site}/tenants/{tenant_id}{SCIM_ROOT}"
+def explain(exc: BaseException, settings: Settings) -> str:
+    """One line for a Key Vault or storage failure under ``settings``; never a secret value."""
+    if isinstance(exc, StoreError):
+        return (f"Table Storage failed ({exc}); check SCIM_TABLES_CONNECTION or "
+                "SCIM_TABLES_ENDPOINT, and that your identity has the 'Storage Table Data "
+                "Contributor' role on the storage account")
+    if not isinstance(exc, AzureError):
+        return type(exc).__name__
+    return explain_vault_error(exc, settings.keyvault_url or "the local secrets")
