@@ -109,6 +109,18 @@ def test_health_shows_requests_and_minutes(world: World) -> None:
     assert quiet.document()["seen"] is False and quiet.document()["minutes"] == []
 
 
+def test_management_calls_leave_the_connection_health_waiting(world: World) -> None:
+    """The vendor's management calls about a tenant are in its log but are not its SCIM
+    client's connection: health still says no request was seen until Entra calls."""
+    token = world.tenant("contoso")
+    assert world.call("GET", "/tenants/contoso/users", userName="x@y.z").status == 200
+    flush(world)
+    assert world.call("GET", "/tenants/contoso/health").document()["seen"] is False
+    assert world.scim_call("contoso", token, "GET", "/Users").status == 200
+    flush(world)
+    assert world.call("GET", "/tenants/contoso/health").document()["seen"] is True
+
+
 def test_read_scope_and_tenant_bound_keys(world: World) -> None:
     """A read key reads activity and health; a key bound to another tenant gets 403; an
     unknown tenant 404."""

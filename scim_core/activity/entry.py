@@ -98,6 +98,11 @@ class Entry:
         return f"{self.method} {self.route}"
 
     @property
+    def from_scim_client(self) -> bool:
+        """Whether the SCIM client (Entra) sent it, not the vendor's management API."""
+        return is_scim_operation(self.operation)
+
+    @property
     def names(self) -> list[str]:
         """The distinct values a name search finds this entry by: userName, externalId,
         resource id, and displayName where there is no userName (a group's name)."""
@@ -272,3 +277,9 @@ def build_entry(seen: Seen, *, bodies: bool = True, entry_id: str = "") -> Entry
         user_agent=(seen.user_agent or "")[:MAX_VALUE_CHARS] or None,
         request_id=(seen.request_id or "")[:MAX_VALUE_CHARS] or None,
         body=body or None, **base)
+
+
+def is_scim_operation(operation: str) -> bool:
+    """Whether an operation (``POST /Users``) is a SCIM request rather than a management
+    call naming the tenant (``POST /manage/v1/tenants/{tenant}/setup-links``)."""
+    return not operation.partition(" ")[2].startswith("/manage/")

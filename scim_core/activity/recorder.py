@@ -310,6 +310,8 @@ class ActivityRecorder(Recorder):
     def _count(self, seen: Seen, entry: Entry) -> None:
         key = (seen.tenant, _minute(seen.at), entry.operation)
         self._minutes.setdefault(key, MinuteStats()).add(entry.status, entry.duration_ms)
+        if not entry.from_scim_client:
+            return  # connection health is the SCIM client's; the vendor's calls are not it
         health = self._health.get(seen.tenant)
         if health is None:
             health = self._health[seen.tenant] = _Health(first=seen.at, last=seen.at)

@@ -14,6 +14,7 @@ from importlib import resources
 from typing import Any
 from urllib.parse import urlsplit
 
+from scim_core.activity.entry import is_scim_operation
 from scim_core.activity.log import ActivityLog
 from scim_core.http import Request, Response
 from scim_core.kinds import Kind
@@ -231,13 +232,16 @@ class SetupPage:
         hours: dict[str, dict[str, int]] = {}
         for minute in self.activity.minutes(tenant, since=now - ACTIVITY_DAYS * 86400.0,
                                             until=now):
+            if not is_scim_operation(str(minute["operation"])):
+                continue  # the customer's chart is their SCIM client's traffic
             slot = hours.setdefault(str(minute["minute"])[:13] + ":00Z",
                                     {"requests": 0, "2xx": 0, "4xx": 0, "5xx": 0})
             for key in slot:
                 slot[key] += int(minute.get(key) or 0)
         name = " ".join((request.param("name") or "").split())[:200] or None
         failures = [entry for status in ("4xx", "5xx") for entry in self.activity.search(
-            tenant, status=status, name=name, limit=MAX_FAILURES).entries]
+            tenant, status=status, name=name, limit=MAX_FAILURES).entries
+            if entry.from_scim_client]
         failures.sort(key=lambda entry: entry.time, reverse=True)
         return {"enabled": True, "health": self.activity.health(tenant),
                 "hours": [{"hour": hour, **counts} for hour, counts in sorted(hours.items())],
