@@ -35,6 +35,8 @@ FIELDS = (
     "transactions_failed",
     "transactions_412",
     "feed_reads",  # point reads of a tenant's feed row
+    "feed_reads_writing",  # ... of them while a SCIM write was handled (the rest: a read
+    # that found nothing confirming the tenant is still there)
     "feed_moved",  # transactions resubmitted because the feed row had moved
     "feed_commits",  # transactions that appended events, by how many races they lost first:
     "feed_lost_0",
@@ -120,6 +122,8 @@ def _install(counters: Counters) -> None:
         url = str(request.url)
         if request.method == "GET" and ("RowKey='feed')" in url or "RowKey=%27feed%27)" in url):
             counters.add("feed_reads")
+            if kind == "writes":
+                counters.add("feed_reads_writing")
         counters.add("bytes_out", _length(request))
         return send(self, request, **kwargs)
 

@@ -536,7 +536,7 @@ def _feed_section(results: Results, errors: list[str]) -> list[str]:
                           _us(c.stat.p99_us), f"{c.storage_per_request:.2f}",
                           f"{c.per_write('storage_writes'):.2f}",
                           f"{c.per_write('transactions'):.2f}",
-                          f"{c.per_write('feed_reads'):.2f}", f"{c.retry_rate:.2f}",
+                          f"{c.per_write('feed_reads_writing'):.2f}", f"{c.retry_rate:.2f}",
                           f"{c.per_write('feed_moved', 'members'):.2f}",
                           f"{c.per_write('feed_lost_4_plus'):.1%}",
                           _ms(c.server_cpu_ms), _ms(c.azurite_cpu_ms)])

@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Iterator, Sequence
 from itertools import islice
 
-from bench import activity, coldstart, peer, tenants, workloads
+from bench import activity, coldstart, manage, peer, tenants, workloads
 from bench.entra_cycle import CycleShape, entra_cycle, tables_cycle
 from bench.environment import Environment, World, log, seed_group, world
 from bench.feed import run as run_feed
@@ -288,5 +288,5 @@ def paging(env: Environment, results: Results) -> None:
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
     "tenants": tenants.run, "feed": change_feed, "activity": activity.run,
-    "paging": paging,
+    "paging": paging, "manage": manage.run,
 }

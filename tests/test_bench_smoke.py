@@ -178,8 +178,8 @@ def _one_commit_per_write(counts: dict[str, int], writes: int) -> None:
     assert counts["scim_writes"] == writes
     assert counts["transactions"] - counts["transactions_failed"] == writes
     assert counts["transactions_failed"] == counts["feed_moved"]
-    assert counts["feed_reads"] >= counts["feed_moved"]
-    assert counts["storage_writes"] == counts["transactions"] + counts["feed_reads"]
+    assert counts["feed_reads_writing"] >= counts["feed_moved"]
+    assert counts["storage_writes"] == counts["transactions"] + counts["feed_reads_writing"]
     lost = ("feed_lost_0", "feed_lost_1", "feed_lost_2_3", "feed_lost_4_plus")
     assert counts["feed_commits"] == sum(counts[name] for name in lost) == writes
 
@@ -311,3 +311,19 @@ def test_every_bench_module_is_part_of_make_bench() -> None:
         reached.add(name)
         todo.extend(_bench_imports(folder / f"{name}.py"))
     assert modules - reached == set()
+
+
+@needs_tables
+def test_manage_suite() -> None:
+    """The manage suite measures a read by id through the reader and the management API
+    with equal storage requests on a warm process, and 32 long-polls of which no more than
+    the bound wait together; its figures go to the JSON's meta."""
+    environment = Environment(TINY, with_peer=False, with_tables=True)
+    results = Results()
+    try:
+        SUITES["manage"](environment, results)
+    finally:
+        environment.close()
+    figures = results.meta["manage"]
+    assert figures["manage_get_user"]["storage"] == figures["reader_get_user"]["storage"] == 1
+    assert 1 <= figures["long_poll_most_waiting"] <= figures["long_poll_bound"] == 4
