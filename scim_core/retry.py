@@ -1,5 +1,5 @@
 """The one retry policy: which layer retries what, how often, with what back-off and for how
-long (docs/architecture.md).
+long (docs/architecture.md, "Retries").
 
 - Transport failures (connection errors, timeouts, 408/429/5xx): the Azure SDK only, with
   ``TRANSPORT`` (``store/tables/client.py`` turns it into the client's retry options, and no
