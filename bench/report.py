@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.coldstart import ColdStart
+from bench.latency import LatencyResult, latency_targets, render_latency
 from bench.runner import Stat
 from bench.systems import OURS, PEER
 
@@ -240,6 +241,7 @@ class Results:
     feed_reads: list[FeedRead] = field(default_factory=list)
     feed_follow: list[FeedFollow] = field(default_factory=list)
     paging: PagingResult | None = None
+    latency: LatencyResult | None = None
 
     def row(self, suite: str, workload: str, system: str, store: str = "memory"
             ) -> Row | None:
@@ -312,6 +314,7 @@ def targets(results: Results) -> list[Target]:
                             "<= 1.1x", "-" if call_ratio is None else f"{call_ratio:.2f}x",
                             None if call_ratio is None else call_ratio <= 1.1, note))
     found += paging_targets(results.paging)
+    found += latency_targets(results.latency)
     return found
 
 
@@ -510,6 +513,7 @@ def render(results: Results) -> str:
                 f"Full listing of {p.listing_users:,} users in {p.listing_pages:,} pages: "
                 f"{p.listing_s:.1f} s; median page {p.first_tenth_ms:.1f} ms in the first "
                 f"tenth, {p.last_tenth_ms:.1f} ms in the last.", ""]
+    out += render_latency(results.latency, errors)
     out += ["## Targets", ""]
     table = [[t.name, t.goal, t.measured,
               "-" if t.passed is None else ("PASS" if t.passed else "MISS"), t.note]
@@ -616,6 +620,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "feed_reads": [r.__dict__ for r in results.feed_reads],
         "feed_follow": [f.__dict__ for f in results.feed_follow],
         "paging": None if results.paging is None else results.paging.as_dict(),
+        "latency": None if results.latency is None else results.latency.as_dict(),
         "targets": [t.__dict__ for t in targets(results)],
     }
 
