@@ -91,6 +91,8 @@ class DelayProxy:
         self._server = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._server.getsockname()[1])
         self._closed = False
+        self.connections = 0
+        """Client connections accepted so far."""
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
 
@@ -133,6 +135,7 @@ class DelayProxy:
             except OSError:
                 client.close()
                 continue
+            self.connections += 1
             for sock in (client, upstream):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             _Connection(self, client, upstream)
