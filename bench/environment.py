@@ -72,6 +72,16 @@ class Scale:
     paging_large: int = 100_000
     """Users of the paging suite's two tenants (bench/paging.py)."""
     paging_rounds: int = 15
+    latency_rtt_ms: float = 9.0
+    """The round trip the latency suite's delay proxy adds (bench/latency.py)."""
+    latency_ops: int = 40
+    """Requests of each type per RTT, one client (latency suite)."""
+    latency_clients: tuple[int, ...] = (1, 4, 8, 16)
+    latency_workers: tuple[int, ...] = (1, 4)
+    latency_create_s: float = 3.0
+    """How long each client and worker count sends creates."""
+    latency_cycle: tuple[int, int, int] = (500, 5, 2_500)
+    """Users, groups and memberships of the latency suite's Entra-like cycle."""
 
 
 FULL = Scale()
@@ -82,7 +92,8 @@ QUICK = Scale(rounds=3, ops=200, budget_s=0.4, http_rounds=2, http_ops=1000, htt
               tables_cycle_divisor=5, cold_runs=3, tenant_rounds=3, tenant_ops=150,
               tenant_budget_s=0.5, tenant_cold_runs=3, feed_rounds=2, feed_events=5_000,
               feed_read_rounds=2, feed_follow_writes=100, paging_large=20_000,
-              paging_rounds=5)
+              paging_rounds=5, latency_ops=20, latency_create_s=1.5,
+              latency_cycle=(200, 2, 1_000))
 TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_ops=12,
              http_budget_s=0.2, clients=2, small_users=6, large_users=30, large_members=24,
              tables_large_users=30, tables_large_members=24, spare_users=4, growth_rounds=1,
@@ -92,7 +103,9 @@ TINY = Scale(rounds=1, ops=8, budget_s=0.2, base_users=12, http_rounds=1, http_o
              tenant_rounds=1, tenant_ops=5, tenant_budget_s=0.2, tenant_cold_runs=2,
              feed_clients=(2, 3), feed_rounds=1, feed_events=120, feed_read_rounds=1,
              feed_page=50, feed_follow_writes=5, feed_poll_s=0.05, feed_write_gap_s=0.02,
-             paging_small=250, paging_large=700, paging_rounds=2)
+             paging_small=250, paging_large=700, paging_rounds=2, latency_rtt_ms=2.0,
+             latency_ops=3, latency_clients=(1, 2), latency_workers=(1, 2),
+             latency_create_s=0.3, latency_cycle=(6, 2, 8))
 
 def log(message: str) -> None:
     print(f"bench: {message}", file=sys.stderr, flush=True)

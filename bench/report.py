@@ -8,6 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.coldstart import ColdStart
+from bench.figures import Target as Target
+from bench.figures import table as _table
+from bench.latency import LatencyResult, latency_targets, render_latency
 from bench.runner import Stat
 from bench.systems import OURS, PEER
 
@@ -177,16 +180,6 @@ class FeedFollow:
     """Reads the follower made (counted for the TableStore poller only)."""
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    goal: str
-    measured: str
-    passed: bool | None
-    """None: not measured in this run."""
-    note: str = ""
-
-
 @dataclass
 class PagingSize:
     users: int
@@ -240,6 +233,7 @@ class Results:
     feed_reads: list[FeedRead] = field(default_factory=list)
     feed_follow: list[FeedFollow] = field(default_factory=list)
     paging: PagingResult | None = None
+    latency: LatencyResult | None = None
 
     def row(self, suite: str, workload: str, system: str, store: str = "memory"
             ) -> Row | None:
@@ -312,6 +306,7 @@ def targets(results: Results) -> list[Target]:
                             "<= 1.1x", "-" if call_ratio is None else f"{call_ratio:.2f}x",
                             None if call_ratio is None else call_ratio <= 1.1, note))
     found += paging_targets(results.paging)
+    found += latency_targets(results.latency)
     return found
 
 
@@ -340,20 +335,6 @@ def paging_targets(paging: PagingResult | None) -> list[Target]:
 
 
 # -- the table ----------------------------------------------------------------------------------
-
-
-def _table(headers: list[str], rows: list[list[str]], *, left: int = 3) -> list[str]:
-    """A Markdown table; the first ``left`` columns are text, the rest figures."""
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) if i < left else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(cells, widths, strict=True))
-                                 ) + " |"
-
-    return [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|",
-            *(line(r) for r in rows)]
 
 
 def _n(value: float) -> str:
@@ -510,6 +491,7 @@ def render(results: Results) -> str:
                 f"Full listing of {p.listing_users:,} users in {p.listing_pages:,} pages: "
                 f"{p.listing_s:.1f} s; median page {p.first_tenth_ms:.1f} ms in the first "
                 f"tenth, {p.last_tenth_ms:.1f} ms in the last.", ""]
+    out += render_latency(results.latency, errors)
     out += ["## Targets", ""]
     table = [[t.name, t.goal, t.measured,
               "-" if t.passed is None else ("PASS" if t.passed else "MISS"), t.note]
@@ -616,6 +598,7 @@ def as_json(results: Results) -> dict[str, Any]:
         "feed_reads": [r.__dict__ for r in results.feed_reads],
         "feed_follow": [f.__dict__ for f in results.feed_follow],
         "paging": None if results.paging is None else results.paging.as_dict(),
+        "latency": None if results.latency is None else results.latency.as_dict(),
         "targets": [t.__dict__ for t in targets(results)],
     }
 

@@ -285,8 +285,15 @@ def paging(env: Environment, results: Results) -> None:
     run(env, results)
 
 
+def latency(env: Environment, results: Results) -> None:
+    """The latency suite (bench/latency.py): Table Storage behind a delay proxy."""
+    from bench.latency import run
+
+    run(env, results)
+
+
 SUITES: dict[str, Callable[[Environment, Results], None]] = {
     "inprocess": inprocess, "http": http, "growth": growth, "cycle": cycle, "coldstart": cold,
     "tenants": tenants.run, "feed": change_feed, "activity": activity.run,
-    "paging": paging, "manage": manage.run,
+    "paging": paging, "manage": manage.run, "latency": latency,
 }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import dataclasses
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -327,3 +328,60 @@ def test_manage_suite() -> None:
     figures = results.meta["manage"]
     assert figures["manage_get_user"]["storage"] == figures["reader_get_user"]["storage"] == 1
     assert 1 <= figures["long_poll_most_waiting"] <= figures["long_poll_bound"] == 4
+
+
+@needs_tables
+def test_latency_suite() -> None:
+    """The latency suite, through the delay proxy, counts the storage requests and round
+    trips of each request type (more at the added RTT than none), measures creates at each
+    client and worker count, runs the Entra-like cycle, and reports issue 26's targets."""
+    from bench.delay_proxy import Exchange, rounds
+
+    assert rounds([Exchange(0.0, 1.0), Exchange(0.5, 1.5), Exchange(2.0, 3.0)]) == 2
+    environment = Environment(TINY, with_peer=False, with_tables=True)
+    results = Results()
+    try:
+        SUITES["latency"](environment, results)
+    finally:
+        environment.close()
+    latency = results.latency
+    assert latency is not None
+    costs = {c.request: c for c in latency.costs}
+    assert costs["POST /Users"].storage == costs["member add of 10"].rounds_rtt == 1
+    assert costs["GET /Users/{id}"].storage >= costs["GET /Users/{id}"].rounds_rtt >= 1
+    assert [(c.rtt_ms, c.workers, c.clients) for c in latency.creates] == [
+        (2.0, 1, 1), (0.0, 1, 2), (2.0, 1, 2), (2.0, 2, 1), (2.0, 2, 2)]
+    assert all(c.created > 0 and c.errors == 0 and c.storage_per_create >= 1
+               for c in latency.creates)
+    assert [(c.workers, c.requests, c.errors) for c in latency.cycles] == [
+        (1, 20, 0), (2, 20, 0)]
+    assert "## Latency" in render(results)
+    assert sum(t.name.startswith("issue 26:") for t in targets(results)) == 7 + 1 + 3 + 2
+    assert as_json(results)["latency"]["costs"][0]["storage"] >= 1
+
+
+@needs_tables
+def test_delay_proxy_delays_each_message_on_one_keep_alive_connection() -> None:
+    """Each storage request through the delay proxy takes at least the set round trip,
+    is logged once, and the client's keep-alive connection carries them all."""
+    from azure.data.tables import TableClient
+
+    from bench.azurite import Azurite
+    from bench.delay_proxy import DelayProxy
+
+    with Azurite() as azurite, DelayProxy(azurite.port) as proxy:
+        client = TableClient.from_connection_string(
+            proxy.connection_string(azurite.connection_string), "proxied")
+        client.create_table()
+        client.create_entity({"PartitionKey": "p", "RowKey": "r", "v": 1})
+        proxy.set_rtt(30)
+        before = proxy.count
+        walls = []
+        for _ in range(3):
+            began = time.perf_counter()
+            assert client.get_entity("p", "r")["v"] == 1
+            walls.append(time.perf_counter() - began)
+        client.close()
+        assert proxy.count - before == 3
+        assert min(walls) >= 0.030
+        assert proxy.connections == 1
