@@ -390,6 +390,7 @@ def _setup_link_create(admin: TenantAdmin, args: argparse.Namespace, write: Writ
             args.tenant, seconds=args.hours * 3600)
     except (InvalidLinkRequest, InvalidTenant) as exc:
         raise TenantAdminError(str(exc)) from None
+    _note_in_activity(admin, link.tenant, "POST", "/admin/setup-link", 201)
     url = admin.endpoint(args.tenant)
     site = url[:url.find("/tenants/")] if "/tenants/" in url else url.removesuffix("/scim/v2")
     write(f"Setup link {link.id} for tenant {link.tenant}, until {link.expires}; it opens "
@@ -402,10 +403,25 @@ def _setup_link_revoke(admin: TenantAdmin, args: argparse.Namespace, write: Writ
     from scim_core.manage.rows import side_rows
     from scim_core.manage.setup_links import SetupLinks
 
-    if SetupLinks(side_rows(admin.store)).revoke(args.link_id) is None:
+    revoked = SetupLinks(side_rows(admin.store)).revoke(args.link_id)
+    if revoked is None:
         raise TenantAdminError(f"no setup link with id {args.link_id!r}")
+    _note_in_activity(admin, revoked.tenant, "DELETE", "/admin/setup-link", 204)
     write(f"Setup link {args.link_id} revoked; the session it opened has ended.")
     return 0
+
+
+def _note_in_activity(admin: TenantAdmin, tenant: str, method: str, route: str,
+                      status: int) -> None:
+    """Record what the command did in the tenant's activity log, as the management API's
+    calls are (never the link itself); written before the command returns."""
+    from scim_core.activity.build import build_recorder
+    from scim_core.http import Request, Response
+
+    recorder = build_recorder(admin.settings, admin.store, frozenset())
+    recorder.record(Request(method, route, "", headers={"User-Agent": "scim_core.admin"}),
+                    Response(status, {}, b""), tenant, None, 0.0, route=route)
+    recorder.close()
 
 
 def _activity_parsers(commands: Any, add: Callable[..., argparse.ArgumentParser],

@@ -14,6 +14,7 @@ import pytest
 
 from scim_core import admin as admin_command
 from scim_core.activity import ActivityRecorder
+from scim_core.activity.build import activity_log
 from scim_core.app import build_api, build_manage_api, build_setup_page
 from scim_core.config import Settings
 from scim_core.http import Request, Response
@@ -354,3 +355,34 @@ def test_activity_shows_health_hours_and_failures_searchable_by_name() -> None:
     quiet = build_setup_page(build_manage_api(Settings.from_env(
         {"SCIM_STORE": "memory", "SCIM_ACTIVITY": "false"}), env={}), env={})
     assert quiet.activity is None
+
+
+def test_creating_using_and_revoking_a_link_are_in_the_tenants_activity(tmp_path: Path
+                                                                        ) -> None:
+    """setup-link create, the link's use and setup-link revoke are entries of the tenant's
+    activity log (never the link itself), and leave its connection health waiting for its
+    SCIM client."""
+    store = MemoryStore()
+    env = {"SCIM_STORE": "memory"}
+    assert admin_command.main(["tenant", "create", "--name", "C", "--id", "contoso"],
+                              env=env, root=tmp_path, out=io.StringIO(), store=store) == 0
+    out = io.StringIO()
+    assert admin_command.main(["setup-link", "create", "--tenant", "contoso"], env=env,
+                              root=tmp_path, out=out, store=store) == 0
+    value = out.getvalue().splitlines()[1].split("/setup/")[1]
+    settings = Settings.from_env(env)
+    api = build_api(settings, store=store)
+    page = build_setup_page(build_manage_api(settings, store=store, env={},
+                                             recorder=api.recorder), env={})
+    assert _get(page, "/" + value).status == 303
+    recorder = api.recorder
+    assert isinstance(recorder, ActivityRecorder) and recorder.flush() is True
+    link_id = value.split("_")[1]
+    assert admin_command.main(["setup-link", "revoke", link_id], env=env, root=tmp_path,
+                              out=io.StringIO(), store=store) == 0
+    log = activity_log(settings, store)
+    entries = log.search("contoso", limit=10).entries
+    assert sorted(e.operation for e in entries) == [
+        "DELETE /admin/setup-link", "GET /setup/{link}", "POST /admin/setup-link"]
+    assert value not in json.dumps([e.document() for e in entries])
+    assert log.health("contoso")["seen"] is False

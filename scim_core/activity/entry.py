@@ -279,7 +279,13 @@ def build_entry(seen: Seen, *, bodies: bool = True, entry_id: str = "") -> Entry
         body=body or None, **base)
 
 
+NOT_SCIM_ROUTES = ("/manage/", "/setup/", "/admin/")
+"""Routes of what else a tenant's log records: the vendor's management calls, the setup
+page's link exchanges and the admin command's setup-link changes."""
+
+
 def is_scim_operation(operation: str) -> bool:
     """Whether an operation (``POST /Users``) is a SCIM request rather than a management
-    call naming the tenant (``POST /manage/v1/tenants/{tenant}/setup-links``)."""
-    return not operation.partition(" ")[2].startswith("/manage/")
+    call, a setup link's use or an admin command naming the tenant
+    (``POST /manage/v1/tenants/{tenant}/setup-links``, ``GET /setup/{link}``)."""
+    return not operation.partition(" ")[2].startswith(NOT_SCIM_ROUTES)

@@ -125,6 +125,7 @@ class SetupPage:
     # -- the link exchange -----------------------------------------------------------------
 
     def _exchange(self, request: Request, presented: str) -> Response:
+        started = time.perf_counter()
         if not self._exchanges.take():
             return refusal_page("busy", 429, {"Retry-After": "60"})
         try:
@@ -135,6 +136,12 @@ class SetupPage:
         path = _path(request)
         cookie = (f"{COOKIE}={value}; Path={path}; Max-Age="
                   f"{max(1, int(session.expires - self._clock()))}; HttpOnly; Secure; SameSite=Lax")
+        # The tenant's activity notes the link's use, never the link or the cookie.
+        self.manage.recorder.record(
+            Request("GET", "/setup/{link}", request.base_url,
+                    headers={"User-Agent": request.header("User-Agent") or ""}),
+            Response(303, {}, b""), session.tenant, None, time.perf_counter() - started,
+            route="/setup/{link}")
         return Response(303, {**SECURITY_HEADERS, **NO_STORE, "Location": path + "/",
                               "Set-Cookie": cookie}, b"")
 
