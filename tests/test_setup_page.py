@@ -325,7 +325,8 @@ def test_sign_out_ends_the_session_and_clears_the_cookie() -> None:
 def test_activity_shows_health_hours_and_failures_searchable_by_name() -> None:
     """After a success and a 409 at the tenant's SCIM URL, /api/activity shows Entra
     connected, both requests in the current hour by outcome, and the failure with its
-    reason, found by the userName and not by another name."""
+    reason, found by the userName and not by another name; the token's version shows its
+    last use."""
     settings = Settings.from_env({"SCIM_STORE": "memory"})
     store = MemoryStore()
     api = build_api(settings, store=store)
@@ -352,6 +353,8 @@ def test_activity_shows_health_hours_and_failures_searchable_by_name() -> None:
     named = _get(page, "/api/activity", cookie, {"name": "ADA@contoso.example"})
     assert len(named.document()["failures"]) == 1
     assert _get(page, "/api/activity", cookie, {"name": "bob"}).document()["failures"] == []
+    (version,) = _get(page, "/api/state", cookie).document()["tokens"]
+    assert version["lastUsed"]  # the token Entra used, from the activity health
     quiet = build_setup_page(build_manage_api(Settings.from_env(
         {"SCIM_STORE": "memory", "SCIM_ACTIVITY": "false"}), env={}), env={})
     assert quiet.activity is None

@@ -363,7 +363,7 @@ class ManageApi:
         if not rest:
             if method == "GET":
                 self._show(tenant_id)
-                return json_response(200, {"items": self._token_versions(tenant_id)})
+                return json_response(200, {"items": self.token_versions(tenant_id)})
             _allow(method, "GET", "POST")
             return self._post(request, principal, lambda: self._rotate(request, tenant_id))
         if rest == ["retire"]:
@@ -442,7 +442,7 @@ class ManageApi:
             document["tokenVersions"] = self._version_uses(tenant_id, document)
         return json_response(200, document)
 
-    def _token_versions(self, tenant_id: str) -> list[dict[str, Any]]:
+    def token_versions(self, tenant_id: str) -> list[dict[str, Any]]:
         """The token versions' metadata, each with its last use from the activity health
         (None: not used since the log was kept, or within the last minute or so)."""
         used = self._last_used(tenant_id)

@@ -21,7 +21,6 @@ from scim_core.kinds import Kind
 from scim_core.manage.problems import tenant_url_or_none, translate
 from scim_core.manage.rows import side_rows
 from scim_core.manage.setup_links import LinkRefused, SetupLinks, SetupSession
-from scim_core.manage.tokens import token_versions
 from scim_core.operations.tenants import TenantAdmin
 from scim_core.rate_limit import RateLimit
 from scim_core.setup.settings import SetupSettings
@@ -271,7 +270,7 @@ class SetupPage:
                        "enabled": tenant.state == "enabled"},
             "tenantUrl": url, "allowToggle": self.settings.allow_toggle,
             "counts": {"users": scoped.count(Kind.USER), "groups": scoped.count(Kind.GROUP)},
-            "tokens": token_versions(admin, tenant.id),
+            "tokens": self.manage.token_versions(tenant.id),
         }
 
 

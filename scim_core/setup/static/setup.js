@@ -70,6 +70,7 @@
     state.tokens.forEach(function (token) {
       var tr = document.createElement("tr");
       [token.version.slice(0, 12), when(token.created),
+       token.lastUsed ? when(token.lastUsed) : "Not used yet",
        token.valid ? "Accepted" : (token.enabled ? "Not yet valid or expired" : "Retired")
       ].forEach(function (text) {
         var td = document.createElement("td");
