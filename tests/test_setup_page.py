@@ -257,20 +257,22 @@ def test_link_expiry_is_bounded() -> None:
         links.exchange("ssl_nope", 60)
 
 
+def _admin(store: MemoryStore, root: Path, *args: str) -> str:
+    """Run the admin command on ``store`` (memory settings); what it printed."""
+    out = io.StringIO()
+    assert admin_command.main(list(args), env={"SCIM_STORE": "memory"}, root=root, out=out,
+                              store=store) == 0
+    return out.getvalue()
+
+
 def test_admin_command_creates_and_revokes_a_link(tmp_path: Path) -> None:
     """setup-link create prints a /setup/ URL once; revoke marks it revoked."""
     store = MemoryStore()
-    env = {"SCIM_STORE": "memory"}
-    assert admin_command.main(["tenant", "create", "--name", "C", "--id", "contoso"],
-                              env=env, root=tmp_path, out=io.StringIO(), store=store) == 0
-    out = io.StringIO()
-    assert admin_command.main(["setup-link", "create", "--tenant", "contoso"], env=env,
-                              root=tmp_path, out=out, store=store) == 0
-    url = out.getvalue().splitlines()[1]
+    _admin(store, tmp_path, "tenant", "create", "--name", "C", "--id", "contoso")
+    url = _admin(store, tmp_path, "setup-link", "create", "--tenant", "contoso").splitlines()[1]
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/setup/ssl_[a-z2-7]{16}_[\w-]{43}", url)
     link_id = url.split("ssl_")[1][:16]
-    assert admin_command.main(["setup-link", "revoke", link_id], env=env, root=tmp_path,
-                              out=io.StringIO(), store=store) == 0
+    _admin(store, tmp_path, "setup-link", "revoke", link_id)
     found = SetupLinks(side_rows(store)).get(link_id)
     assert found is not None and found.revoked
 
@@ -366,14 +368,10 @@ def test_creating_using_and_revoking_a_link_are_in_the_tenants_activity(tmp_path
     activity log (never the link itself), and leave its connection health waiting for its
     SCIM client."""
     store = MemoryStore()
-    env = {"SCIM_STORE": "memory"}
-    assert admin_command.main(["tenant", "create", "--name", "C", "--id", "contoso"],
-                              env=env, root=tmp_path, out=io.StringIO(), store=store) == 0
-    out = io.StringIO()
-    assert admin_command.main(["setup-link", "create", "--tenant", "contoso"], env=env,
-                              root=tmp_path, out=out, store=store) == 0
-    value = out.getvalue().splitlines()[1].split("/setup/")[1]
-    settings = Settings.from_env(env)
+    _admin(store, tmp_path, "tenant", "create", "--name", "C", "--id", "contoso")
+    printed = _admin(store, tmp_path, "setup-link", "create", "--tenant", "contoso")
+    value = printed.splitlines()[1].split("/setup/")[1]
+    settings = Settings.from_env({"SCIM_STORE": "memory"})
     api = build_api(settings, store=store)
     page = build_setup_page(build_manage_api(settings, store=store, env={},
                                              recorder=api.recorder), env={})
@@ -381,8 +379,7 @@ def test_creating_using_and_revoking_a_link_are_in_the_tenants_activity(tmp_path
     recorder = api.recorder
     assert isinstance(recorder, ActivityRecorder) and recorder.flush() is True
     link_id = value.split("_")[1]
-    assert admin_command.main(["setup-link", "revoke", link_id], env=env, root=tmp_path,
-                              out=io.StringIO(), store=store) == 0
+    _admin(store, tmp_path, "setup-link", "revoke", link_id)
     log = activity_log(settings, store)
     entries = log.search("contoso", limit=10).entries
     assert sorted(e.operation for e in entries) == [
