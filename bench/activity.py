@@ -12,12 +12,11 @@ import sys
 import time
 import tracemalloc
 import uuid
-from collections.abc import Mapping
 from typing import Any
 
 from bench.entra_cycle import entra_cycle, tables_cycle
 from bench.environment import FULL, QUICK, Environment, Scale, log
-from bench.systems import IN_PROCESS, OURS, TOKEN, CallCounter, Target
+from bench.systems import IN_PROCESS, OURS, TOKEN, CallCounter, Target, in_process_caller
 
 __all__ = ["burst_memory", "cycle_cost", "run"]
 
@@ -25,7 +24,7 @@ __all__ = ["burst_memory", "cycle_cost", "run"]
 def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
     """``ScimApi.handle`` in process on a fresh table; data and activity storage requests
     counted by one counter. Returns the target and its recorder (None when off)."""
-    from scim_core import Request, Settings, build_api
+    from scim_core import Settings, build_api
     from scim_core.activity import ActivityRecorder, NullRecorder
     from scim_core.activity.tables import (
         ACTIVITY_CLIENT_OPTIONS,
@@ -61,16 +60,8 @@ def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
         recorder = ActivityRecorder(TableActivityRows(client),
                                     endpoints=activity_endpoints(Registry.default()))
     api = build_api(settings, store=store, tokens=StaticTokenSource(TOKEN), recorder=recorder)
-    base = "http://127.0.0.1/scim/v2"
-    plain = {"Authorization": f"Bearer {TOKEN}", "User-Agent": "Azure AD SCIM",
-             "client-request-id": "bench"}
-    with_body = {**plain, "Content-Type": "application/scim+json"}
-
-    def call(method: str, path: str, query: Mapping[str, str] | None = None,
-             body: bytes | None = None) -> tuple[int, bytes]:
-        response = api.handle(Request(method, path, base, query or {},
-                                      plain if body is None else with_body, body or b""))
-        return response.status, response.body
+    call = in_process_caller(api, {"User-Agent": "Azure AD SCIM",
+                                   "client-request-id": "bench"})
 
     def drop_tables() -> None:
         from azure.data.tables import TableServiceClient

@@ -88,10 +88,28 @@ def _counting_table_store(settings: Any, counter: CallCounter) -> Any:
         use_env_settings=uses_environment_settings(scheme=endpoint_scheme(settings))))
 
 
+def in_process_caller(api: Any, headers: Mapping[str, str] | None = None) -> Caller:
+    """``call(method, path, query, body) -> (status, body)`` straight into ``api.handle``
+    with the bench's token (and ``headers``), as the in-process targets call the app."""
+    from scim_core import Request
+
+    base = "http://127.0.0.1/scim/v2"
+    plain = {"Authorization": f"Bearer {TOKEN}", **(headers or {})}
+    with_body = {**plain, "Content-Type": "application/scim+json"}
+
+    def call(method: str, path: str, query: Mapping[str, str] | None = None,
+             body: bytes | None = None) -> tuple[int, bytes]:
+        response = api.handle(Request(method, path, base, query or {},
+                                      plain if body is None else with_body, body or b""))
+        return response.status, response.body
+
+    return call
+
+
 def ours_in_process(store: str = "memory", *, connection: str = "", table: str = "") -> Target:
     """``ScimApi.handle`` called directly: no HTTP, no Functions types. On Table Storage
     the target counts storage requests (``storage_calls``)."""
-    from scim_core import Request, Settings, build_api
+    from scim_core import Settings, build_api
     from scim_core.auth import StaticTokenSource
     from scim_core.store import GROUP, Member, MemberChange, MemoryStore, Meta
 
@@ -100,16 +118,8 @@ def ours_in_process(store: str = "memory", *, connection: str = "", table: str =
     counter = CallCounter()
     backend = (MemoryStore() if store == "memory"
                else _counting_table_store(settings, counter))
-    api = build_api(settings, store=backend, tokens=StaticTokenSource(TOKEN))
-    base = "http://127.0.0.1/scim/v2"
-    plain = {"Authorization": f"Bearer {TOKEN}"}
-    with_body = {**plain, "Content-Type": "application/scim+json"}
-
-    def call(method: str, path: str, query: Mapping[str, str] | None = None,
-             body: bytes | None = None) -> tuple[int, bytes]:
-        response = api.handle(Request(method, path, base, query or {},
-                                      plain if body is None else with_body, body or b""))
-        return response.status, response.body
+    call = in_process_caller(build_api(settings, store=backend,
+                                       tokens=StaticTokenSource(TOKEN)))
 
     def seed_group(tag: str, n: int, members: Sequence[str]) -> str:
         """POST the group, then write its memberships through the store in chunks of 1,000
