@@ -135,8 +135,10 @@ class TenantWorld:
         from scim_core import build_api
         from scim_core.auth import StaticTokenSource
 
-        return build_api(self.settings, store=self.backend, tokens=StaticTokenSource(TOKEN),
-                         secrets=cast("SecretClient", self.secrets))  # wrapped as Key Vault
+        api = build_api(self.settings, store=self.backend, tokens=StaticTokenSource(TOKEN),
+                        secrets=cast("SecretClient", self.secrets))  # wrapped as Key Vault
+        self.closers.append(api.recorder.close)  # before the store: its writer flushes into it
+        return api
 
     def caller(self, api: Any = None) -> Caller:
         from scim_core import Request
