@@ -33,3 +33,8 @@ class RateLimit:
                 return False
             self._available -= 1
             return True
+
+    def give_back(self) -> None:
+        """Return one event taken by ``take`` that turned out not to count."""
+        with self._lock:
+            self._available = min(self._burst, self._available + 1)

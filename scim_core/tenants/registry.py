@@ -99,8 +99,8 @@ class MemoryTenantRegistry:
 ABSENT_CACHE_SIZE = 4_096
 """Ids found to have no tenant, remembered apart from the known tenants."""
 UNKNOWN_READS_PER_SECOND = 20.0
-"""Registry reads per second and process for ids not cached (``burst`` at once): even 50
-instances under a flood stay at half the registry partition's ~2,000 reads a second."""
+"""Registry reads per second and process that may find no tenant (``burst`` at once): even
+50 instances under a flood stay at half the registry partition's ~2,000 reads a second."""
 UNKNOWN_READS_BURST = 100
 
 
@@ -110,10 +110,11 @@ class CachedTenants:
     served as enabled until someone registers it.
 
     Ids with no tenant are remembered apart (at most ``absent_size``, also for ``ttl``), so
-    a flood of random ids cannot push known tenants out. Ids not known here are read at
-    most ``reads_per_second`` a second (``burst`` at once); past that they are answered as
-    absent without a read and not remembered. A known tenant whose entry has expired is
-    re-read whatever that budget says."""
+    a flood of random ids cannot push known tenants out. Ids not known here are read while
+    fewer than ``burst`` reads found nothing, refilled at ``reads_per_second``; past that
+    they are answered as absent without a read and not remembered. A read that finds a
+    tenant costs no budget, so a cold process can take up any number of real tenants. A
+    known tenant whose entry has expired is re-read whatever that budget says."""
 
     def __init__(self, registry: TenantRegistry, *, ttl: float = 60.0, size: int = 20_000,
                  clock: Callable[[], float] = time.monotonic,
@@ -139,9 +140,14 @@ class CachedTenants:
         absent_since = self._absent.get(tenant_id)
         if absent_since is not None and now - absent_since < self._ttl:
             return None
-        if tenant_id != DEFAULT_TENANT and not self._unknown_reads.take():
+        if tenant_id == DEFAULT_TENANT:
+            return self._read(tenant_id, now)
+        if not self._unknown_reads.take():
             return None
-        return self._read(tenant_id, now)
+        found = self._read(tenant_id, now)
+        if found is not None:
+            self._unknown_reads.give_back()  # the budget counts the ids found absent
+        return found
 
     def _read(self, tenant_id: str, now: float) -> Tenant | None:
         found = self.registry.get(tenant_id)
