@@ -106,11 +106,12 @@ def shared(make: Credential) -> Credential:
     return credential
 
 
-def build_store(settings: Settings, *, credential: Credential | None = None) -> Store:
+def build_store(settings: Settings, *, credential: Credential = production_credential
+                ) -> Store:
     """The store ``settings`` name; for tables, with the batch codec installed first. With
-    ``SCIM_EVENTS_QUEUE``, every committed write nudges that queue. A table or queue reached
-    by endpoint uses ``credential()`` (default: the function app's managed identity)."""
-    credential = credential or shared(production_credential)
+    ``SCIM_EVENTS_QUEUE``, every committed write nudges that queue. A table and a queue
+    reached by endpoint share one ``credential()`` (the function app's managed identity)."""
+    credential = shared(credential)
     nudge = None
     if settings.events_queue:
         from scim_core.events.nudge import needs_credential, queue_nudge
@@ -155,10 +156,9 @@ def build_tokens(settings: Settings, secrets: SecretStore | None = None, *,
 def build_secrets(settings: Settings, store: Store, *,
                   credential: Credential = production_credential) -> SecretStore:
     """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (with
-    ``credential()``, by default the function app's managed identity), or, when no vault is
-    configured, the local secrets
-    of ``store`` (salted hashes in its table's ``$secrets`` partition, or in memory beside a
-    memory store), which a Functions host in Azure refuses unless
+    ``credential()``, the function app's managed identity), or, when no vault is configured,
+    the local secrets of ``store`` (salted hashes in its table's ``$secrets`` partition, or
+    in memory beside a memory store), which a Functions host in Azure refuses unless
     ``SCIM_ALLOW_LOCAL_SECRETS=true``."""
     if not settings.keyvault_url:
         from scim_core.auth.local_secrets import check_local_secrets_allowed
@@ -281,8 +281,7 @@ def build_admin(settings: Settings, *, credential: TokenCredential | None = None
     inside the function app pass ``production_credential()``. A store the settings cannot
     give (``SCIM_STORE=memory``: another process's memory) fails only when used."""
     closing: list[Callable[[], None]] = []
-    given = credential
-    signed_in = shared(admin_credential if given is None else lambda: given)
+    signed_in = shared(admin_credential) if credential is None else (lambda: credential)
 
     def close_built() -> None:
         for close in reversed(closing):
