@@ -55,8 +55,9 @@ def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
         named = dataclasses.replace(settings, table_name=activity_table_name(table))
         options = {k: v for k, v in ACTIVITY_CLIENT_OPTIONS.items()
                    if k not in ("connection_timeout", "read_timeout")}
-        client = table_client(named, transport=CountingTransport(connection_timeout=3,
-                                                                 read_timeout=10), **options)
+        client = table_client(named, credential=None,
+                              transport=CountingTransport(connection_timeout=3, read_timeout=10),
+                              **options)
         recorder = ActivityRecorder(TableActivityRows(client),
                                     endpoints=activity_endpoints(Registry.default()))
     api = build_api(settings, store=store, tokens=StaticTokenSource(TOKEN), recorder=recorder)

@@ -13,6 +13,7 @@ from scim_core.activity.build import build_recorder
 from scim_core.activity.recorder import Recorder
 from scim_core.api import ScimApi
 from scim_core.auth import StaticTokenSource, TokenSource
+from scim_core.auth.credentials import admin_credential, production_credential
 from scim_core.auth.keyvault_secrets import as_secret_store
 from scim_core.auth.secrets import SecretStore
 from scim_core.auth.source import version_of
@@ -88,26 +89,52 @@ class LocalDefaultToken:
         return self._created
 
 
-def build_store(settings: Settings) -> Store:
+Credential = Callable[[], "TokenCredential"]
+"""Gives the credential the Azure clients share, made on first use (``shared``)."""
+
+
+def shared(make: Credential) -> Credential:
+    """``make``, called once, on first use: every client an API or admin builds by endpoint
+    shares one credential, and settings that reach nothing by endpoint make none."""
+    made: list[TokenCredential] = []
+
+    def credential() -> TokenCredential:
+        if not made:
+            made.append(make())
+        return made[0]
+
+    return credential
+
+
+def build_store(settings: Settings, *, credential: Credential = production_credential
+                ) -> Store:
     """The store ``settings`` name; for tables, with the batch codec installed first. With
-    ``SCIM_EVENTS_QUEUE``, every committed write nudges that queue."""
+    ``SCIM_EVENTS_QUEUE``, every committed write nudges that queue. A table and a queue
+    reached by endpoint share one ``credential()`` (the function app's managed identity)."""
+    credential = shared(credential)
     nudge = None
     if settings.events_queue:
-        from scim_core.events.nudge import queue_nudge
+        from scim_core.events.nudge import needs_credential, queue_nudge
 
-        nudge = queue_nudge(settings)
+        nudge = queue_nudge(settings,
+                            credential=credential() if needs_credential(settings) else None)
     if settings.store == "memory":
         return MemoryStore(on_commit=nudge)
     from scim_core.store.tables import table_store
+    from scim_core.store.tables.client import needs_credential as tables_need_credential
     from scim_core.store.tables.sdk_batches import install_batch_codec
 
     install_batch_codec()
-    store: Store = table_store(settings, on_commit=nudge)
+    store: Store = table_store(
+        settings, credential=credential() if tables_need_credential(settings) else None,
+        on_commit=nudge)
     return store
 
 
-def build_tokens(settings: Settings, secrets: SecretStore | None = None) -> TokenSource:
-    """The default tenant's tokens: Key Vault when configured, else the static token
+def build_tokens(settings: Settings, secrets: SecretStore | None = None, *,
+                 credential: Credential = production_credential) -> TokenSource:
+    """The default tenant's tokens: Key Vault when configured (through ``secrets``, else a
+    client of its own with ``credential()``), else the static token
     (``SCIM_BEARER_TOKEN``), else the versions of ``SCIM_TOKEN_SECRET_NAME`` in the local
     ``secrets`` (``build_secrets``), else a source that fails closed."""
     if settings.keyvault_url:
@@ -116,7 +143,7 @@ def build_tokens(settings: Settings, secrets: SecretStore | None = None) -> Toke
                                         cache_seconds=settings.token_cache_seconds)
         from scim_core.auth.keyvault import keyvault_token_source
 
-        return keyvault_token_source(settings)
+        return keyvault_token_source(settings, credential=credential())
     if settings.bearer_token:
         return StaticTokenSource(settings.bearer_token)
     if secrets is not None:
@@ -126,11 +153,12 @@ def build_tokens(settings: Settings, secrets: SecretStore | None = None) -> Toke
     return NoTokenConfigured()
 
 
-def build_secrets(settings: Settings, store: Store) -> SecretStore:
-    """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (with the
-    function app's managed identity), or, when no vault is configured, the local secrets
-    of ``store`` (salted hashes in its table's ``$secrets`` partition, or in memory beside a
-    memory store), which a Functions host in Azure refuses unless
+def build_secrets(settings: Settings, store: Store, *,
+                  credential: Credential = production_credential) -> SecretStore:
+    """Where the tenants' tokens are kept: the Key Vault of ``SCIM_KEYVAULT_URL`` (with
+    ``credential()``, the function app's managed identity), or, when no vault is configured,
+    the local secrets of ``store`` (salted hashes in its table's ``$secrets`` partition, or
+    in memory beside a memory store), which a Functions host in Azure refuses unless
     ``SCIM_ALLOW_LOCAL_SECRETS=true``."""
     if not settings.keyvault_url:
         from scim_core.auth.local_secrets import check_local_secrets_allowed
@@ -138,11 +166,10 @@ def build_secrets(settings: Settings, store: Store) -> SecretStore:
 
         check_local_secrets_allowed(settings)
         return local_secrets(store)
-    from scim_core.auth.credentials import production_credential
     from scim_core.auth.keyvault import secret_client
     from scim_core.auth.keyvault_secrets import KeyVaultSecrets
 
-    return KeyVaultSecrets(secret_client(settings.keyvault_url, production_credential()))
+    return KeyVaultSecrets(secret_client(settings.keyvault_url, credential()))
 
 
 def tenant_tokens(settings: Settings, default: TokenSource, secrets: SecretStore | None
@@ -166,11 +193,14 @@ def build_api(settings: Settings, *, store: Store | None = None,
               recorder: Recorder | None = None) -> ScimApi:
     """The API for ``settings``; a store, a default tenant's token source, a secret
     store (or a Key Vault ``SecretClient``) or an activity recorder given here is used as
-    it is."""
+    it is. What it builds by endpoint shares one managed-identity credential."""
     logging.getLogger(SDK_HTTP_LOGGER).setLevel(logging.WARNING)
-    store = store if store is not None else build_store(settings)
-    kept = as_secret_store(secrets) if secrets is not None else build_secrets(settings, store)
-    default = tokens if tokens is not None else build_tokens(settings, kept)
+    credential = shared(production_credential)
+    store = store if store is not None else build_store(settings, credential=credential)
+    kept = (as_secret_store(secrets) if secrets is not None
+            else build_secrets(settings, store, credential=credential))
+    default = tokens if tokens is not None else build_tokens(settings, kept,
+                                                             credential=credential)
     registry = Registry.default(settings.extension_schemas)
     if recorder is None:
         recorder = build_recorder(settings, store, activity_endpoints(registry))
@@ -192,8 +222,10 @@ def build_manage_api(settings: Settings, *, store: Store | None = None,
     store and one activity log."""
     from scim_core.manage import ManageApi, ManageSettings
 
-    store = store if store is not None else build_store(settings)
-    secrets = secrets if secrets is not None else build_secrets(settings, store)
+    credential = shared(production_credential)
+    store = store if store is not None else build_store(settings, credential=credential)
+    secrets = (secrets if secrets is not None
+               else build_secrets(settings, store, credential=credential))
     manage = ManageSettings.from_env(os.environ if env is None else env)
     entra = None
     if manage.entra_enabled:
@@ -249,14 +281,7 @@ def build_admin(settings: Settings, *, credential: TokenCredential | None = None
     inside the function app pass ``production_credential()``. A store the settings cannot
     give (``SCIM_STORE=memory``: another process's memory) fails only when used."""
     closing: list[Callable[[], None]] = []
-    made: list[TokenCredential] = [] if credential is None else [credential]
-
-    def signed_in() -> TokenCredential:
-        if not made:
-            from scim_core.auth.credentials import admin_credential
-
-            made.append(admin_credential())
-        return made[0]
+    signed_in = shared(admin_credential) if credential is None else (lambda: credential)
 
     def close_built() -> None:
         for close in reversed(closing):
@@ -297,19 +322,20 @@ def build_admin(settings: Settings, *, credential: TokenCredential | None = None
     return TenantAdmin(kept_store, kept, settings, clock=clock, closing=closing, **options)
 
 
-def _admin_store(settings: Settings, credential: Callable[[], TokenCredential],
+def _admin_store(settings: Settings, credential: Credential,
                  closing: list[Callable[[], None]]) -> Store:
     if settings.store == "memory":
         return cast(Store, NotConfigured(
             "SCIM_STORE=memory keeps tenants in the app's own process, out of reach of "
             "another one: pass that store to build_admin, or use SCIM_STORE=tables"))
     from scim_core.store.tables import table_store
+    from scim_core.store.tables.client import needs_credential
     from scim_core.store.tables.sdk_batches import install_batch_codec
 
     install_batch_codec()
     try:
-        built = table_store(settings, credential=credential() if settings.tables_endpoint
-                            and not settings.tables_connection else None)
+        built = table_store(settings,
+                            credential=credential() if needs_credential(settings) else None)
     except SettingsError as exc:
         return cast(Store, NotConfigured(str(exc)))
     closing.append(built.close)

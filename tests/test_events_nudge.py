@@ -30,7 +30,7 @@ from azure.storage.queue import (
 from scim_core import Settings
 from scim_core.app import build_store
 from scim_core.config import SettingsError
-from scim_core.events.nudge import QueueNudge, queue_client, queue_nudge
+from scim_core.events.nudge import QueueNudge, needs_credential, queue_client, queue_nudge
 from scim_core.store import MemoryStore
 from scim_core.store.tables import TableStore
 from tests.azurite import (
@@ -267,7 +267,7 @@ def test_no_events_queue_means_no_nudge() -> None:
     settings = Settings.from_env({"SCIM_TABLES_CONNECTION": "UseDevelopmentStorage=true",
                                   "SCIM_QUEUES_ENDPOINT": "https://a.queue.core.windows.net"})
     assert settings.events_queue == ""
-    assert queue_nudge(settings) is None
+    assert queue_nudge(settings, credential=None) is None
 
 
 def test_a_table_only_azurite_connection_with_queues_endpoint_sends_there(
@@ -279,7 +279,7 @@ def test_a_table_only_azurite_connection_with_queues_endpoint_sends_there(
         "SCIM_QUEUES_ENDPOINT": queue_service.endpoint + "/",
         "SCIM_EVENTS_QUEUE": queue_name,
     })
-    nudge = queue_nudge(settings, **FAST)
+    nudge = queue_nudge(settings, credential=None, **FAST)
     assert nudge is not None
     try:
         assert nudge.client.url == f"{queue_service.endpoint}/{queue_name}"
@@ -295,7 +295,7 @@ def test_a_connection_string_with_queue_endpoint_sends_there(
     """A connection string's own QueueEndpoint locates the queue."""
     settings = Settings(tables_connection=queue_service.connection_string,
                         events_queue=queue_name)
-    nudge = queue_nudge(settings, **FAST)
+    nudge = queue_nudge(settings, credential=None, **FAST)
     assert nudge is not None
     try:
         nudge("acme", 1)
@@ -324,7 +324,8 @@ def test_the_queue_is_located_from_each_kind_of_connection_string(
         connection: str, url: str) -> None:
     """Development storage, account-key strings (with or without endpoints) locate the queue
     service the string names; only the built client's URL is checked, nothing is sent."""
-    nudge = queue_nudge(Settings(tables_connection=connection, events_queue="scim-events"))
+    nudge = queue_nudge(Settings(tables_connection=connection, events_queue="scim-events"),
+                        credential=None)
     assert nudge is not None
     with nudge.client as client:
         assert client.url == url
@@ -335,7 +336,7 @@ def test_development_storage_with_a_queues_endpoint_uses_that_endpoint() -> None
     settings = Settings(tables_connection="UseDevelopmentStorage=true",
                         queues_endpoint="http://127.0.0.1:40001/devstoreaccount1",
                         events_queue="scim-events")
-    with queue_client(settings) as client:
+    with queue_client(settings, credential=None) as client:
         assert client.url == "http://127.0.0.1:40001/devstoreaccount1/scim-events"
         assert client.account_name == ACCOUNT_NAME
 
@@ -364,6 +365,18 @@ def test_tables_endpoint_gives_its_queue_twin_with_the_credential() -> None:
     with nudge.client as client:
         assert client.url == "https://contoso.queue.core.windows.net/scim-events"
         assert client.credential is credential
+
+
+def test_an_endpoint_without_a_credential_is_refused_and_none_is_built() -> None:
+    """A queue reached by endpoint needs the credential the app gives; given none,
+    queue_nudge raises SettingsError instead of making a managed identity of its own."""
+    settings = Settings(tables_endpoint="https://contoso.table.core.windows.net",
+                        events_queue="scim-events")
+    assert needs_credential(settings)
+    assert not needs_credential(Settings(tables_connection="UseDevelopmentStorage=true",
+                                         events_queue="scim-events"))
+    with pytest.raises(SettingsError, match="none was given"):
+        queue_nudge(settings, credential=None)
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,6 @@ import pytest
 
 from scim_core import admin
 from scim_core.auth import authenticate
-from scim_core.auth import credentials as credentials_module
 from scim_core.auth.keyvault import KeyVaultTokenSource, keyvault_token_source
 from scim_core.config import Settings, SettingsError
 from scim_core.errors import ServiceUnavailable, Unauthorized
@@ -458,28 +457,15 @@ def test_factory_uses_fast_failing_retry_policy(vault: FakeKeyVault, clock: Fake
     assert vault.count("list_versions") == 3
 
 
-def test_factory_takes_credential_from_production_factory_only_when_none_given(
-    vault: FakeKeyVault, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Without a credential the factory asks production_credential() (replaced here, so no
-    managed identity is ever built); with one it never does."""
-    calls: list[str] = []
-
-    def fake_production_credential() -> FakeCredential:
-        calls.append("production")
-        return FakeCredential()
-
-    monkeypatch.setattr(credentials_module, "production_credential", fake_production_credential)
+def test_factory_without_a_credential_or_client_builds_none(vault: FakeKeyVault,
+                                                            clock: FakeClock) -> None:
+    """The factory reads through the credential or the client it is given; given neither it
+    raises and builds no credential itself."""
     token = add(vault, clock)
-    options: dict[str, Any] = {
-        "verify_challenge_resource": False,
-        "connection_verify": vault.ca_pem_path,
-    }
     settings = Settings(keyvault_url=vault.url)
-    keyvault_token_source(settings, credential=FakeCredential(), clock=clock, **options)
-    assert calls == []
-    source = keyvault_token_source(settings, clock=clock, **options)
-    assert calls == ["production"]
+    with pytest.raises(TypeError, match="credential or a client"):
+        keyvault_token_source(settings, credential=None, clock=clock)
+    source = keyvault_token_source(settings, credential=None, client=vault.client(), clock=clock)
     assert source.accepts(token)
 
 
@@ -535,6 +521,7 @@ def test_the_app_reads_every_tenants_token_through_one_client(
 ) -> None:
     """With SCIM_KEYVAULT_URL the app builds one credential and one SecretClient, and both
     the default tenant's token and another tenant's are read through it."""
+    from scim_core import app as app_module
     from scim_core import build_api
     from scim_core.auth import keyvault as keyvault_module
     from scim_core.store import MemoryStore
@@ -552,7 +539,7 @@ def test_the_app_reads_every_tenants_token_through_one_client(
         clients.append(client)
         return client
 
-    monkeypatch.setattr(credentials_module, "production_credential", fake_production_credential)
+    monkeypatch.setattr(app_module, "production_credential", fake_production_credential)
     monkeypatch.setattr(keyvault_module, "secret_client", counted_client)
     default_token, acme_token = add(vault, clock), new_token()
     vault.add_version("scim-token-acme", acme_token)

@@ -791,37 +791,30 @@ def test_the_factory_builds_a_store_that_creates_its_table_once(azurite: Azurite
         assert [target for method, target in log.entries if method == "POST"
                 and target.startswith("Tables")] == ["Tables"]
     finally:
-        table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()
+        table_client(settings, credential=None, **FAST_CLIENT_OPTIONS).delete_table()
         store.close()
 
 
 def test_the_factory_accepts_use_development_storage_without_calling_out() -> None:
     """UseDevelopmentStorage=true means Azurite's well-known account on 127.0.0.1:10002."""
-    client = table_client(Settings(tables_connection="UseDevelopmentStorage=true;"))
+    client = table_client(Settings(tables_connection="UseDevelopmentStorage=true;"),
+                          credential=None)
     assert client.url.startswith("http://127.0.0.1:10002/devstoreaccount1")
     assert client.account_name == "devstoreaccount1" and client.table_name == "scim"
 
 
 def test_the_factory_uses_the_given_credential_and_never_builds_one(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    """An injected credential is used as is; only without one is production's factory asked."""
+    """By endpoint the client uses the credential it is given; given none it raises a
+    settings error and builds none itself."""
     forbid_ambient_credentials(monkeypatch)
-    from scim_core.auth import credentials
-
-    asked: list[str | None] = []
-    fake = FakeCredential()
-
-    def production(client_id: str | None = None) -> FakeCredential:
-        asked.append(client_id)
-        return fake
-
-    monkeypatch.setattr(credentials, "production_credential", production)
     settings = Settings(tables_endpoint="https://acct.table.core.windows.net")
     given_credential = FakeCredential()
     client = table_client(settings, credential=given_credential)
-    assert client.credential is given_credential and asked == []
-    assert table_client(settings).credential is fake and asked == [None]
-    assert fake.calls == 0 == given_credential.calls
+    assert client.credential is given_credential
+    with pytest.raises(SettingsError, match="SCIM_TABLES_ENDPOINT"):
+        table_client(settings, credential=None)
+    assert given_credential.calls == 0
 
 
 @pytest.mark.parametrize("settings", [
@@ -914,7 +907,7 @@ def test_without_environment_settings_no_call_looks_for_netrc(
         assert store.tenant(T).get(USER, "u1") is not None
         assert looked == []
     finally:
-        table_client(settings, **FAST_CLIENT_OPTIONS).delete_table()
+        table_client(settings, credential=None, **FAST_CLIENT_OPTIONS).delete_table()
         store.close()
 
 

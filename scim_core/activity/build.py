@@ -4,6 +4,9 @@ composition root and the admin command)."""
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
+
+from azure.core.credentials import TokenCredential
 
 from scim_core.activity.log import ActivityLog
 from scim_core.activity.recorder import ActivityRecorder, NullRecorder, Recorder
@@ -12,6 +15,9 @@ from scim_core.activity.rows import ActivityRows, memory_rows
 from scim_core.config import Settings, SettingsError
 from scim_core.store.base import Store
 
+if TYPE_CHECKING:
+    from scim_core.store.tables.store import TableStore
+
 log = logging.getLogger(__name__)
 
 __all__ = ["activity_log", "activity_rows", "build_recorder", "trim_activity_of"]
@@ -19,7 +25,8 @@ __all__ = ["activity_log", "activity_rows", "build_recorder", "trim_activity_of"
 
 def activity_rows(settings: Settings, store: Store) -> ActivityRows:
     """Where ``store``'s activity is kept: for a ``TableStore``, the table
-    ``<SCIM_TABLE_NAME>activity`` of the same account; otherwise in memory beside it."""
+    ``<SCIM_TABLE_NAME>activity`` of the same account, reached as the store's table is
+    (with its credential); otherwise in memory beside it."""
     from scim_core.store.memory import MemoryStore
 
     if not isinstance(store, MemoryStore) and settings.store == "tables":
@@ -28,10 +35,15 @@ def activity_rows(settings: Settings, store: Store) -> ActivityRows:
 
         if isinstance(store, TableStore):
             try:
-                return table_activity_rows(settings)
+                return table_activity_rows(settings, credential=_token_credential(store))
             except SettingsError as exc:  # a store built by hand, without table settings
                 log.warning("Activity log kept in memory: %s", exc)
     return memory_rows(store)
+
+
+def _token_credential(store: TableStore) -> TokenCredential | None:
+    given = store.table.credential  # an account key or SAS when built from a connection string
+    return given if isinstance(given, TokenCredential) else None
 
 
 def build_recorder(settings: Settings, store: Store, endpoints: frozenset[str],

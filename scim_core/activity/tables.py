@@ -170,7 +170,7 @@ class TableActivityRows:
             raise _failure(exc) from exc
 
 
-def table_activity_rows(settings: Settings, *, credential: TokenCredential | None = None,
+def table_activity_rows(settings: Settings, *, credential: TokenCredential | None,
                         **client_kwargs: Any) -> TableActivityRows:
     """The activity rows of the deployment ``settings`` name, on their own client."""
     from scim_core.store.tables.client import table_client

@@ -354,22 +354,20 @@ def secret_client(
 def keyvault_token_source(
     settings: Settings,
     *,
+    credential: TokenCredential | None,
     client: SecretClient | None = None,
-    credential: TokenCredential | None = None,
     min_refresh_interval: float = DEFAULT_MIN_REFRESH_INTERVAL,
     clock: Callable[[], float] = time.time,
     **client_kwargs: Any,
 ) -> KeyVaultTokenSource:
     """The production token source: ``SCIM_KEYVAULT_URL`` / ``SCIM_TOKEN_SECRET_NAME`` read
-    through ``client`` when given (the one the app shares with its other tenants), else a
-    new client with the function app's managed identity unless a credential is given."""
+    through ``client`` when given (the one the app shares with its other tenants; then
+    ``credential`` may be None), else through a new client with ``credential``."""
     if not settings.keyvault_url:
         raise SettingsError("SCIM_KEYVAULT_URL must be set to read the bearer token from Key Vault")
     if client is None:
         if credential is None:
-            from scim_core.auth.credentials import production_credential
-
-            credential = production_credential()
+            raise TypeError("keyvault_token_source needs a credential or a client")
         client = secret_client(settings.keyvault_url, credential, **client_kwargs)
     return KeyVaultTokenSource(
         client,

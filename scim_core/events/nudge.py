@@ -27,7 +27,8 @@ from scim_core.config import Settings, SettingsError
 if TYPE_CHECKING:
     from azure.core.credentials import TokenCredential
 
-__all__ = ["NUDGE_CLIENT_OPTIONS", "QueueNudge", "nudge_body", "queue_client", "queue_nudge"]
+__all__ = ["NUDGE_CLIENT_OPTIONS", "QueueNudge", "needs_credential", "nudge_body", "queue_client",
+           "queue_nudge"]
 
 log = logging.getLogger(__name__)
 
@@ -260,16 +261,27 @@ def _not_located() -> SettingsError:
         "(https://<account>.queue.core.windows.net) or SCIM_TABLES_ENDPOINT")
 
 
-def queue_client(settings: Settings, *, credential: TokenCredential | None = None,
+def needs_credential(settings: Settings) -> bool:
+    """Whether ``queue_client(settings)`` reaches the queue by endpoint, with a credential
+    (``SCIM_EVENTS_QUEUE`` set, no connection string, and an endpoint to reach)."""
+    return (bool(settings.events_queue) and not settings.tables_connection
+            and _endpoint_url(settings) is not None)
+
+
+def _endpoint_url(settings: Settings) -> str | None:
+    return settings.queues_endpoint or (
+        _queue_url_of_table(settings.tables_endpoint) if settings.tables_endpoint else None)
+
+
+def queue_client(settings: Settings, *, credential: TokenCredential | None,
                  **client_kwargs: Any) -> QueueClient:
     """The client of ``settings.events_queue`` (Base64 text messages), located from, in
     order: ``SCIM_TABLES_CONNECTION`` (its QueueEndpoint, the queue endpoint the SDK
     derives from an account-key string or ``UseDevelopmentStorage=true``, else
     ``SCIM_QUEUES_ENDPOINT`` or the TableEndpoint's ``.queue.`` twin with the string's
     key or SAS); ``SCIM_QUEUES_ENDPOINT`` with ``credential``; ``SCIM_TABLES_ENDPOINT``
-    with ``.table.`` replaced by ``.queue.`` and ``credential``. Without ``credential``
-    an endpoint uses the function app's managed identity. ``client_kwargs`` override
-    ``NUDGE_CLIENT_OPTIONS``."""
+    with ``.table.`` replaced by ``.queue.`` and ``credential`` (the composition root's;
+    see ``needs_credential``). ``client_kwargs`` override ``NUDGE_CLIENT_OPTIONS``."""
     queue = settings.events_queue
     if not _QUEUE_NAME.fullmatch(queue):
         raise SettingsError("SCIM_EVENTS_QUEUE must be 3-63 lowercase letters, digits and "
@@ -282,14 +294,13 @@ def queue_client(settings: Settings, *, credential: TokenCredential | None = Non
     }
     if settings.tables_connection:
         return _from_connection(settings, queue, options)
-    url = settings.queues_endpoint or (
-        _queue_url_of_table(settings.tables_endpoint) if settings.tables_endpoint else None)
+    url = _endpoint_url(settings)
     if not url:
         raise _not_located()
     if credential is None:
-        from scim_core.auth.credentials import production_credential
-
-        credential = production_credential()
+        raise SettingsError("SCIM_EVENTS_QUEUE's endpoint is reached with an Entra credential, "
+                            "and none was given: build the store through scim_core.app, or "
+                            "set SCIM_TABLES_CONNECTION")
     return QueueClient(url, queue, credential=credential, **options)
 
 
@@ -314,7 +325,7 @@ def _from_connection(settings: Settings, queue: str, options: dict[str, Any]) ->
     return QueueClient(url, queue, credential=_shared_credential(fields), **options)
 
 
-def queue_nudge(settings: Settings, *, credential: TokenCredential | None = None,
+def queue_nudge(settings: Settings, *, credential: TokenCredential | None,
                 **client_kwargs: Any) -> QueueNudge | None:
     """The nudge for ``settings``: None without ``SCIM_EVENTS_QUEUE``, else a ``QueueNudge``
     on ``queue_client(settings, credential=credential, **client_kwargs)``. Raises

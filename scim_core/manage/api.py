@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from scim_core.activity.build import activity_log
 from scim_core.activity.log import ActivityLog
 from scim_core.activity.recorder import NullRecorder, Recorder
 from scim_core.activity.views import BadQuery, activity_view, health_view
@@ -80,8 +81,6 @@ class ManageApi:
             if rows is not None:  # read what this process's recorder writes
                 activity = ActivityLog(rows, days=settings.activity_retention_days)
             else:
-                from scim_core.activity.build import activity_log
-
                 activity = activity_log(settings, store)
         self.activity = activity
         self.secrets = secrets

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from scim_core.manage.rows import SideRows
+from scim_core.tenants.model import check_tenant_id
 
 KEYS_PARTITION = "$apikeys"
 """Outside every tenant's partition: tenant ids never hold ``$``."""
@@ -79,8 +80,6 @@ class ApiKeys:
     def create(self, scope: str, *, tenant: str | None = None, description: str = ""
                ) -> tuple[ApiKey, str]:
         """A new key and its value (shown once: only its hash is kept)."""
-        from scim_core.tenants.model import check_tenant_id
-
         if scope not in SCOPES:
             raise InvalidKeyRequest(f"a scope is one of {', '.join(SCOPES)}, not {scope[:40]!r}")
         if tenant is not None:

@@ -8,7 +8,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from azure.core.exceptions import AzureError
+
+from scim_core.auth.secrets import NameReserved, SecretStoreError
 from scim_core.http import Response
+from scim_core.operations.tenants import TenantAdminError
+from scim_core.operations.tokens import TokenError
+from scim_core.store.errors import StoreError
+from scim_core.tenants.model import InvalidTenant
+from scim_core.tenants.registry import TenantExists, TenantMissing
+from scim_reader.errors import CursorExpired, InvalidCursor, ReaderError
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 JSON_MEDIA_TYPE = "application/json"
@@ -89,16 +98,6 @@ def translate(exc: BaseException, *, missing_tenant: str | None = None) -> Probl
     conflict with the tenant's state (409), e.g. a reused id Key Vault still keeps.
     ``missing_tenant``: the tenant whose lookup raised, when a bare admin error means
     it is not registered."""
-    from azure.core.exceptions import AzureError
-
-    from scim_core.auth.secrets import NameReserved, SecretStoreError
-    from scim_core.operations.tenants import TenantAdminError
-    from scim_core.operations.tokens import TokenError
-    from scim_core.store.errors import StoreError
-    from scim_core.tenants.model import InvalidTenant
-    from scim_core.tenants.registry import TenantExists, TenantMissing
-    from scim_reader.errors import CursorExpired, InvalidCursor, ReaderError
-
     chain = _chain(exc)
     if isinstance(exc, CursorExpired):
         return Problem(410, "cursor-expired", str(exc),

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from scim_core.manage.keys import digest
 from scim_core.manage.rows import RowExists, SideRows
+from scim_core.tenants.model import check_tenant_id
 
 log = logging.getLogger("scim_core.setup")
 
@@ -87,8 +88,6 @@ class SetupLinks:
                ) -> tuple[SetupLink, str]:
         """A new link for ``tenant`` valid ``seconds`` (at most 7 days), and its value,
         shown once."""
-        from scim_core.tenants.model import check_tenant_id
-
         check_tenant_id(tenant)
         if not 60 <= seconds <= MAX_LINK_SECONDS:
             raise InvalidLinkRequest(f"a setup link lasts 60 seconds to {MAX_LINK_SECONDS} "

@@ -7,6 +7,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from scim_core.auth.secrets import newest_first
 from scim_core.operations.tenants import TenantAdmin
 
 
@@ -17,8 +18,6 @@ def _when(value: datetime | None) -> str | None:
 def token_versions(admin: TenantAdmin, tenant_id: str) -> list[dict[str, Any]]:
     """The versions of the tenant's token secret, newest first: id, created, expiry and
     whether the app accepts it now."""
-    from scim_core.auth.secrets import newest_first
-
     tokens = admin.tokens
     now = time.time()
     return [{"version": v.version, "created": _when(v.created_on), "enabled": v.enabled,

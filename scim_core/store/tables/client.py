@@ -86,12 +86,17 @@ def _is_development_storage(connection: str) -> bool:
     return connection.strip().rstrip(";").replace(" ", "").lower() == "usedevelopmentstorage=true"
 
 
-def table_client(settings: Settings, *, credential: TokenCredential | None = None,
+def needs_credential(settings: Settings) -> bool:
+    """Whether ``table_client(settings)`` reaches the table by endpoint, with a credential."""
+    return bool(settings.tables_endpoint) and not settings.tables_connection
+
+
+def table_client(settings: Settings, *, credential: TokenCredential | None,
                  **client_kwargs: Any) -> TableClient:
     """A client for ``settings.table_name``: from the connection string when one is set
     (Azurite's, or ``UseDevelopmentStorage=true``, which the SDK expands to Azurite's
-    well-known account on 127.0.0.1:10002), else from the endpoint with ``credential`` or,
-    when none is given, the function app's managed identity."""
+    well-known account on 127.0.0.1:10002), else from the endpoint with ``credential``
+    (the composition root's; see ``needs_credential``)."""
     if not _TABLE_NAME.fullmatch(settings.table_name):
         raise SettingsError("SCIM_TABLE_NAME must be 3-63 letters or digits, starting with a "
                             f"letter, not {settings.table_name!r}")
@@ -109,9 +114,9 @@ def table_client(settings: Settings, *, credential: TokenCredential | None = Non
         return TableClient.from_connection_string(connection, settings.table_name, **options)
     if settings.tables_endpoint:
         if credential is None:
-            from scim_core.auth.credentials import production_credential
-
-            credential = production_credential()
+            raise SettingsError("SCIM_TABLES_ENDPOINT is reached with an Entra credential, and "
+                                "none was given: build the store through scim_core.app, or "
+                                "set SCIM_TABLES_CONNECTION")
         return TableClient(settings.tables_endpoint, settings.table_name, credential=credential,
                            **options)
     raise SettingsError("Set SCIM_TABLES_CONNECTION or SCIM_TABLES_ENDPOINT to use the tables "
