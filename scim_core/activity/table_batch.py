@@ -10,11 +10,11 @@ import uuid
 from collections.abc import Mapping, Sequence
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import quote
 
 __all__ = ["Unencodable", "batch_body", "entity_json", "failed_status"]
 
 _INT32_MIN, _INT32_MAX = -(2**31), 2**31 - 1
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.~-]+")
 _PART_STATUS = re.compile(rb"^HTTP/1\.1 (\d{3})", re.MULTILINE)
 
 
@@ -40,8 +40,13 @@ def entity_json(row: Mapping[str, Any]) -> bytes:
     return json.dumps(out).encode("ascii")
 
 
+def _quote(text: str) -> str:
+    """``urllib.parse.quote(text, safe="")``, in one regex pass over the unsafe runs."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), text)
+
+
 def _key(value: str) -> str:
-    return quote(value.replace("'", "''"), safe="")
+    return _quote(value.replace("'", "''"))
 
 
 def batch_body(base: str, table: str, version: str, rows: Sequence[Mapping[str, Any]]
@@ -54,7 +59,7 @@ def batch_body(base: str, table: str, version: str, rows: Sequence[Mapping[str, 
     head = (f"Content-Type: application/json\r\nContent-Length: %d\r\n"
             f"x-ms-version: {version}\r\nDataServiceVersion: 3.0\r\nAccept: application/json\r\n"
             f"x-ms-date: {date}\r\nDate: {date}\r\n\r\n").encode("ascii")
-    prefix = f"PUT {base}/{quote(table, safe='')}(PartitionKey='"
+    prefix = f"PUT {base}/{_quote(table)}(PartitionKey='"
     chunks = [f"--{batch}\r\nContent-Type: multipart/mixed; boundary=".encode("ascii")
               + changeset + b"\r\n\r\n"]
     partitions: dict[str, str] = {}  # a batch is one partition: quote its key once
