@@ -16,9 +16,10 @@ from typing import Any
 
 from bench.entra_cycle import entra_cycle, tables_cycle
 from bench.environment import FULL, QUICK, Environment, Scale, log
+from bench.figures import Target as Goal
 from bench.systems import IN_PROCESS, OURS, TOKEN, CallCounter, Target, in_process_caller
 
-__all__ = ["burst_memory", "cycle_cost", "run"]
+__all__ = ["activity_targets", "burst_memory", "cycle_cost", "cycle_figures", "run"]
 
 
 def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
@@ -77,8 +78,10 @@ def _target(connection: str, *, activity: bool) -> tuple[Target, Any]:
 
 def cycle_cost(connection: str, scale: Scale, rounds: int,
                azurite_pid: int | None = None) -> dict[str, Any]:
-    """The cycle ``rounds`` times with the log off and on, alternating; medians. CPU is
-    split between this process (the app, writer thread included) and Azurite."""
+    """The cycle ``rounds`` times with the log off and on, each round a back-to-back pair
+    whose order alternates (off-on, on-off, ...), so a pair shares the machine's load;
+    the req/s change is the median of the pairs' ratios. CPU per request is split between
+    this process (the app, writer thread included) and Azurite; medians of each setting."""
     from bench.systems import process_cpu_s
 
     shape = tables_cycle(scale)
@@ -101,22 +104,73 @@ def cycle_cost(connection: str, scale: Scale, rounds: int,
                 f"{calls / total.requests:.3f} storage requests each, {rate:.1f} req/s, "
                 f"CPU ms/request app {own:.2f} Azurite {storage:.2f}"
                 + (f", {recorder.counters}" if recorder is not None else ""))
+    return cycle_figures(str(shape), found[False], found[True])
 
-    def median(activity: bool, index: int) -> float:
-        return statistics.median(row[index] for row in found[activity])
 
-    off_calls, on_calls = median(False, 0), median(True, 0)
-    off_rate, on_rate = median(False, 1), median(True, 1)
-    return {"cycle": str(shape), "rounds": rounds,
-            "app_cpu_ms_per_request_off": round(median(False, 2), 3),
-            "app_cpu_ms_per_request_on": round(median(True, 2), 3),
-            "azurite_cpu_ms_per_request_off": round(median(False, 3), 3),
-            "azurite_cpu_ms_per_request_on": round(median(True, 3), 3),
-            "storage_per_request_off": round(off_calls, 4),
-            "storage_per_request_on": round(on_calls, 4),
-            "storage_per_request_added": round(on_calls - off_calls, 4),
-            "req_s_off": round(off_rate, 1), "req_s_on": round(on_rate, 1),
-            "req_s_change_pct": round(100.0 * (on_rate - off_rate) / off_rate, 1)}
+def cycle_figures(cycle: str, off: list[tuple[float, float, float, float]],
+                  on: list[tuple[float, float, float, float]]) -> dict[str, Any]:
+    """The suite's figures from paired rounds, each ``(storage requests per request, req/s,
+    app CPU ms per request, Azurite CPU ms per request)``; ``off[i]`` and ``on[i]`` ran
+    back to back."""
+
+    def median(rows: list[tuple[float, float, float, float]], index: int) -> float:
+        return statistics.median(row[index] for row in rows)
+
+    ratios = [b[1] / a[1] for a, b in zip(off, on, strict=True)]
+    ratio = statistics.median(ratios)
+    cpu_off = median(off, 2) + median(off, 3)
+    cpu_on = median(on, 2) + median(on, 3)
+    return {"cycle": cycle, "rounds": len(ratios),
+            "app_cpu_ms_per_request_off": round(median(off, 2), 3),
+            "app_cpu_ms_per_request_on": round(median(on, 2), 3),
+            "app_cpu_ms_per_request_added": round(median(on, 2) - median(off, 2), 3),
+            "azurite_cpu_ms_per_request_off": round(median(off, 3), 3),
+            "azurite_cpu_ms_per_request_on": round(median(on, 3), 3),
+            "storage_per_request_off": round(median(off, 0), 4),
+            "storage_per_request_on": round(median(on, 0), 4),
+            "storage_per_request_added": round(median(on, 0) - median(off, 0), 4),
+            "req_s_off": round(median(off, 1), 1), "req_s_on": round(median(on, 1), 1),
+            "req_s_ratios": [round(x, 3) for x in ratios],
+            "req_s_ratio_median": round(ratio, 3),
+            "req_s_change_pct": round(100.0 * (ratio - 1.0), 1),
+            # Where app and storage share the cores and take turns, the added CPU is
+            # what req/s would lose at most: a figure steadier than req/s on a busy machine.
+            "cpu_bound_change_pct": round(100.0 * (cpu_off - cpu_on) / cpu_on, 1)
+            if cpu_on else None}
+
+
+def activity_targets(figures: dict[str, Any] | None) -> list[Goal]:
+    """Issue 24's speed targets from the suite's figures (``results.meta["activity"]``)."""
+    if not figures:
+        return []
+    found: list[Goal] = []
+    cycle = figures.get("cycle")
+    if cycle:
+        added = cycle["storage_per_request_added"]
+        found.append(Goal("issue 24: storage requests per SCIM request, log on - off",
+                            "<= +0.05", f"+{added:.3f}", added <= 0.05,
+                            f"{cycle['storage_per_request_off']:.3f} -> "
+                            f"{cycle['storage_per_request_on']:.3f}"))
+        ratio = cycle["req_s_ratio_median"]
+        found.append(Goal(
+            "issue 24: req/s with the log on / off (median of paired rounds)", ">= 0.95x",
+            f"{ratio:.3f}x", ratio >= 0.95,
+            f"{cycle['rounds']} pairs {cycle['req_s_ratios']}; CPU ms/request app "
+            f"{cycle['app_cpu_ms_per_request_off']:.2f} -> "
+            f"{cycle['app_cpu_ms_per_request_on']:.2f}, Azurite "
+            f"{cycle['azurite_cpu_ms_per_request_off']:.2f} -> "
+            f"{cycle['azurite_cpu_ms_per_request_on']:.2f} "
+            f"(CPU-bound change {cycle['cpu_bound_change_pct']}%)"))
+    burst = figures.get("burst")
+    if burst:
+        bounded = (burst["held"] == burst["capacity"]
+                   and burst["buffer_mib_after_overflow"] <= 1.05 * burst["buffer_mib_at_cap"])
+        found.append(Goal(
+            f"issue 24: activity buffer after {burst['requests']:,} requests", "bounded at cap",
+            f"{burst['buffer_mib_at_cap']:.1f} MiB at {burst['capacity']:,}", bounded,
+            f"{burst['dropped_full']:,} dropped and counted; "
+            f"{burst['buffer_mib_after_overflow']:.1f} MiB after"))
+    return found
 
 
 def burst_memory(requests: int = 10_000, extra: int = 2_000, *,
@@ -173,7 +227,7 @@ def run(env: Environment, results: Any) -> None:
     log(f"activity burst: {figures['burst']}")
     connection = env.connection if env.with_tables else ""
     if connection:
-        figures["cycle"] = cycle_cost(connection, env.scale, max(3, env.scale.http_rounds),
+        figures["cycle"] = cycle_cost(connection, env.scale, max(5, env.scale.http_rounds),
                                       env.azurite_pid)
         log(f"activity cycle: {figures['cycle']}")
     results.meta["activity"] = figures
@@ -182,7 +236,8 @@ def run(env: Environment, results: Any) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.activity", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="a smaller cycle")
-    parser.add_argument("--rounds", type=int, default=3, help="cycles per setting (median)")
+    parser.add_argument("--rounds", type=int, default=5,
+                        help="off/on pairs (the median of their req/s ratios)")
     args = parser.parse_args(argv)
     from bench.azurite import Azurite
 
