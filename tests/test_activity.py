@@ -322,6 +322,16 @@ def test_a_full_buffer_drops_and_counts_and_stays_at_its_cap() -> None:
     assert len(rig.log.search("default").entries) == 5
 
 
+def test_the_writer_threads_cpu_is_counted() -> None:
+    """The writer's CPU time grows with what it writes; recording alone adds none."""
+    rig = _rig(MemoryStore(), MemoryActivityRows(), interval=3600.0, wake_at=10_000)
+    for i in range(50):
+        assert rig.send("POST", "/Users", user(f"cpu{i}@x.com", f"cpu{i}")) == 201
+    assert rig.recorder.counters.writer_cpu_s == 0.0
+    rig.flush()
+    assert rig.recorder.counters.writer_cpu_s > 0.0
+
+
 def test_retention_removes_old_entries_and_keeps_aggregates_longer(rig: Rig) -> None:
     """Entries older than 14 days go; minute rows live until 90 days; recent ones stay."""
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()
