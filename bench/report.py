@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.activity import activity_targets
 from bench.coldstart import ColdStart
 from bench.figures import Target as Target
 from bench.figures import table as _table
@@ -307,6 +308,7 @@ def targets(results: Results) -> list[Target]:
                             None if call_ratio is None else call_ratio <= 1.1, note))
     found += paging_targets(results.paging)
     found += latency_targets(results.latency)
+    found += activity_targets(results.meta.get("activity"))
     return found
 
 

@@ -322,6 +322,33 @@ def test_a_full_buffer_drops_and_counts_and_stays_at_its_cap() -> None:
     assert len(rig.log.search("default").entries) == 5
 
 
+def test_the_writer_threads_cpu_is_counted() -> None:
+    """The writer's CPU time grows with what it writes; recording alone adds none."""
+    rig = _rig(MemoryStore(), MemoryActivityRows(), interval=3600.0, wake_at=10_000)
+    for i in range(50):
+        assert rig.send("POST", "/Users", user(f"cpu{i}@x.com", f"cpu{i}")) == 201
+    assert rig.recorder.counters.writer_cpu_s == 0.0
+    rig.flush()
+    assert rig.recorder.counters.writer_cpu_s > 0.0
+
+
+def test_the_memory_rows_keep_the_newest_entries_up_to_their_cap() -> None:
+    """A memory log capped at 30 rows per tenant-day keeps the newest entries and their name
+    rows, stays within a tenth over its cap, and still finds them by name."""
+    rows = MemoryActivityRows(entry_rows=30)
+    rig = _rig(MemoryStore(), rows)
+    for i in range(40):
+        assert rig.send("GET", "/Users", query={"filter": f'userName eq "cap{i}@x.com"'}) == 200
+        rig.flush()
+    entries = [r for r in rows.all_rows() if "|e" in r["PartitionKey"]]
+    assert 30 <= len(entries) <= 33
+    found = rig.log.search("default", limit=100).entries
+    assert found[0].user_name == "cap39@x.com" and len(found) >= 15
+    assert [e.user_name for e in rig.log.search("default", name="cap39@x.com").entries] \
+        == ["cap39@x.com"]
+    assert rig.log.search("default", name="cap0@x.com").entries == []
+
+
 def test_retention_removes_old_entries_and_keeps_aggregates_longer(rig: Rig) -> None:
     """Entries older than 14 days go; minute rows live until 90 days; recent ones stay."""
     now = datetime(2026, 12, 7, 12, 0, tzinfo=UTC).timestamp()

@@ -10,13 +10,14 @@ the account's partition servers and none shares a partition with any tenant's da
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 
 __all__ = ["day_of", "entry_partition", "health_partition", "inverted", "minute_key",
            "minute_partition", "name_key"]
 
 _MAX_MS = 9_999_999_999_999
-_ESCAPE = set("%/\\#?|~")
+_NEEDS_ESCAPE = re.compile(r"[%/\\#?|~\x00-\x1f\x7f-\x9f]")
 HEALTH_ROW = "connection"
 
 
@@ -46,8 +47,7 @@ def inverted(at: float) -> str:
 
 
 def _escape(text: str) -> str:
-    return "".join(f"%{ord(c):02X}" if c in _ESCAPE or ord(c) < 32 or 127 <= ord(c) < 160
-                   else c for c in text)
+    return _NEEDS_ESCAPE.sub(lambda m: f"%{ord(m.group()):02X}", text)
 
 
 def minute_key(hhmm: str, operation: str) -> str:

@@ -96,6 +96,9 @@ class Counters:
     minute_rows_dropped: int = 0
     batches: int = 0
     by_reason: dict[str, int] = field(default_factory=dict)
+    writer_cpu_s: float = 0.0
+    """CPU time the writer thread spent building and writing (what the log costs the app
+    beyond ``record``)."""
 
 
 class ActivityRecorder(Recorder):
@@ -252,12 +255,14 @@ class ActivityRecorder(Recorder):
                 self._held_bytes = 0
                 everything = self._flush_all
                 self._busy = True
+            started = time.thread_time()
             try:
                 self._write(taken, everything)
             except Exception:
                 log.exception("Activity writer failed; its entries are dropped")
             finally:
                 with self._cond:
+                    self.counters.writer_cpu_s += time.thread_time() - started
                     self._busy = False
                     if everything:
                         self._flush_all = False

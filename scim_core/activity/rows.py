@@ -4,6 +4,7 @@ key layout shared by both (``layout``)."""
 from __future__ import annotations
 
 import bisect
+import re
 import threading
 import weakref
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any, Protocol
 __all__ = ["ActivityRows", "ActivityStoreError", "MemoryActivityRows", "memory_rows"]
 
 _FORBIDDEN = set("/\\#?") | {chr(c) for c in range(32)}
+_ENTRIES = re.compile(r"\|e\d{8}$")
 Row = dict[str, Any]
 """A row: its properties plus ``PartitionKey`` and ``RowKey`` (and ``etag`` when read)."""
 
@@ -50,10 +52,17 @@ class ActivityRows(Protocol):
         ...
 
 
-class MemoryActivityRows:
-    """``ActivityRows`` in process memory (the memory store's)."""
+MEMORY_ENTRY_ROWS = 20_000
+"""The most rows the memory form keeps per entries partition (a tenant's day): past it the
+oldest give way, so a long-running dev host's log stays bounded."""
 
-    def __init__(self) -> None:
+
+class MemoryActivityRows:
+    """``ActivityRows`` in process memory (the memory store's). ``entry_rows``: the most
+    rows kept per entries partition (``<tenant>|e<day>``); the oldest go first."""
+
+    def __init__(self, *, entry_rows: int = MEMORY_ENTRY_ROWS) -> None:
+        self.entry_rows = entry_rows
         self._lock = threading.Lock()
         self._rows: dict[str, dict[str, Row]] = {}
         self._keys: dict[str, list[str]] = {}
@@ -74,6 +83,19 @@ class MemoryActivityRows:
             bisect.insort(self._keys.setdefault(partition, []), key)
         self._version += 1
         rows[key] = {**row, "etag": str(self._version)}
+        if len(rows) > self.entry_rows + self.entry_rows // 10 and _ENTRIES.search(partition):
+            self._trim(partition)
+
+    def _trim(self, partition: str) -> None:
+        """Drop the oldest rows of an entries partition down to ``entry_rows`` (a tenth
+        more are let in between trims, so a trim's sort is paid once per many writes)."""
+        keys = self._keys[partition]
+        rows = self._rows[partition]
+        # Entry and name rows both end in "|<inverted ms>|<unique>": the largest is oldest.
+        oldest = sorted(keys, key=lambda k: k.rsplit("|", 2)[-2:], reverse=True)
+        for key in oldest[:len(keys) - self.entry_rows]:
+            del rows[key]
+        self._keys[partition] = sorted(rows)
 
     def submit(self, partition: str, rows: Sequence[Row]) -> None:
         """Upsert ``rows`` of ``partition`` all at once."""

@@ -16,9 +16,11 @@ from azure.core.exceptions import (
     ResourceModifiedError,
     ResourceNotFoundError,
 )
+from azure.core.rest import HttpRequest
 from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from scim_core.activity.rows import ActivityStoreError, Row
+from scim_core.activity.table_batch import Unencodable, batch_body, failed_status
 from scim_core.config import Settings
 
 if TYPE_CHECKING:
@@ -33,6 +35,10 @@ ACTIVITY_CLIENT_OPTIONS: dict[str, Any] = {
 }
 """The writer thread may wait, but a batch is worth little against storage in trouble: one
 retry, then the batch is dropped (and counted)."""
+
+
+_BATCH_HEADERS = {"DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
+                  "Accept": "application/json"}
 
 
 def activity_table_name(table_name: str) -> str:
@@ -73,13 +79,32 @@ class TableActivityRows:
                 self._ready = True
 
     def submit(self, partition: str, rows: Sequence[Row]) -> None:
-        """One batch of upserts."""
+        """One batch of upserts, encoded by ``table_batch`` (the SDK's ``submit_transaction``
+        for a value it does not cover)."""
         try:
             self._ensure()
-            self.client.submit_transaction(
-                [("upsert", _entity(r), {"mode": UpdateMode.REPLACE}) for r in rows])
+            try:
+                content_type, body = batch_body(
+                    f"{self.client.scheme}://{self.client._primary_hostname}",
+                    self.client.table_name, self.client.api_version, rows)
+            except Unencodable:
+                self.client.submit_transaction(
+                    [("upsert", _entity(r), {"mode": UpdateMode.REPLACE}) for r in rows])
+                return
+            request = HttpRequest("POST", f"{self.client.scheme}://"
+                                  f"{self.client._primary_hostname}/$batch",
+                                  headers={**_BATCH_HEADERS, "Content-Type": content_type,
+                                           "x-ms-version": self.client.api_version},
+                                  content=body)
+            response = self.client._client.send_request(request, stream=True)
+            try:
+                failed = failed_status(response.status_code, response.read())
+            finally:
+                response.close()
         except (AzureError, TableTransactionError) as exc:
             raise _failure(exc) from exc
+        if failed is not None:
+            raise ActivityStoreError(f"TableTransactionError (HTTP {failed})")
 
     def range(self, partition: str, low: str, high: str, *, limit: int) -> list[Row]:
         """One query, paged until ``limit`` rows."""
