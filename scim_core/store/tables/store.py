@@ -515,9 +515,13 @@ class TableTenantStore:
         started = time.monotonic()
         listing = self._store.alongside(lambda: self._related_ids(kind, resource_id))
         dates: list[str] = []
-        current = self._read(keys.document_key(kind, resource_id), raw_response_hook=lambda
-                             response: dates.append(response.http_response.headers.get(
-                                 "Date", "")))
+
+        def dated(response: Any, deserialized: Any, _headers: Any) -> Any:
+            # the SDK's ``cls`` hook; a per-call raw_response_hook would replace the client's
+            dates.append(str(response.http_response.headers.get("Date") or ""))
+            return deserialized
+
+        current = self._read(keys.document_key(kind, resource_id), cls=dated)
         elapsed = time.monotonic() - started
         related = listing.result()
         if current is not None and not _written_before(current, dates, elapsed):
