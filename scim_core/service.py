@@ -103,9 +103,16 @@ class ResourceService:
     @translated
     def get(self, rt: ResourceType, resource_id: str, *, base_url: str,
             projection: Projection) -> Rendered:
-        """GET of one resource, with the relations the projection shows."""
-        return self._with_relations(rt, self._load(rt, resource_id), base_url, projection,
-                                    groups=True)
+        """GET of one resource, with the relations the projection shows, read together
+        with it."""
+        related = self.store.get_related(
+            rt.kind, resource_id,
+            members=rt.kind is Kind.GROUP and projection.wants("members"),
+            groups=rt.kind is Kind.USER and projection.wants("groups"))
+        if related is None:
+            raise NotFound(f"{rt.name} {resource_id[:200]} not found.")
+        return self._rendered(rt, related.record, base_url, projection,
+                              members=related.members, groups=related.groups)
 
     @translated
     def replace(self, rt: ResourceType, resource_id: str, body: Any, *, base_url: str,
@@ -177,16 +184,15 @@ class ResourceService:
                         location(base_url, rt, record.id))
 
     def _with_relations(self, rt: ResourceType, record: Record, base_url: str,
-                        projection: Projection, *, groups: bool = False) -> Rendered:
+                        projection: Projection) -> Rendered:
         """The rendered record with a group's members when shown, and a user's groups when
-        ``groups`` (a GET) or the projection asks for them by name: write responses leave
-        them out, so that Entra's writes cost no extra read."""
+        the projection asks for them by name: write responses leave them out, so that
+        Entra's writes cost no extra read."""
         members = (list(self.store.members(record.id))
                    if rt.kind is Kind.GROUP and projection.wants("members") else None)
-        shown = projection.wants("groups") if groups else projection.explicitly_requested(
-            "groups")
         group_ids = (self.store.groups_of(record.id)
-                     if rt.kind is Kind.USER and shown else None)
+                     if rt.kind is Kind.USER and projection.explicitly_requested("groups")
+                     else None)
         return self._rendered(rt, record, base_url, projection, members=members,
                               groups=group_ids)
 
@@ -270,6 +276,7 @@ class ResourceService:
                              if document is not None else None),
                     members=change,
                     events=events,
+                    read=current,
                 )
             except UnknownMembers as unknown:
                 skipped |= self._skip(unknown, [m.value for m in change.add] if change else [])

@@ -453,8 +453,9 @@ class RacingTenantStore(TableTenantStore):
         super().__init__(store, tenant, epoch)
         self.racing = store
 
-    def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:
-        entity = super()._read(row_key, select)
+    def _read(self, row_key: str, select: list[str] | None = None,
+              **options: Any) -> TableEntity | None:
+        entity = super()._read(row_key, select, **options)
         if self.racing.touch_group_on_read and entity is not None and row_key.startswith(
                 "group:"):
             self.racing.raw.update_entity({"PartitionKey": self._partition, "RowKey": row_key,

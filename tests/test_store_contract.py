@@ -242,6 +242,47 @@ def test_update_without_indexes_keeps_the_stored_ones(store: Store) -> None:
     assert ids(store.tenant(T).lookup(USER, IndexKey("externalId", "ext-1", False))) == ["u1"]
 
 
+def test_an_update_on_the_callers_read_applies_only_while_that_read_is_current(
+        store: Store) -> None:
+    """update(read=) with the read's etag writes the new document and swaps its index rows;
+    once another write moved the resource on, the same call raises VersionMoved and changes
+    nothing, and every lookup answers the stored document."""
+    add_user(store, "u1", "alice", "ext-1")
+    view = store.tenant(T)
+    first = view.get(USER, "u1")
+    assert first is not None
+    second = view.update(USER, "u1", meta=meta("2"), expected_etag=first.etag, read=first,
+                         document={"userName": "alicia"}, indexes=user_keys("alicia", "ext-2"))
+    with pytest.raises(VersionMoved):
+        view.update(USER, "u1", meta=meta("3"), expected_etag=first.etag, read=first,
+                    document={"userName": "zed"}, indexes=user_keys("zed"))
+    got = view.get(USER, "u1")
+    assert got is not None and got.document == second.document == {"userName": "alicia"}
+    assert view.lookup(USER, IndexKey("userName", "zed", True)) == []
+    assert view.lookup(USER, IndexKey("userName", "alice", True)) == []
+    assert view.lookup(USER, IndexKey("externalId", "ext-1", False)) == []
+    for key in (IndexKey("userName", "alicia", True), IndexKey("externalId", "ext-2", False)):
+        assert [(r.id, r.document, r.meta) for r in view.lookup(USER, key)] == [
+            ("u1", {"userName": "alicia"}, meta("2"))]
+
+
+def test_get_related_reads_the_resource_with_the_relations_asked_for(store: Store) -> None:
+    """get_related() answers the record as get() does, a group's members and a user's group
+    ids only when asked, and None for a missing resource."""
+    add_group(store, "g1", "staff", ["u1", "u2"])
+    add_group(store, "g2", "admins", ["u1"])
+    view = store.tenant(T)
+    user = view.get_related(USER, "u1", groups=True)
+    group = view.get_related(GROUP, "g1", members=True)
+    bare = view.get_related(GROUP, "g1")
+    assert user is not None and group is not None and bare is not None
+    assert (user.record, user.groups, user.members) == (view.get(USER, "u1"), ["g1", "g2"],
+                                                        None)
+    assert [m.value for m in group.members or []] == ["u1", "u2"] and group.groups is None
+    assert bare.record == view.get(GROUP, "g1") and bare.members is None
+    assert view.get_related(USER, "nobody", groups=True) is None
+
+
 # -- versions ------------------------------------------------------------------------------
 
 def test_count_counts_the_resources_of_a_kind(store: Store) -> None:

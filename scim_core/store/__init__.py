@@ -8,6 +8,7 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    Related,
     Store,
     TenantStore,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "NotEmpty",
     "NotStored",
     "Record",
+    "Related",
     "StorageUnavailable",
     "Store",
     "StoreError",

@@ -65,7 +65,22 @@ class Record:
     document: dict[str, Any] = field(compare=False)
     meta: Meta
     etag: str = ""
-    """The store's own concurrency token; opaque to the service."""
+    """The store's own concurrency token; opaque to the service ("" on a record a lookup
+    answered from a copy: read it with ``get`` before a conditional write)."""
+    index_rows: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
+    """The keys of the index rows the store holds for this read, where it keeps such rows
+    (Table Storage): an ``update`` given this record as ``read`` need not read them again.
+    Opaque to the service."""
+
+
+@dataclass(frozen=True)
+class Related:
+    """A resource as ``get_related`` read it, with a group's members and a user's group
+    ids when they were asked for (else None)."""
+
+    record: Record
+    members: list[Member] | None = None
+    groups: list[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -114,13 +129,22 @@ class TenantStore(Protocol):
         """The stored resource, or None."""
         ...
 
+    def get_related(self, kind: Kind, resource_id: str, *, members: bool = False,
+                    groups: bool = False) -> Related | None:
+        """``get`` with, when asked, a group's members and a user's group ids, read at once
+        (the reads do not wait for one another); None when the resource is not stored."""
+        ...
+
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
                members: MemberChange | None = None,
-               events: Sequence[EventDraft] = ()) -> Record:
+               events: Sequence[EventDraft] = (), read: Record | None = None) -> Record:
         """Write new metadata and, when given, a new document with its index rows and
         membership edits, as one change.
+
+        ``read`` is the record as the caller read it (``get``) when ``expected_etag`` is its
+        etag: the store may then write on that read instead of reading the resource again.
 
         With ``expected_etag`` the write happens only if the stored etag still equals it
         (else ``VersionMoved``). ``document=None`` keeps the stored document and indexes

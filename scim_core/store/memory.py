@@ -24,6 +24,7 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    Related,
     Stamp,
     Window,
 )
@@ -230,12 +231,24 @@ class MemoryTenantStore:
             entry = self._t.entries.get((kind, resource_id))
             return None if entry is None else self._record(kind, resource_id, entry)
 
+    def get_related(self, kind: Kind, resource_id: str, *, members: bool = False,
+                    groups: bool = False) -> Related | None:
+        """The stored resource and the relations asked for, or None."""
+        with self._lock:
+            record = self.get(kind, resource_id)
+            if record is None:
+                return None
+            return Related(record,
+                           list(self.members(resource_id)) if members else None,
+                           self.groups_of(resource_id) if groups else None)
+
     def update(self, kind: Kind, resource_id: str, *, meta: Meta,
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
                members: MemberChange | None = None,
-               events: Sequence[EventDraft] = ()) -> Record:
-        """Write new metadata and optionally a document, indexes and member edits."""
+               events: Sequence[EventDraft] = (), read: Record | None = None) -> Record:
+        """Write new metadata and optionally a document, indexes and member edits (``read``
+        saves nothing here: the entry is at hand)."""
         with self._lock:
             self._writable()
             entry = self._t.entries.get((kind, resource_id))

@@ -9,16 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from azure.core import MatchConditions
-from azure.data.tables import TableClient, TableEntity, TableTransactionError, UpdateMode
+from azure.data.tables import TableClient, TableTransactionError, UpdateMode
 
 from scim_core.store.base import GROUP, USER, IndexKey, Member, Meta
 from scim_core.store.errors import KeyTaken
 from scim_core.store.tables import keys
 from scim_core.store.tables.entities import (
+    NO_COPY,
+    document_copy,
     document_entity,
+    entity_size,
     index_entity,
     stored_document,
-    stored_index_rows,
 )
 from scim_core.store.tables.errors import Failure, StepFailed, failure_of
 
@@ -26,6 +28,9 @@ MAX_BATCH = 100
 FEED_RESERVE = 4
 """Operations each batch keeps free for the feed row and its events (a group's own event
 and its removed and added members, or a user's deletion and one group it leaves)."""
+COPY_BUDGET = 256 * 1024
+"""Bytes the copies of a document in its unique index rows may add to one transaction
+(whose limit is 4 MiB, the document itself up to 1 MiB)."""
 
 
 @dataclass(frozen=True)
@@ -220,21 +225,58 @@ def index_steps(partition: str, kind: str, resource_id: str,
     return steps
 
 
-def document_steps(partition: str, kind: str, resource_id: str, current: TableEntity,
+def copy_for(document_row: Mapping[str, Any], rows: int) -> dict[str, Any] | None:
+    """What each of ``rows`` unique index rows carries of ``document_row`` (as it will be
+    stored): a copy, or None when the document is more than one chunk or its copies would
+    add more than ``COPY_BUDGET`` bytes to the transaction (those rows only point to it)."""
+    copy = document_copy(document_row)
+    if copy is None or rows * entity_size({"PartitionKey": "", "RowKey": "", **copy}
+                                          ) > COPY_BUDGET:
+        return None
+    return copy
+
+
+def copy_into(steps: Iterable[Step], document_row: Mapping[str, Any]) -> None:
+    """Put a copy of ``document_row`` in the unique index rows among ``steps`` (``copy_for``)."""
+    unique = [step for step in steps if step.claims is not None]
+    copy = copy_for(document_row, len(unique))
+    if copy is not None:
+        for step in unique:
+            step.entity.update(copy)
+
+
+def document_steps(partition: str, kind: str, resource_id: str, old_rows: Sequence[str],
                    etag: str, *, meta: Meta, document: Mapping[str, Any],
-                   indexes: Sequence[IndexKey] | None) -> tuple[list[Step], dict[str, Any]]:
-    """Replacing the document row read as ``current`` under If-Match ``etag``, with the
-    swap of its index rows (none when ``indexes`` is None); and the document as stored."""
-    old_rows = stored_index_rows(current)
+                   indexes: Sequence[IndexKey] | None, epoch: int | None = None,
+                   copies: bool = False) -> tuple[list[Step], dict[str, Any]]:
+    """Replacing the document row that owns the index rows ``old_rows`` under If-Match
+    ``etag``, with the swap of its index rows (none when ``indexes`` is None); and the
+    document as stored. With ``copies``, every unique index row the document keeps is
+    written again in the same transaction, with the new copy of the document (or, when it
+    is not copied, without one), so a copy never disagrees with its document."""
+    old = set(old_rows)
     new_steps = {} if indexes is None else index_steps(partition, kind, resource_id, indexes)
-    new_rows = old_rows if indexes is None else list(new_steps)
-    entity = document_entity(partition, current["RowKey"], kind=kind, resource_id=resource_id,
-                             document=document, meta=meta, index_rows=new_rows)
+    new_rows = list(old_rows) if indexes is None else list(new_steps)
+    entity = document_entity(partition, keys.document_key(kind, resource_id), kind=kind,
+                             resource_id=resource_id, document=document, meta=meta,
+                             index_rows=new_rows)
+    if epoch:
+        entity["epoch"] = epoch
     head = [Step("update", entity, {"mode": UpdateMode.REPLACE, **if_match(etag)})]
     if indexes is not None:
-        head += [Step("delete", row(partition, old), optional=True)
-                 for old in old_rows if old not in new_steps]
-        head += [step for new, step in new_steps.items() if new not in old_rows]
+        head += [Step("delete", row(partition, gone), optional=True)
+                 for gone in old_rows if gone not in new_steps]
+        head += [step for new, step in new_steps.items() if new not in old]
+        if copies:
+            head += [Step("upsert", step.entity, {"mode": UpdateMode.REPLACE})
+                     for new, step in new_steps.items()
+                     if new in old and step.claims is not None]
+            copy_into(new_steps.values(), entity)
+    elif copies:
+        kept = [r for r in old_rows if keys.is_unique_index_key(kind, r)]
+        merged = copy_for(entity, len(kept)) or NO_COPY
+        head += [Step("update", row(partition, r, **merged), {"mode": UpdateMode.MERGE})
+                 for r in kept]
     return head, stored_document(entity)
 
 

@@ -102,6 +102,27 @@ def document_entity(partition: str, row: str, *, kind: str, resource_id: str,
     return entity
 
 
+COPIED_PROPERTIES = ("docChunks", "doc_0", *META_PROPERTIES, "epoch")
+"""What a unique index row holds of its user's document row when it carries a copy."""
+NO_COPY = {"docChunks": 0}
+"""Merged into a unique index row whose copy is to be dropped (the row only points)."""
+
+
+def document_copy(entity: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The properties of a document row a unique index row carries, so that a lookup by
+    its value is one read; None for a document of more than one chunk (the index row then
+    points to the document only, and a lookup reads both)."""
+    if int(entity["docChunks"]) != 1:
+        return None
+    return {name: entity[name] for name in COPIED_PROPERTIES if name in entity}
+
+
+def has_copy(entity: Mapping[str, Any]) -> bool:
+    """Whether an index row carries its resource's document (rows written before copies,
+    and rows of too large a document, do not)."""
+    return int(entity.get("docChunks") or 0) > 0
+
+
 def index_entity(partition: str, row: str, *, key: IndexKey,
                  resource_id: str) -> dict[str, Any]:
     """An index row: the owner's id, and the full value (the key may hold only its hash)."""
@@ -124,7 +145,10 @@ def stored_document(entity: Mapping[str, Any]) -> dict[str, Any]:
     return document
 
 
-def record_from_entity(kind: Kind, entity: Mapping[str, Any], etag: str) -> Record:
-    """The ``Record`` a document row holds."""
+def record_from_entity(kind: Kind, entity: Mapping[str, Any], etag: str, *,
+                       index_rows: bool = True) -> Record:
+    """The ``Record`` a document row holds (or an index row's copy of it, without
+    ``index_rows``)."""
     meta = Meta(entity["created"], entity["lastModified"], entity["version"])
-    return Record(kind, entity["id"], stored_document(entity), meta, etag)
+    return Record(kind, entity["id"], stored_document(entity), meta, etag,
+                  tuple(stored_index_rows(entity)) if index_rows else None)

@@ -29,6 +29,7 @@ __all__ = [
     "encode_component",
     "index_key",
     "index_range",
+    "is_unique_index_key",
     "member_key",
     "member_of_key",
     "member_of_range",
@@ -72,3 +73,8 @@ def index_key(kind: str, name: str, value: str, resource_id: str) -> str:
 def index_range(kind: str, name: str, value: str) -> tuple[str, str]:
     """The RowKey range of a non-unique index value's rows, one per holder."""
     return layout.index_range(_kind(kind), name, value)
+
+
+def is_unique_index_key(kind: str, row_key: str) -> bool:
+    """Whether ``row_key`` is the RowKey of one of ``kind``'s unique index rows."""
+    return row_key.startswith(layout.unique_index_key(_kind(kind), "", "").rstrip(":") + ":")

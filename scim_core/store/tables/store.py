@@ -6,11 +6,14 @@ from __future__ import annotations
 import bisect
 import contextlib
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from itertools import islice
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from azure.core.credentials import TokenCredential
 from azure.core.exceptions import HttpResponseError, ResourceExistsError, ResourceNotFoundError
@@ -28,6 +31,7 @@ from scim_core.store.base import (
     MemberChange,
     Meta,
     Record,
+    Related,
     Stamp,
     Window,
 )
@@ -54,6 +58,7 @@ from scim_core.store.tables.batches import (
     add_units,
     added_users,
     chunked,
+    copy_into,
     document_steps,
     duplicate_of,
     existence_guard,
@@ -68,6 +73,7 @@ from scim_core.store.tables.batches import (
 from scim_core.store.tables.client import table_client
 from scim_core.store.tables.entities import (
     document_entity,
+    has_copy,
     meta_properties,
     record_from_entity,
     stored_document,
@@ -98,10 +104,38 @@ POINT_READ_LIMIT = 32
 SCAN_PAGE = 100
 """Documents per storage request of a scan: what a filter that does not plan holds at once."""
 _BUSY = "The resource is changing too fast; retry later."
+COPIES = frozenset({USER})
+"""Kinds whose unique index rows carry a copy of the document, so that a lookup by a unique
+value (Entra's ``userName eq``) is one read. Not groups: a member change rewrites a group's
+meta without its document, and a user's delete stamps its groups unread, so their copies
+would have to be found and rewritten by writes that today read nothing."""
+
+T = TypeVar("T")
+
+
+CLOCK_MARGIN = timedelta(seconds=1)
+"""What ``_written_before`` allows for storage's clocks (the Date of a response and the
+Timestamp of a row may come from different machines)."""
 
 
 def _etag(entity: TableEntity) -> str:
     return str(entity.metadata["etag"])
+
+
+def _written_before(entity: TableEntity, dates: Sequence[str], elapsed: float) -> bool:
+    """Whether ``entity``'s last write is certainly older than any storage request sent
+    after the one that read it was: older, by ``CLOCK_MARGIN``, than its answer's Date
+    less the ``elapsed`` seconds from before those requests were sent to that answer."""
+    written = entity.metadata.get("timestamp")
+    if not dates or not dates[-1] or not isinstance(written, datetime):
+        return False
+    try:  # an RFC 1123 date is 29 characters (a proxy may have joined two Date headers)
+        answered = parsedate_to_datetime(dates[-1][:29])
+    except (TypeError, ValueError):
+        return False
+    if answered.tzinfo is None or written.tzinfo is None:
+        return False
+    return written < answered - timedelta(seconds=elapsed) - CLOCK_MARGIN
 
 
 class TableStore:
@@ -164,11 +198,12 @@ class TableStore:
                         raise
                 self._table_ready = True
 
-    def read(self, partition: str, row_key: str,
-             select: list[str] | None = None) -> TableEntity | None:
-        """A point read; None when the entity is not there."""
+    def read(self, partition: str, row_key: str, select: list[str] | None = None,
+             **options: Any) -> TableEntity | None:
+        """A point read (``options`` go to the request); None when the entity is not
+        there."""
         try:
-            return self.table.get_entity(partition, row_key, select=select)
+            return self.table.get_entity(partition, row_key, select=select, **options)
         except ResourceNotFoundError as error:
             if failure_of(error) is Failure.TABLE_MISSING:
                 self._table_ready = False
@@ -182,6 +217,11 @@ class TableStore:
             return [self.read(partition, row_key, select) for row_key in rows]
         return list(self._read_pool().map(lambda row_key: self.read(partition, row_key, select),
                                           rows))
+
+    def alongside(self, call: Callable[[], T]) -> Future[T]:
+        """``call`` started on the read pool, for a read that does not depend on the one the
+        caller makes meanwhile (so the two cost one round trip, not two)."""
+        return self._read_pool().submit(call)
 
     def _read_pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -265,9 +305,18 @@ class TableTenantStore:
     def _record(self, kind: Kind, entity: TableEntity) -> Record:
         """The record a document row holds; ``TenantGone`` when the row is another epoch's
         (the id names a new tenant since this view's tenant was deleted)."""
+        self._check_epoch(entity)
+        return record_from_entity(kind, entity, _etag(entity))
+
+    def _copied(self, kind: Kind, entity: TableEntity) -> Record:
+        """The record a unique index row's copy holds, fenced as its document row would be
+        (the copy carries the document row's epoch); its etag is unknown ("")."""
+        self._check_epoch(entity)
+        return record_from_entity(kind, entity, "", index_rows=False)
+
+    def _check_epoch(self, entity: TableEntity) -> None:
         if self._epoch is not None and int(entity.get("epoch") or 0) != self._epoch:
             raise TenantGone()
-        return record_from_entity(kind, entity, _etag(entity))
 
     def _stamped(self, entity: dict[str, Any]) -> dict[str, Any]:
         """A document row that records the epoch of the tenant it belongs to."""
@@ -289,8 +338,9 @@ class TableTenantStore:
         self._confirm()
         return NotStored(kind, resource_id)
 
-    def _read(self, row_key: str, select: list[str] | None = None) -> TableEntity | None:
-        return self._store.read(self._partition, row_key, select)
+    def _read(self, row_key: str, select: list[str] | None = None,
+              **options: Any) -> TableEntity | None:
+        return self._store.read(self._partition, row_key, select, **options)
 
     def _range(self, low: str, high: str, **options: Any) -> Iterable[TableEntity]:
         return self._store.range(self._partition, low, high, **options)
@@ -324,6 +374,11 @@ class TableTenantStore:
     def _member_ids(self, group_id: str) -> list[str]:
         low, high = keys.members_range(group_id)
         return [entity["userId"] for entity in self._range(low, high, select=["userId"])]
+
+    def _member_list(self, group_id: str) -> list[Member]:
+        low, high = keys.members_range(group_id)
+        return [Member(entity["userId"], entity.get("display"))
+                for entity in self._range(low, high, select=["userId", "display"])]
 
     def _group_ids(self, user_id: str) -> list[str]:
         low, high = keys.member_of_range(user_id)
@@ -434,15 +489,44 @@ class TableTenantStore:
                 raise VersionMoved()
         return written or None
 
-    def _relations(self, kind: Kind, resource_id: str, stamp: Stamp | None) -> list[Unit]:
-        """Removals of every membership of a group or a user; with ``stamp``, a user's
-        groups get a new meta each."""
+    def _related_ids(self, kind: Kind, resource_id: str) -> list[str]:
+        """A group's member ids, or the ids of a user's groups."""
+        return (self._member_ids(resource_id) if kind == GROUP
+                else self._group_ids(resource_id))
+
+    def _relations(self, kind: Kind, resource_id: str, related: Sequence[str],
+                   stamp: Stamp | None) -> list[Unit]:
+        """Removals of every membership of a group or a user (``related``: the ids on the
+        other side); with ``stamp``, a user's groups get a new meta each."""
         if kind == GROUP:
-            return [remove_unit(self._partition, resource_id, user_id)
-                    for user_id in self._member_ids(resource_id)]
+            return [remove_unit(self._partition, resource_id, user_id) for user_id in related]
         return [remove_unit(self._partition, group_id, resource_id,
-                            stamp() if stamp is not None else None)
-                for group_id in self._group_ids(resource_id)]
+                            stamp() if stamp is not None else None) for group_id in related]
+
+    def _read_with_relations(self, kind: Kind, resource_id: str
+                             ) -> tuple[TableEntity | None, list[str]]:
+        """A delete's reads: the document row, and its memberships listed on the read pool
+        meanwhile (one round trip). That listing may have been served before the document
+        was read, so a membership added in between (which moved the row's etag) could be
+        missing from it while the delete's If-Match on the row still holds; so it is used
+        only when the row's last write (its ``Timestamp``) is older than the earliest the
+        listing can have been served (``_listed_since``). Else the memberships are listed
+        again, after the read, as a delete did before it read both at once."""
+        started = time.monotonic()
+        listing = self._store.alongside(lambda: self._related_ids(kind, resource_id))
+        dates: list[str] = []
+
+        def dated(response: Any, deserialized: Any, _headers: Any) -> Any:
+            # the SDK's ``cls`` hook; a per-call raw_response_hook would replace the client's
+            dates.append(str(response.http_response.headers.get("Date") or ""))
+            return deserialized
+
+        current = self._read(keys.document_key(kind, resource_id), cls=dated)
+        elapsed = time.monotonic() - started
+        related = listing.result()
+        if current is not None and not _written_before(current, dates, elapsed):
+            related = self._related_ids(kind, resource_id)
+        return current, related
 
     # -- Store protocol --------------------------------------------------------------------
 
@@ -456,6 +540,8 @@ class TableTenantStore:
             partition, keys.document_key(record.kind, record.id), kind=record.kind,
             resource_id=record.id, document=record.document, meta=record.meta,
             index_rows=list(indexed)))
+        if record.kind in COPIES:
+            copy_into(indexed.values(), entity)
         head = [Step("create", entity), *indexed.values()]
         members = members if record.kind == GROUP else ()
         guard = existence_guard(partition, entity["RowKey"], meta_properties(record.meta))
@@ -483,6 +569,23 @@ class TableTenantStore:
             return None
         return self._record(kind, entity)
 
+    def get_related(self, kind: Kind, resource_id: str, *, members: bool = False,
+                    groups: bool = False) -> Related | None:
+        """The stored resource and the relations asked for: their range query runs on the
+        read pool while the document is read, so the two cost one round trip."""
+        with self._store.session():
+            pending = self._store.alongside(lambda: self._member_list(resource_id)) if (
+                members and kind == GROUP) else None
+            groups_of = self._store.alongside(lambda: self._group_ids(resource_id)) if (
+                groups and kind == USER) else None
+            entity = self._read(keys.document_key(kind, resource_id))
+            found = pending.result() if pending is not None else None
+            group_ids = sorted(groups_of.result()) if groups_of is not None else None
+            if entity is None:
+                self._confirm()
+                return None
+        return Related(self._record(kind, entity), found, group_ids)
+
     def change_members(self, group_id: str, *, last_modified: str, version: str,
                        members: MemberChange, expected_etag: str | None = None,
                        events: Sequence[EventDraft] = ()) -> str | None:
@@ -496,8 +599,10 @@ class TableTenantStore:
                expected_etag: str | None, document: Mapping[str, Any] | None = None,
                indexes: Sequence[IndexKey] | None = None,
                members: MemberChange | None = None,
-               events: Sequence[EventDraft] = ()) -> Record:
-        """Write new metadata and optionally a document, indexes and member edits."""
+               events: Sequence[EventDraft] = (), read: Record | None = None) -> Record:
+        """Write new metadata and optionally a document, indexes and member edits. A
+        ``read`` whose etag is ``expected_etag`` (and that knows its index rows) is written
+        on as it is, without reading the document row again."""
         partition = self._partition
         document_row = keys.document_key(kind, resource_id)
         change = members if members and kind == GROUP else None
@@ -509,16 +614,22 @@ class TableTenantStore:
                     raise self._not_stored(kind, resource_id)
                 return self._record(kind, current)
             guard = existence_guard(partition, document_row, meta_properties(meta))
+            known = (read.index_rows if read is not None and expected_etag is not None
+                     and read.etag == expected_etag else None)
             for _ in STORE_RACE.tries():
-                current = self._read(document_row)
-                if current is None:
-                    raise self._not_stored(kind, resource_id)
-                # The index swap is computed from this read, so the write is conditional on
-                # it even when the caller gave no etag; a lost race reads again.
-                etag = expected_etag if expected_etag is not None else _etag(current)
-                head, stored = document_steps(partition, kind, resource_id, current, etag,
-                                              meta=meta, document=document, indexes=indexes)
-                self._stamped(head[0].entity)
+                if known is not None:
+                    etag, old_rows = cast(str, expected_etag), list(known)
+                else:
+                    current = self._read(document_row)
+                    if current is None:
+                        raise self._not_stored(kind, resource_id)
+                    # The index swap is computed from this read, so the write is conditional
+                    # on it even when the caller gave no etag; a lost race reads again.
+                    etag = expected_etag if expected_etag is not None else _etag(current)
+                    old_rows = stored_index_rows(current)
+                head, stored = document_steps(partition, kind, resource_id, old_rows, etag,
+                                              meta=meta, document=document, indexes=indexes,
+                                              epoch=self._epoch, copies=kind in COPIES)
                 first, *later = pack(head, self._membership_units(resource_id, change), guard)
                 written = self._write_first(kind, resource_id, [first, *later],
                                             conditional=expected_etag is not None,
@@ -541,7 +652,7 @@ class TableTenantStore:
             # Member edits move a group's etag without touching its index rows, so a busy
             # group can need several rounds before its delete lands.
             for _ in DELETE_RACE.tries():
-                current = self._read(document_row)
+                current, related = self._read_with_relations(kind, resource_id)
                 if current is None:
                     raise self._not_stored(kind, resource_id)
                 if expected_version is not None and current.get("version") != expected_version:
@@ -553,7 +664,7 @@ class TableTenantStore:
                 final = [Step("delete", row(partition, document_row), if_match(_etag(current)))]
                 final += [Step("delete", row(partition, index_row), optional=True)
                           for index_row in stored_index_rows(current)]
-                units = self._relations(kind, resource_id, stamp)
+                units = self._relations(kind, resource_id, related, stamp)
                 per_unit = 1 if kind == USER else 0
                 cost = len(units[0]) + per_unit if units else 1
                 fit = max(0, MAX_BATCH - FEED_RESERVE - len(final)) // cost
@@ -579,8 +690,11 @@ class TableTenantStore:
         """The resources whose index holds the key's value."""
         with self._store.session():
             if key.unique:
+                # the whole row: it may carry a copy of the document (COPIES)
                 found = self._read(keys.unique_index_key(kind, key.name, key.value),
-                                   select=["id", "value"])
+                                   select=None if kind in COPIES else ["id", "value"])
+                if found is not None and found.get("value") == key.value and has_copy(found):
+                    return [self._copied(kind, found)]
                 matches = [found] if found is not None else []
             else:
                 low, high = keys.index_range(kind, key.name, key.value)
