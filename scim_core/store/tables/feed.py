@@ -32,6 +32,7 @@ from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import Step, if_match, row
 from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
+from scim_core.store.tables.group_commit import Alone, Lanes
 from scim_reader.layout import EVENT_PREFIX as EVENT_PREFIX
 from scim_reader.layout import EVENTS_END as EVENTS_END
 from scim_reader.layout import FEED_ROW as FEED_ROW
@@ -205,6 +206,11 @@ class Feeds:
         self._lock = threading.Lock()
         self._turns = tuple(threading.Lock() for _ in range(TURN_STRIPES))
         self.on_commit = on_commit
+        self.lanes: Lanes[FeedWrite] = Lanes(self._group_turn)
+
+    def _group_turn(self, partition: str, writes: Sequence[FeedWrite]) -> FeedGroup:
+        """The feed's part in one transaction of ``writes``."""
+        return FeedGroup(self, partition, writes)
 
     def turn(self, partition: str) -> threading.Lock:
         """The lock a transaction of ``partition``'s feed holds from taking its positions
@@ -441,11 +447,41 @@ class FeedWrite:
     def moved(self) -> None:
         """The batch failed on the feed row: another process took the positions. Read the
         head again, for this and the next transaction of the tenant."""
+        self.lost()
+        self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
+
+    def lost(self) -> None:
+        """Count a race lost on the feed row; ``StorageUnavailable`` once this write has
+        waited ``FEED_RACE.seconds`` for its positions."""
         self._attempts += 1
         if (self._attempts >= FEED_RACE.attempts
                 or time.monotonic() - self._began >= FEED_RACE.seconds):
             raise StorageUnavailable(_BUSY, retry_after=1)
-        self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
+
+    @property
+    def attempts(self) -> int:
+        """How many races for the feed row this write has lost."""
+        return self._attempts
+
+    @property
+    def alone(self) -> bool:
+        """A write of a tenant state goes in a transaction of its own."""
+        return self._tenant_state is not None
+
+    @property
+    def event_count(self) -> int:
+        """How many event rows the prepared batch appends."""
+        return len(self._rows)
+
+    @property
+    def event_bytes(self) -> int:
+        """The size of those rows."""
+        return sum(entity_size(entity) for entity in self._rows)
+
+    def send(self, table: TableClient, batch: Sequence[Step]) -> list[Mapping[str, Any]]:
+        """``batch`` with this write's events, committed in the partition's next
+        transaction (``group_commit.Lanes.send``)."""
+        return self._feeds.lanes.send(table, self._partition, batch, self)
 
     def back_off(self) -> None:
         """After ``moved``, outside the turn: a short random pause once races keep being
@@ -454,3 +490,87 @@ class FeedWrite:
         if longest > 0:
             time.sleep(random.uniform(0, longest))
 
+
+
+class FeedGroup:
+    """The feed's part in one transaction of several writes of a partition: one move of
+    the feed row, then each write's events at the next positions in the writes' order.
+    One write: that write's own part (``FeedWrite.steps`` and the rest)."""
+
+    def __init__(self, feeds: Feeds, partition: str, writes: Sequence[FeedWrite]) -> None:
+        self._feeds = feeds
+        self._partition = partition
+        self._writes = list(writes)
+        self._head: Head | None = None
+        self._after: Head | None = None
+
+    def steps(self) -> list[Step]:
+        """The feed row's move and every write's event rows. Raises ``group_commit.Alone``
+        when the writes cannot share the feed row's move: a tenant state, no feed row yet,
+        or a write whose tenant is gone (each then learns its own fate alone)."""
+        if len(self._writes) == 1:
+            return self._writes[0].steps()
+        first = self._writes[0]
+        try:
+            head = first._live(self._feeds.head(self._partition))
+            for write in self._writes[1:]:
+                check_live(head.tenant_state, head.epoch, write._epoch)
+        except TenantGone:
+            raise Alone() from None
+        if head.etag is None or any(write.alone for write in self._writes):
+            raise Alone()
+        position, counts = head.position, head.counts
+        events: list[Step] = []
+        for write in self._writes:
+            write._head = replace(head, position=position, counts=counts)
+            events += [Step("create", placed_entity(entity, write._tenant, position + n))
+                       for n, entity in enumerate(write._rows, 1)]
+            position += len(write._rows)
+            if counts is not None and write._delta != (0, 0):
+                counts = counts.moved(write._delta)
+        self._head = head
+        self._after = replace(head, position=position, counts=counts)
+        moved: dict[str, Any] = {"position": position}
+        if counts is not head.counts:
+            moved.update(counts_properties(counts))
+        assert head.etag is not None
+        feed = Step("update", row(self._partition, FEED_ROW, **moved),
+                    {"mode": UpdateMode.MERGE, **if_match(head.etag)})
+        return [feed, *events]
+
+    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The transaction landed; ``results`` are its feed steps' results."""
+        if len(self._writes) == 1:
+            self._writes[0].committed(results)
+            return
+        assert self._after is not None
+        for write in self._writes:
+            if write._rows and write._head is not None:
+                write.landed = write._head.position + len(write._rows)
+        after = replace(self._after, etag=str(results[0]["etag"]))
+        self._feeds.committed(self._partition, self._writes[0]._tenant, after,
+                              appended=any(write._rows for write in self._writes))
+
+    def moved(self) -> dict[int, BaseException]:
+        """Another process took the positions: each write counts the race lost (those
+        that have waited too long give up) and the head is read once again."""
+        if len(self._writes) == 1:
+            try:
+                self._writes[0].moved()
+            except StorageUnavailable as error:
+                return {0: error}
+            return {}
+        gave_up: dict[int, BaseException] = {}
+        for at, write in enumerate(self._writes):
+            try:
+                write.lost()
+            except StorageUnavailable as error:
+                gave_up[at] = error
+        thorough = max(write.attempts for write in self._writes) > 2
+        self._feeds.read(self._partition, thorough=thorough, replace=True)
+        return gave_up
+
+    def back_off(self) -> None:
+        """A pause once the writes keep losing races (the most-tried write's)."""
+        longest = max(self._writes, key=lambda write: write.attempts)
+        longest.back_off()
