@@ -147,6 +147,16 @@ class Lanes(Generic[W]):
         assert ticket.results is not None
         return ticket.results
 
+    def queued(self, partition: str) -> int:
+        """How many transactions of ``partition`` wait for the next one (for tests and
+        diagnostics)."""
+        with self._lock:
+            lane = self._lanes.get(partition)
+        if lane is None:
+            return 0
+        with lane.cond:
+            return len(lane.queue)
+
     def _enter(self, partition: str) -> _Lane[W]:
         with self._lock:
             lane = self._lanes.get(partition)
