@@ -9,7 +9,6 @@ import random
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -38,7 +37,6 @@ from scim_reader.layout import EVENTS_END as EVENTS_END
 from scim_reader.layout import FEED_ROW as FEED_ROW
 from scim_reader.layout import event_key as event_key
 
-TURN_STRIPES = 256
 _LOG = logging.getLogger(__name__)
 _BUSY = "The tenant's change feed is too busy; retry later."
 
@@ -196,27 +194,21 @@ class Head:
 class Feeds:
     """The feed rows of every tenant of a table, as this process last saw them: a write
     takes its positions from the cached head without reading it, and reads it only after
-    losing a race to another process. Within the process, a tenant's transactions take
-    turns (``turn``), so they never race each other for the feed row."""
+    losing a race to another process. Within the process, a tenant's transactions go one
+    at a time, several writes to a transaction (``lanes``, ``group_commit``), so they never
+    race each other for the feed row."""
 
     def __init__(self, table: TableClient, *, on_commit: OnCommit | None = None,
                  size: int = 20_000) -> None:
         self._table = table
         self._heads: Lru[str, Head] = Lru(size)
         self._lock = threading.Lock()
-        self._turns = tuple(threading.Lock() for _ in range(TURN_STRIPES))
         self.on_commit = on_commit
         self.lanes: Lanes[FeedWrite] = Lanes(self._group_turn)
 
     def _group_turn(self, partition: str, writes: Sequence[FeedWrite]) -> FeedGroup:
         """The feed's part in one transaction of ``writes``."""
         return FeedGroup(self, partition, writes)
-
-    def turn(self, partition: str) -> threading.Lock:
-        """The lock a transaction of ``partition``'s feed holds from taking its positions
-        until its answer has moved the cached head (striped: bounded, never evicted)."""
-        return self._turns[zlib.crc32(partition.encode("utf-8", "surrogatepass"))
-                           % TURN_STRIPES]
 
     def head(self, partition: str) -> Head:
         """The cached head, read on first use."""
@@ -351,8 +343,9 @@ class Feeds:
 
 class FeedWrite:
     """The events of one change's transactions: ``prepare`` builds a batch's event rows,
-    ``steps`` (under the turn) places them after the feed row's move, ``committed`` and
-    ``moved`` report how the batch went."""
+    ``send`` commits the batch in the partition's next transaction (``group_commit``); for
+    a transaction of this write alone, ``steps`` places the rows after the feed row's move,
+    ``committed`` and ``moved`` report how it went (``FeedGroup`` for several writes)."""
 
     def __init__(self, feeds: Feeds, partition: str, tenant: str,
                  events: Callable[[Sequence[Step]], list[EventDraft]], *,
@@ -386,7 +379,7 @@ class FeedWrite:
 
     def steps(self) -> list[Step]:
         """The feed row's move and the prepared event rows at the next positions (nothing
-        when the feed already records this write's tenant state); called holding ``turn``.
+        when the feed already records this write's tenant state); called by the lane's leader.
         A batch that emits no event still meets the feed row (merged with nothing, under
         If-Match), so that no write lands past a delete's mark. Raises ``TenantGone`` when
         the feed is marked deleting or deleted, or belongs to another epoch."""
@@ -440,10 +433,6 @@ class FeedWrite:
             self._tenant_state or head.tenant_state, head.epoch or (self._epoch or 0),
             counts), appended=bool(self._rows))
 
-    def turn(self) -> threading.Lock:
-        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
-        return self._feeds.turn(self._partition)
-
     def moved(self) -> None:
         """The batch failed on the feed row: another process took the positions. Read the
         head again, for this and the next transaction of the tenant."""
@@ -484,8 +473,8 @@ class FeedWrite:
         return self._feeds.lanes.send(table, self._partition, batch, self)
 
     def back_off(self) -> None:
-        """After ``moved``, outside the turn: a short random pause once races keep being
-        lost, so that processes racing for one tenant fall out of step."""
+        """After ``moved``, before the batch is sent again: a short random pause once races
+        keep being lost, so that processes racing for one tenant fall out of step."""
         longest = FEED_RACE.pause(self._attempts)
         if longest > 0:
             time.sleep(random.uniform(0, longest))
