@@ -434,9 +434,11 @@ class FeedWrite:
             counts), appended=bool(self._rows))
 
     def moved(self) -> None:
-        """The batch failed on the feed row: another process took the positions. Read the
-        head again, for this and the next transaction of the tenant."""
+        """The batch failed on the feed row: another process took the positions. After
+        ``back_off``, read the head again, for this and the next transaction of the tenant
+        (the read comes last, so that the transaction goes out on a head just read)."""
         self.lost()
+        self.back_off()
         self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
 
     def lost(self) -> None:
@@ -473,7 +475,7 @@ class FeedWrite:
         return self._feeds.lanes.send(table, self._partition, batch, self)
 
     def back_off(self) -> None:
-        """After ``moved``, before the batch is sent again: a short random pause once races
+        """In ``moved``, before the head is read again: a short random pause once races
         keep being lost, so that processes racing for one tenant fall out of step."""
         longest = FEED_RACE.pause(self._attempts)
         if longest > 0:
@@ -542,7 +544,8 @@ class FeedGroup:
 
     def moved(self) -> dict[int, BaseException]:
         """Another process took the positions: each write counts the race lost (those
-        that have waited too long give up) and the head is read once again."""
+        that have waited too long give up), then, after the pause of the most-tried write
+        (``FeedWrite.back_off``), the head is read once again."""
         if len(self._writes) == 1:
             try:
                 self._writes[0].moved()
@@ -555,11 +558,7 @@ class FeedGroup:
                 write.lost()
             except StorageUnavailable as error:
                 gave_up[at] = error
-        thorough = max(write.attempts for write in self._writes) > 2
-        self._feeds.read(self._partition, thorough=thorough, replace=True)
-        return gave_up
-
-    def back_off(self) -> None:
-        """A pause once the writes keep losing races (the most-tried write's)."""
         longest = max(self._writes, key=lambda write: write.attempts)
         longest.back_off()
+        self._feeds.read(self._partition, thorough=longest.attempts > 2, replace=True)
+        return gave_up

@@ -67,12 +67,9 @@ class FeedTurn(Protocol):
         ...
 
     def moved(self) -> dict[int, BaseException]:
-        """The transaction lost the feed row to another process: the head is read again.
-        Returns, by index, the writes that gave up (waited too long)."""
-        ...
-
-    def back_off(self) -> None:
-        """A pause before the transaction is sent again, once races keep being lost."""
+        """The transaction lost the feed row to another process: after a pause once races
+        keep being lost, the head is read again. Returns, by index, the writes that gave
+        up (waited too long)."""
         ...
 
 
@@ -219,7 +216,6 @@ class Lanes(Generic[W]):
         if tail and own <= index < own + tail:
             for at, gave_up in turn.moved().items():
                 group[at].finish(error=gave_up)
-            turn.back_off()
             return
         if 0 <= index < own and (single or error.status_code in _OWN_FAILURES):
             for ticket in group:
