@@ -492,8 +492,6 @@ class FeedGroup:
         self._feeds = feeds
         self._partition = partition
         self._writes = list(writes)
-        self._head: Head | None = None
-        self._after: Head | None = None
 
     def steps(self) -> list[Step]:
         """The feed row's move and every write's event rows. Raises ``group_commit.Alone``
@@ -519,8 +517,6 @@ class FeedGroup:
             position += len(write._rows)
             if counts is not None and write._delta != (0, 0):
                 counts = counts.moved(write._delta)
-        self._head = head
-        self._after = replace(head, position=position, counts=counts)
         moved: dict[str, Any] = {"position": position}
         if counts is not head.counts:
             moved.update(counts_properties(counts))
@@ -530,35 +526,26 @@ class FeedGroup:
         return [feed, *events]
 
     def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
-        """The transaction landed; ``results`` are its feed steps' results."""
-        if len(self._writes) == 1:
-            self._writes[0].committed(results)
-            return
-        assert self._after is not None
+        """The transaction landed; ``results`` are its feed steps' results. Each write
+        records its part in queue order (``FeedWrite.committed`` from the head just
+        before its events), so the cached head ends at the transaction's."""
         for write in self._writes:
-            if write._rows and write._head is not None:
-                write.landed = write._head.position + len(write._rows)
-        after = replace(self._after, etag=str(results[0]["etag"]))
-        self._feeds.committed(self._partition, self._writes[0]._tenant, after,
-                              appended=any(write._rows for write in self._writes))
+            write.committed(results)
 
     def moved(self) -> dict[int, BaseException]:
         """Another process took the positions: each write counts the race lost (those
-        that have waited too long give up), then, after the pause of the most-tried write
-        (``FeedWrite.back_off``), the head is read once again."""
-        if len(self._writes) == 1:
-            try:
-                self._writes[0].moved()
-            except StorageUnavailable as error:
-                return {0: error}
-            return {}
+        that have waited too long give up), and the first (``FeedWrite.moved``: after its
+        pause) reads the head once again for all."""
         gave_up: dict[int, BaseException] = {}
-        for at, write in enumerate(self._writes):
+        for at, write in enumerate(self._writes[1:], 1):
             try:
                 write.lost()
             except StorageUnavailable as error:
                 gave_up[at] = error
-        longest = max(self._writes, key=lambda write: write.attempts)
-        longest.back_off()
-        self._feeds.read(self._partition, thorough=longest.attempts > 2, replace=True)
+        try:
+            self._writes[0].moved()
+        except StorageUnavailable as error:
+            gave_up[0] = error
+            if len(self._writes) > len(gave_up):
+                self._feeds.read(self._partition, replace=True)
         return gave_up
