@@ -69,8 +69,11 @@ STORE_RACE = Retry(attempts=5, seconds=5.0)
 """The table store: an index swap or a count over rows that moved while it wrote."""
 DELETE_RACE = Retry(attempts=20, seconds=10.0, base=0.002, cap=0.05)
 """The table store: a delete's final batch (a busy group's member edits move its etag)."""
-FEED_RACE = Retry(attempts=60, seconds=10.0, base=0.002, cap=0.05, immediate=3)
-"""The change feed: positions taken by another process's transaction. The first three
-retries go at once; the pause grows once races keep being lost."""
+FEED_RACE = Retry(attempts=1_000_000, seconds=10.0, base=0.002, cap=0.05, immediate=3)
+"""The change feed: positions taken by another process's transaction. Bounded in time only
+(no count of lost races makes a write give up while storage answers): each loss costs one
+read of the feed row and one resubmission, of the process's whole group commit
+(``store/tables/group_commit.py``). The first three retries go at once; the pause grows
+once races keep being lost."""
 TENANT_STATE = Retry(attempts=20, seconds=10.0, base=0.002, cap=0.05)
 """The tenant admin: a registry row changed by another process since it was read."""

@@ -174,10 +174,11 @@ def test_table_storage_suites() -> None:
 
 
 def _one_commit_per_write(counts: dict[str, int], writes: int) -> None:
-    """Every SCIM write of the cycle committed exactly one transaction, and every failed
-    transaction was a lost race for the feed row, resubmitted after a read of it."""
+    """Every SCIM write of the cycle committed exactly once (writes queued together share
+    a transaction: group commit), and every failed transaction was a lost race for the
+    feed row, resubmitted after a read of it."""
     assert counts["scim_writes"] == writes
-    assert counts["transactions"] - counts["transactions_failed"] == writes
+    assert 0 < counts["transactions"] - counts["transactions_failed"] <= writes
     assert counts["transactions_failed"] == counts["feed_moved"]
     assert counts["feed_reads_writing"] >= counts["feed_moved"]
     assert counts["storage_writes"] == counts["transactions"] + counts["feed_reads_writing"]

@@ -814,12 +814,14 @@ def test_concurrent_writers_on_two_table_stores_get_positions_1_to_n(
 def test_writers_of_one_process_take_turns_for_the_feed_row(
         table_harness: TableHarness) -> None:
     """8 threads x 25 creates on one tenant through ONE TableStore never lose the feed row
-    to each other: every create is exactly one transaction (none resubmitted), and the
-    positions are 1..200 (the same checks as with two stores)."""
+    to each other: every create is sent exactly once (none resubmitted; creates queued
+    together share a transaction and its one feed row), and the positions are 1..200 (the
+    same checks as with two stores)."""
     sizes = table_harness.client.batch_sizes
     sizes.clear()
     concurrent_writes([table_harness.store], table_harness.store)
-    assert len(sizes) == WRITERS * WRITES
+    per_create = 3  # the document, its userName index row, its event
+    assert sum(size - 1 for size in sizes) == per_create * WRITERS * WRITES
 
 
 def test_concurrent_writers_on_the_memory_store_get_positions_1_to_n() -> None:

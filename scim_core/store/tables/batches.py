@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -60,7 +59,8 @@ Unit = tuple[Step, ...]
 
 class FeedPart(Protocol):
     """The change feed's part in a transaction (``feed.FeedWrite``): the event rows that
-    ride with each batch, placed under the tenant's turn."""
+    ride with each batch, and the sending of the batch in the tenant's next transaction
+    (``group_commit``)."""
 
     quiet_is_nothing: bool
 
@@ -68,24 +68,9 @@ class FeedPart(Protocol):
         """Build the batch's event rows; whether there are any."""
         ...
 
-    def turn(self) -> AbstractContextManager[Any]:
-        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
-        ...
-
-    def steps(self) -> list[Step]:
-        """The feed row's move and the event rows, appended to the batch."""
-        ...
-
-    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
-        """The batch landed; ``results`` are its feed steps' results."""
-        ...
-
-    def moved(self) -> None:
-        """The batch lost the feed row to another writer."""
-        ...
-
-    def back_off(self) -> None:
-        """After ``moved``, outside the turn, before the batch is sent again."""
+    def send(self, table: TableClient, batch: Sequence[Step]) -> list[Mapping[str, Any]]:
+        """Commit ``batch`` with its events; its operations' results. A failure of one of
+        its operations is raised as ``StepFailed`` (its index in ``batch``)."""
         ...
 
 
@@ -162,9 +147,11 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
         if not eventful and (not batch or (feed is not None and feed.quiet_is_nothing)):
             return []
         try:
-            results = _attempt(table, batch, feed)
-        except TableTransactionError as error:
-            index: int = error.index
+            return _attempt(table, batch, feed)
+        except StepFailed as failure:
+            error = failure.__cause__
+            assert isinstance(error, TableTransactionError)
+            index = failure.index
             position, failed = pending[index] if 0 <= index < len(pending) else (-1, None)
             step_failed = StepFailed(position, error)
             if failed is None:
@@ -180,32 +167,19 @@ def submit(table: TableClient, steps: Sequence[Step], *, drop_missing_members: b
                 pending = [(at, step) for at, step in pending if step.member != gone]
                 continue
             raise step_failed from error
-        if results is not None:
-            return results
 
 
 def _attempt(table: TableClient, batch: Sequence[Step],
-             feed: FeedPart | None) -> list[Mapping[str, Any]] | None:
-    """One transaction of ``batch`` (with its feed steps, under the tenant's turn); its
-    results, or None when it lost the feed row to another process and is to be sent again."""
-    operations = [step.operation() for step in batch]
-    if feed is None:
-        return table.submit_transaction(operations)
-    with feed.turn():
-        tail = feed.steps()
-        if not batch and not tail:
-            return []  # events alone, and the feed already records them (a tenant state)
-        try:
-            results = table.submit_transaction([*operations, *(s.operation() for s in tail)])
-        except TableTransactionError as error:
-            if not tail or error.index < len(batch):
-                raise
-            feed.moved()
-        else:
-            feed.committed(results[len(batch):])
-            return results[:len(batch)]
-    feed.back_off()
-    return None
+             feed: FeedPart | None) -> list[Mapping[str, Any]]:
+    """One transaction of ``batch``; with ``feed``, in the tenant's next transaction with
+    its events (and other writes' batches, ``group_commit``). Its results; a failed
+    operation of ``batch`` raises ``StepFailed`` with its index in ``batch``."""
+    if feed is not None:
+        return feed.send(table, batch)
+    try:
+        return table.submit_transaction([step.operation() for step in batch])
+    except TableTransactionError as error:
+        raise StepFailed(error.index, error) from error
 
 
 def index_steps(partition: str, kind: str, resource_id: str,

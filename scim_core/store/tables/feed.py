@@ -9,7 +9,6 @@ import random
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -32,12 +31,12 @@ from scim_core.store.lifecycle import DELETED, DELETING, check_live
 from scim_core.store.tables import keys
 from scim_core.store.tables.batches import Step, if_match, row
 from scim_core.store.tables.entities import MAX_ENTITY_BYTES, entity_size, split_chunks
+from scim_core.store.tables.group_commit import Alone, Lanes
 from scim_reader.layout import EVENT_PREFIX as EVENT_PREFIX
 from scim_reader.layout import EVENTS_END as EVENTS_END
 from scim_reader.layout import FEED_ROW as FEED_ROW
 from scim_reader.layout import event_key as event_key
 
-TURN_STRIPES = 256
 _LOG = logging.getLogger(__name__)
 _BUSY = "The tenant's change feed is too busy; retry later."
 
@@ -195,22 +194,21 @@ class Head:
 class Feeds:
     """The feed rows of every tenant of a table, as this process last saw them: a write
     takes its positions from the cached head without reading it, and reads it only after
-    losing a race to another process. Within the process, a tenant's transactions take
-    turns (``turn``), so they never race each other for the feed row."""
+    losing a race to another process. Within the process, a tenant's transactions go one
+    at a time, several writes to a transaction (``lanes``, ``group_commit``), so they never
+    race each other for the feed row."""
 
     def __init__(self, table: TableClient, *, on_commit: OnCommit | None = None,
                  size: int = 20_000) -> None:
         self._table = table
         self._heads: Lru[str, Head] = Lru(size)
         self._lock = threading.Lock()
-        self._turns = tuple(threading.Lock() for _ in range(TURN_STRIPES))
         self.on_commit = on_commit
+        self.lanes: Lanes[FeedWrite] = Lanes(self._group_turn)
 
-    def turn(self, partition: str) -> threading.Lock:
-        """The lock a transaction of ``partition``'s feed holds from taking its positions
-        until its answer has moved the cached head (striped: bounded, never evicted)."""
-        return self._turns[zlib.crc32(partition.encode("utf-8", "surrogatepass"))
-                           % TURN_STRIPES]
+    def _group_turn(self, partition: str, writes: Sequence[FeedWrite]) -> FeedGroup:
+        """The feed's part in one transaction of ``writes``."""
+        return FeedGroup(self, partition, writes)
 
     def head(self, partition: str) -> Head:
         """The cached head, read on first use."""
@@ -345,8 +343,9 @@ class Feeds:
 
 class FeedWrite:
     """The events of one change's transactions: ``prepare`` builds a batch's event rows,
-    ``steps`` (under the turn) places them after the feed row's move, ``committed`` and
-    ``moved`` report how the batch went."""
+    ``send`` commits the batch in the partition's next transaction (``group_commit``); for
+    a transaction of this write alone, ``steps`` places the rows after the feed row's move,
+    ``committed`` and ``moved`` report how it went (``FeedGroup`` for several writes)."""
 
     def __init__(self, feeds: Feeds, partition: str, tenant: str,
                  events: Callable[[Sequence[Step]], list[EventDraft]], *,
@@ -380,7 +379,7 @@ class FeedWrite:
 
     def steps(self) -> list[Step]:
         """The feed row's move and the prepared event rows at the next positions (nothing
-        when the feed already records this write's tenant state); called holding ``turn``.
+        when the feed already records this write's tenant state); called by the lane's leader.
         A batch that emits no event still meets the feed row (merged with nothing, under
         If-Match), so that no write lands past a delete's mark. Raises ``TenantGone`` when
         the feed is marked deleting or deleted, or belongs to another epoch."""
@@ -434,23 +433,119 @@ class FeedWrite:
             self._tenant_state or head.tenant_state, head.epoch or (self._epoch or 0),
             counts), appended=bool(self._rows))
 
-    def turn(self) -> threading.Lock:
-        """Held around one batch: from ``steps`` to ``committed`` or ``moved``."""
-        return self._feeds.turn(self._partition)
-
     def moved(self) -> None:
-        """The batch failed on the feed row: another process took the positions. Read the
-        head again, for this and the next transaction of the tenant."""
+        """The batch failed on the feed row: another process took the positions. After
+        ``back_off``, read the head again, for this and the next transaction of the tenant
+        (the read comes last, so that the transaction goes out on a head just read)."""
+        self.lost()
+        self.back_off()
+        self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
+
+    def lost(self) -> None:
+        """Count a race lost on the feed row; ``StorageUnavailable`` once this write has
+        waited ``FEED_RACE.seconds`` for its positions."""
         self._attempts += 1
         if (self._attempts >= FEED_RACE.attempts
                 or time.monotonic() - self._began >= FEED_RACE.seconds):
             raise StorageUnavailable(_BUSY, retry_after=1)
-        self._feeds.read(self._partition, thorough=self._attempts > 2, replace=True)
+
+    @property
+    def attempts(self) -> int:
+        """How many races for the feed row this write has lost."""
+        return self._attempts
+
+    @property
+    def alone(self) -> bool:
+        """A write of a tenant state goes in a transaction of its own."""
+        return self._tenant_state is not None
+
+    @property
+    def event_count(self) -> int:
+        """How many event rows the prepared batch appends."""
+        return len(self._rows)
+
+    @property
+    def event_bytes(self) -> int:
+        """The size of those rows."""
+        return sum(entity_size(entity) for entity in self._rows)
+
+    def send(self, table: TableClient, batch: Sequence[Step]) -> list[Mapping[str, Any]]:
+        """``batch`` with this write's events, committed in the partition's next
+        transaction (``group_commit.Lanes.send``)."""
+        return self._feeds.lanes.send(table, self._partition, batch, self)
 
     def back_off(self) -> None:
-        """After ``moved``, outside the turn: a short random pause once races keep being
-        lost, so that processes racing for one tenant fall out of step."""
+        """In ``moved``, before the head is read again: a short random pause once races
+        keep being lost, so that processes racing for one tenant fall out of step."""
         longest = FEED_RACE.pause(self._attempts)
         if longest > 0:
             time.sleep(random.uniform(0, longest))
 
+
+
+class FeedGroup:
+    """The feed's part in one transaction of several writes of a partition: one move of
+    the feed row, then each write's events at the next positions in the writes' order.
+    One write: that write's own part (``FeedWrite.steps`` and the rest)."""
+
+    def __init__(self, feeds: Feeds, partition: str, writes: Sequence[FeedWrite]) -> None:
+        self._feeds = feeds
+        self._partition = partition
+        self._writes = list(writes)
+
+    def steps(self) -> list[Step]:
+        """The feed row's move and every write's event rows. Raises ``group_commit.Alone``
+        when the writes cannot share the feed row's move: a tenant state, no feed row yet,
+        or a write whose tenant is gone (each then learns its own fate alone)."""
+        if len(self._writes) == 1:
+            return self._writes[0].steps()
+        first = self._writes[0]
+        try:
+            head = first._live(self._feeds.head(self._partition))
+            for write in self._writes[1:]:
+                check_live(head.tenant_state, head.epoch, write._epoch)
+        except TenantGone:
+            raise Alone() from None
+        if head.etag is None or any(write.alone for write in self._writes):
+            raise Alone()
+        position, counts = head.position, head.counts
+        events: list[Step] = []
+        for write in self._writes:
+            write._head = replace(head, position=position, counts=counts)
+            events += [Step("create", placed_entity(entity, write._tenant, position + n))
+                       for n, entity in enumerate(write._rows, 1)]
+            position += len(write._rows)
+            if counts is not None and write._delta != (0, 0):
+                counts = counts.moved(write._delta)
+        moved: dict[str, Any] = {"position": position}
+        if counts is not head.counts:
+            moved.update(counts_properties(counts))
+        assert head.etag is not None
+        feed = Step("update", row(self._partition, FEED_ROW, **moved),
+                    {"mode": UpdateMode.MERGE, **if_match(head.etag)})
+        return [feed, *events]
+
+    def committed(self, results: Sequence[Mapping[str, Any]]) -> None:
+        """The transaction landed; ``results`` are its feed steps' results. Each write
+        records its part in queue order (``FeedWrite.committed`` from the head just
+        before its events), so the cached head ends at the transaction's."""
+        for write in self._writes:
+            write.committed(results)
+
+    def moved(self) -> dict[int, BaseException]:
+        """Another process took the positions: each write counts the race lost (those
+        that have waited too long give up), and the first (``FeedWrite.moved``: after its
+        pause) reads the head once again for all."""
+        gave_up: dict[int, BaseException] = {}
+        for at, write in enumerate(self._writes[1:], 1):
+            try:
+                write.lost()
+            except StorageUnavailable as error:
+                gave_up[at] = error
+        try:
+            self._writes[0].moved()
+        except StorageUnavailable as error:
+            gave_up[0] = error
+            if len(self._writes) > len(gave_up):
+                self._feeds.read(self._partition, replace=True)
+        return gave_up
