@@ -352,7 +352,8 @@ def test_latency_suite() -> None:
     assert costs["GET /Users/{id}"].storage >= costs["GET /Users/{id}"].rounds_rtt >= 1
     assert [(c.rtt_ms, c.workers, c.clients) for c in latency.creates] == [
         (2.0, 1, 1), (0.0, 1, 2), (2.0, 1, 2), (2.0, 2, 1), (2.0, 2, 2)]
-    assert all(c.created > 0 and c.errors == 0 and c.storage_per_create >= 1
+    # creates queued together share a transaction (group commit): below 1 per create is fine
+    assert all(c.created > 0 and c.errors == 0 and c.storage_per_create > 0
                for c in latency.creates)
     assert [(c.workers, c.requests, c.errors) for c in latency.cycles] == [
         (1, 20, 0), (2, 20, 0)]
