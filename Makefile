@@ -52,7 +52,7 @@ infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
 
 pytest: setup browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt
