@@ -203,11 +203,12 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     yield from _serve(tmp_path_factory, keyed=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keyed_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """Azurite in memory, finding entities by their RowKey index instead of scanning the
-    partition (scripts/azurite_keyed_lookups.js): stock Azurite makes every insert cost
-    O(rows in the partition), so only this one can hold a 100,000-member group in minutes."""
+    partition (scripts/azurite_keyed_lookups.js), for the whole session (each test has its
+    own table): stock Azurite makes every insert cost O(rows in the partition), so only this
+    one can hold a 100,000-member group in minutes."""
     yield from _serve(tmp_path_factory, keyed=True)
 
 
