@@ -43,6 +43,7 @@ __all__ = [
     "azurite",
     "fault_proxy",
     "keyed_azurite",
+    "keyed_fault_proxy",
     "keyed_table_harness",
     "queue_connection_string",
     "queue_endpoint",
@@ -424,6 +425,16 @@ class FaultProxy:
 def fault_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the session's Azurite."""
     proxy = FaultProxy(azurite.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def keyed_fault_proxy(keyed_azurite: Azurite) -> Iterator[FaultProxy]:
+    """``fault_proxy`` in front of ``keyed_azurite``."""
+    proxy = FaultProxy(keyed_azurite.port)
     try:
         yield proxy
     finally:
