@@ -36,7 +36,13 @@ run: setup
 	$(PY) scripts/local_run.py --port $(PORT)
 
 ## test: lint, type checks, import contracts, infra checks and the whole pytest suite
-test: setup .venv-infra/.installed lint typecheck imports infra-check pytest
+## (the four checks run beside pytest, each one's output printed as a block when it ends: on
+## 2 cores they fill the time pytest's workers spend waiting on Azurite and subprocesses)
+test: setup .venv-infra/.installed browser
+	@$(MAKE) --no-print-directory -j4 --output-sync=target lint typecheck imports infra-check & \
+	checks=$$!; $(MAKE) --no-print-directory pytest; tests=$$?; wait $$checks; checks=$$?; \
+	if [ $$checks -ne 0 ]; then echo "make test: a check failed (see above)" >&2; fi; \
+	[ $$tests -eq 0 ] && [ $$checks -eq 0 ]
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
@@ -52,7 +58,7 @@ infra-check: .venv-infra/.installed
 	.venv-infra/bin/python infra/check.py
 
 pytest: setup browser
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist load --maxschedchunk 1
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup
 
 $(VENV)/.bench-installed: $(VENV)/.installed requirements-bench.txt
 	$(PY) -m pip install -q --disable-pip-version-check -r requirements-bench.txt

@@ -95,8 +95,8 @@ def _location(entry: dict[str, Any], root: Path) -> str:
     return f"{path}{span}"
 
 
-def run_checkov(root: Path) -> CheckovResult:
-    """Run checkov's Bicep checks on root and collect what it reports."""
+def checkov_report(root: Path) -> list[Any]:
+    """Run checkov's Bicep checks on the files under root: its JSON report, one per framework."""
     command = [
         *_checkov_command(),
         *("--directory", str(root), "--framework", "bicep"),
@@ -111,29 +111,52 @@ def run_checkov(root: Path) -> CheckovResult:
         raise RuntimeError(
             f"checkov printed no JSON report (exit {proc.returncode}): {_tail(proc.stderr)}"
         ) from exc
-
-    result = CheckovResult()
+    if proc.returncode not in (0, 1):
+        raise RuntimeError(f"checkov failed (exit {proc.returncode}): {_tail(proc.stderr)}")
     # One framework gives a dict; a run that found nothing gives a bare summary dict.
-    reports = report if isinstance(report, list) else [report]
+    return report if isinstance(report, list) else [report]
+
+
+def _outside(path: object, root: Path) -> bool:
+    """True only for an absolute path that is not under root: an entry without one counts."""
+    if not isinstance(path, str) or not Path(path).is_absolute():
+        return False
+    return not Path(path).resolve().is_relative_to(root.resolve())
+
+
+def read_checkov(reports: list[Any], root: Path) -> CheckovResult:
+    """What checkov's report says about the files under root (a report over a folder holding
+    several roots, as the tests run it, has entries for each)."""
+    result = CheckovResult()
     for rep in reports:
         results = rep.get("results")
         if results is None:
             continue
-        result.passed += len(results.get("passed_checks", []))
+        passed = results.get("passed_checks", [])
+        result.passed += sum(not _outside(entry.get("file_abs_path"), root) for entry in passed)
         for entry in results.get("failed_checks", []):
+            if _outside(entry.get("file_abs_path"), root):
+                continue
             where = f"{entry['check_id']} {entry['resource']} ({_location(entry, root)})"
             result.failed.append(f"{where}: {entry['check_name']}")
         for entry in results.get("skipped_checks", []):
+            if _outside(entry.get("file_abs_path"), root):
+                continue
             result.skipped += 1
             reason = str(entry.get("check_result", {}).get("suppress_comment") or "").strip()
             if reason.lower() in NO_REASON:
                 result.unexplained_skips.append(
                     f"{entry['check_id']} {entry['resource']} ({_location(entry, root)})"
                 )
-        result.parsing_errors.extend(str(p) for p in results.get("parsing_errors", []))
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(f"checkov failed (exit {proc.returncode}): {_tail(proc.stderr)}")
+        result.parsing_errors.extend(
+            str(p) for p in results.get("parsing_errors", []) if not _outside(p, root)
+        )
     return result
+
+
+def run_checkov(root: Path) -> CheckovResult:
+    """Run checkov's Bicep checks on root and collect what it reports."""
+    return read_checkov(checkov_report(root), root)
 
 
 def main(argv: list[str] | None = None) -> int:

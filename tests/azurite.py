@@ -43,6 +43,7 @@ __all__ = [
     "azurite",
     "fault_proxy",
     "keyed_azurite",
+    "keyed_fault_proxy",
     "keyed_table_harness",
     "queue_connection_string",
     "queue_endpoint",
@@ -203,11 +204,12 @@ def azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     yield from _serve(tmp_path_factory, keyed=False)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keyed_azurite(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Azurite]:
     """Azurite in memory, finding entities by their RowKey index instead of scanning the
-    partition (scripts/azurite_keyed_lookups.js): stock Azurite makes every insert cost
-    O(rows in the partition), so only this one can hold a 100,000-member group in minutes."""
+    partition (scripts/azurite_keyed_lookups.js), for the whole session (each test has its
+    own table): stock Azurite makes every insert cost O(rows in the partition), so only this
+    one can hold a 100,000-member group in minutes."""
     yield from _serve(tmp_path_factory, keyed=True)
 
 
@@ -423,6 +425,16 @@ class FaultProxy:
 def fault_proxy(azurite: Azurite) -> Iterator[FaultProxy]:
     """A fault-injecting proxy in front of the session's Azurite."""
     proxy = FaultProxy(azurite.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+@pytest.fixture
+def keyed_fault_proxy(keyed_azurite: Azurite) -> Iterator[FaultProxy]:
+    """``fault_proxy`` in front of ``keyed_azurite``."""
+    proxy = FaultProxy(keyed_azurite.port)
     try:
         yield proxy
     finally:

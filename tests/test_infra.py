@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-pytestmark = pytest.mark.timeout(300)
+# One worker (``--dist loadgroup``) runs them all, so the gate runs once for the session; the
+# first test waits for all of its cases.
+pytestmark = [pytest.mark.timeout(600), pytest.mark.xdist_group("infra")]
 
 REPO = Path(__file__).resolve().parents[1]
 INFRA = REPO / "infra"
@@ -58,20 +63,6 @@ ROLE_IDS = {
 }
 
 
-def run_gate(root: Path, checks: str | None = None) -> subprocess.CompletedProcess[str]:
-    command = [str(INFRA_PYTHON), str(INFRA / "check.py"), "--root", str(root)]
-    if checks is not None:
-        command += ["--checks", checks]
-    return subprocess.run(command, capture_output=True, text=True, timeout=280, check=False)
-
-
-@pytest.fixture
-def infra_copy(tmp_path: Path) -> Path:
-    copy = tmp_path / "infra"
-    shutil.copytree(INFRA, copy, ignore=shutil.ignore_patterns("__pycache__"))
-    return copy
-
-
 def replace_once(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert text.count(old) == 1, f"{old!r} should occur once in {path.name}"
@@ -93,66 +84,24 @@ def has(text: str, line: str) -> bool:
     return re.search(rf"^\s*{re.escape(line)}\s*$", text, re.MULTILINE) is not None
 
 
-# --- the gate itself ---------------------------------------------------------------------------
+# --- the gate's runs -----------------------------------------------------------------------------
+
+Edit = Callable[[Path], None]
 
 
-@needs_infra_venv
-def test_real_infra_passes_the_gate() -> None:
-    """The templates in infra/ parse and checkov reports no failed check and no parsing error."""
-    proc = run_gate(INFRA)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    summary = (
-        r"^infra: \d+ bicep files parsed, schema: \d+ resources, \d+ properties and \d+ reads "
-        r"checked, 0 problems, flex: 0 deprecated settings, checkov: \d+ passed, 0 failed, "
-        r"\d+ skipped$"
-    )
-    assert re.search(summary, proc.stdout, re.MULTILINE), proc.stdout
-    sources = re.search(r"^infra: REST definitions from (.+)$", proc.stdout, re.MULTILINE)
-    assert sources is not None, proc.stdout
-    for package in REST_SOURCES:
-        assert package in sources.group(1), (package, sources.group(1))
+def module_path(root: Path, module: str) -> Path:
+    return root / module if module == "main.bicep" else root / "modules" / module
 
 
-@needs_infra_venv
-def test_syntax_error_fails_and_names_the_file(infra_copy: Path) -> None:
-    """A .bicep file that does not parse fails the gate, and the output names that file."""
-    replace_once(infra_copy / "modules" / "keyvault.bicep", "output uri string", "output uri = {{")
-    proc = run_gate(infra_copy)
-    assert proc.returncode == 1
-    assert re.search(r"^PARSE ERROR .*keyvault\.bicep", proc.stdout, re.MULTILINE), proc.stdout
+def replacing(module: str, old: str, new: str) -> Edit:
+    """The edit that replaces the one occurrence of old in module with new."""
+    return lambda root: replace_once(module_path(root, module), old, new)
 
 
-@needs_infra_venv
-@pytest.mark.parametrize(
-    ("module", "secure", "insecure", "check_id"),
-    [
-        ("functionapp.bicep", "minTlsVersion: '1.2'", "minTlsVersion: '1.0'", "CKV_AZURE_15"),
-        ("functionapp.bicep", "httpsOnly: true", "httpsOnly: false", "CKV_AZURE_70"),
-        ("keyvault.bicep", "PurgeProtection: true", "PurgeProtection: false", "CKV_AZURE_110"),
-    ],
-)
-def test_insecure_setting_fails_checkov(
-    infra_copy: Path, module: str, secure: str, insecure: str, check_id: str
-) -> None:
-    """Weakening a security setting makes checkov report a failed check and the gate exit 1."""
-    replace_once(infra_copy / "modules" / module, secure, insecure)
-    proc = run_gate(infra_copy)
-    assert proc.returncode == 1
-    failed = rf"^FAILED {check_id} .*{re.escape(module)}"
-    assert re.search(failed, proc.stdout, re.MULTILINE), proc.stdout
-
-
-@needs_infra_venv
-def test_skip_without_reason_fails(infra_copy: Path) -> None:
-    """An inline checkov skip that gives no reason fails the gate."""
-    path = infra_copy / "modules" / "tenant-url-secret.bicep"
+def skip_without_reason(root: Path) -> None:
+    path = root / "modules" / "tenant-url-secret.bicep"
     path.write_text(re.sub(r"(// checkov:skip=CKV_AZURE_41):.*", r"\1", path.read_text()))
-    proc = run_gate(infra_copy)
-    assert proc.returncode == 1
-    assert "SKIP WITHOUT REASON CKV_AZURE_41" in proc.stdout, proc.stdout
 
-
-# --- the Flex Consumption check ----------------------------------------------------------------
 
 FLEX_DOC = (
     "https://learn.microsoft.com/azure/azure-functions/functions-app-settings"
@@ -167,15 +116,274 @@ def app_setting(name: str) -> str:
     return setting + APP_SETTINGS_ANCHOR
 
 
-@needs_infra_venv
-def test_ftps_state_fails_the_whole_gate(infra_copy: Path) -> None:
-    """Putting siteConfig.ftpsState back fails `make infra-check`, which checkov alone did not."""
-    replace_once(
-        infra_copy / "modules" / "functionapp.bicep",
+INSECURE_SETTINGS = [
+    ("functionapp.bicep", "minTlsVersion: '1.2'", "minTlsVersion: '1.0'", "CKV_AZURE_15"),
+    ("functionapp.bicep", "httpsOnly: true", "httpsOnly: false", "CKV_AZURE_70"),
+    ("keyvault.bicep", "PurgeProtection: true", "PurgeProtection: false", "CKV_AZURE_110"),
+]
+FLEX_DEPRECATED = [
+    (
+        "http20Enabled: true",
+        "http20Enabled: true\n      linuxFxVersion: 'Python|3.11'",
+        "properties.siteConfig.linuxFxVersion",
+        "linuxFxVersion",
+    ),
+    (
+        "httpsOnly: true",
+        "httpsOnly: true\n    vnetRouteAllEnabled: false",
+        "properties.vnetRouteAllEnabled",
+        "vnetRouteAllEnabled",
+    ),
+    (
+        APP_SETTINGS_ANCHOR,
+        app_setting("FUNCTIONS_WORKER_RUNTIME"),
+        "properties.siteConfig.appSettings[name=FUNCTIONS_WORKER_RUNTIME]",
+        "FUNCTIONS_WORKER_RUNTIME",
+    ),
+    (
+        APP_SETTINGS_ANCHOR,
+        app_setting("website_run_from_package"),
+        "properties.siteConfig.appSettings[name=website_run_from_package]",
+        "WEBSITE_RUN_FROM_PACKAGE",
+    ),
+    (
+        "output name string = site.name",
+        "resource settings 'Microsoft.Web/sites/config@2024-11-01' = {\n  parent: site\n"
+        "  name: 'appsettings'\n  properties: {\n    WEBSITE_CONTENTSHARE: 'x'\n  }\n}\n\n"
+        "output name string = site.name",
+        "properties.WEBSITE_CONTENTSHARE",
+        "WEBSITE_CONTENTSHARE",
+    ),
+]
+SCHEMA_ERRORS = [
+    (  # a misspelt property
+        "functionapp.bicep",
+        "httpsOnly: true",
+        "httpOnly: true",
+        r"site .*: properties\.httpOnly: no such property in Site at 2024-11-01 "
+        r"\(azure-mgmt-web 9\.0\.0\); did you mean 'httpsOnly'\?",
+    ),
+    (  # a property of a newer API version than the resource declares
+        "functionapp.bicep",
+        "'Microsoft.Web/sites@2024-11-01'",
+        "'Microsoft.Web/sites@2022-09-01'",
+        r"site \(Microsoft\.Web/sites@2022-09-01\): properties\.functionAppConfig: "
+        r"no such property in Site at 2022-09-01",
+    ),
+    (  # a misspelt property inside a variable that the body refers to
+        "functionapp.bicep",
+        "ipAddress: 'AzureActiveDirectory'",
+        "ipAdress: 'AzureActiveDirectory'",
+        r"properties\.siteConfig\.ipSecurityRestrictions\[\]\.ipAdress: no such property "
+        r"in IpSecurityRestriction",
+    ),
+    (  # the right name in the wrong case
+        "functionapp.bicep",
+        "instanceMemoryMB: instanceMemoryMB",
+        "instanceMemoryMb: instanceMemoryMB",
+        r"scaleAndConcurrency\.instanceMemoryMb: the REST name is 'instanceMemoryMB'",
+    ),
+    (  # a read-only property written
+        "functionapp.bicep",
+        "httpsOnly: true",
+        "httpsOnly: true\n    defaultHostName: 'x'",
+        r"properties\.defaultHostName: read-only in Site",
+    ),
+    (  # a misspelt resource type
+        "functionapp.bicep",
+        "'Microsoft.Web/serverfarms@2024-11-01'",
+        "'Microsoft.Web/serverfarm@2024-11-01'",
+        r"resource type Microsoft\.Web/serverfarm does not exist at 2024-11-01 .*"
+        r"did you mean Microsoft\.Web/serverfarms\?",
+    ),
+    (  # an API version the REST definitions do not carry
+        "storage.bicep",
+        "'Microsoft.Storage/storageAccounts@2024-01-01' =",
+        "'Microsoft.Storage/storageAccounts@2019-06-01' =",
+        r"API version 2019-06-01 of Microsoft\.Storage is not in the installed REST "
+        r"definitions \(azure-mgmt-storage 23\.0\.0: 2024-01-01\)",
+    ),
+    (  # a read of a property the resource does not have
+        "functionapp.bicep",
+        "site.properties.defaultHostName",
+        "site.properties.defaultHostNam",
+        r"site\.properties\.defaultHostNam: not in the response \(Site\)",
+    ),
+    (  # location is allowed on the credentials policies only, not everywhere
+        "tenant-url-secret.bicep",
+        "name: 'scim-tenant-url'",
+        "name: 'scim-tenant-url'\n  location: 'westeurope'",
+        r"location: no such property in SecretCreateOrUpdateParameters",
+    ),
+    (  # a misspelt module parameter
+        "main.bicep",
+        "    tokenSecretName: tokenSecretName\n  }",
+        "    tokenSecretNam: tokenSecretName\n  }",
+        r"module functionApp: params\.tokenSecretNam: modules/functionapp\.bicep declares no "
+        r"such parameter \(did you mean 'tokenSecretName'\?\)",
+    ),
+    (  # a module output that does not exist
+        "main.bicep",
+        "storage.outputs.tableEndpoint",
+        "storage.outputs.tableEndpont",
+        r"module storage: storage\.outputs\.tableEndpont: modules/storage\.bicep has no "
+        r"output 'tableEndpont'",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class Case:
+    """One run of the gate over a copy of infra/ with at most one edit; checks=None runs all."""
+
+    edit: Edit | None = None
+    checks: str | None = None
+
+
+CASES: dict[str, Case] = {
+    "real": Case(),
+    "real schema,flex": Case(checks="schema,flex"),
+    "syntax error": Case(replacing("keyvault.bicep", "output uri string", "output uri = {{")),
+    "skip without reason": Case(skip_without_reason),
+    "ftpsState": Case(replacing(
+        "functionapp.bicep",
         "http20Enabled: true",
         "http20Enabled: true\n      ftpsState: 'Disabled'",
+    )),
+    **{f"insecure {check_id}": Case(replacing(module, secure, insecure))
+       for module, secure, insecure, check_id in INSECURE_SETTINGS},
+    **{f"flex {name}": Case(replacing("functionapp.bicep", old, new), checks="flex")
+       for old, new, _path, name in FLEX_DEPRECATED},
+    **{f"schema {expected}": Case(replacing(module, old, new), checks="schema")
+       for module, old, new, expected in SCHEMA_ERRORS},
+}
+
+# Runs in the infra venv: checkov once over the folder holding the copies that run it (its
+# start-up is most of a run's cost), then the gate's main() on each copy, reading that copy's
+# share of the report (check.read_checkov keeps the entries under the root it is given). The
+# runs share one pycep parser and the REST definitions read from the SDKs (read-only caches;
+# each run still lists the definitions it used), which separate processes would build anew.
+GATE_RUNS = """
+import contextlib, io, json, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import check, pycep, schemacheck
+parser, definitions = pycep.BicepParser(), {}
+pycep.BicepParser = lambda: parser
+
+class SharedSources(schemacheck.Sources):
+    def __init__(self):
+        super().__init__()
+        self._cache = definitions
+
+    def source(self, distribution, version):
+        known = (distribution, version) in self._cache
+        found = super().source(distribution, version)
+        if known and found is not None:
+            self.read.append(f"{found.package} ({found.version})")
+        return found
+
+schemacheck.Sources = SharedSources
+cases = json.loads(sys.argv[3])
+report = check.checkov_report(Path(sys.argv[2]))
+check.run_checkov = lambda root: check.read_checkov(report, root)
+runs = {}
+for name, case in cases.items():
+    argv = ["--root", case["root"]]
+    argv += [] if case["checks"] is None else ["--checks", case["checks"]]
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = check.main(argv)
+    runs[name] = {"returncode": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
+print(json.dumps(runs))
+"""
+
+
+@dataclass(frozen=True)
+class GateRun:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@pytest.fixture(scope="session")
+def gate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, GateRun]]:
+    """The gate's exit status and output on each of CASES, run once for the session."""
+    folder = tmp_path_factory.mktemp("infra-cases")
+    roots = {}
+    for index, (name, case) in enumerate(CASES.items()):
+        runs_checkov = case.checks is None or "checkov" in case.checks
+        root = roots[name] = folder / ("checkov" if runs_checkov else "other") / f"case{index}"
+        shutil.copytree(INFRA, root, ignore=shutil.ignore_patterns("__pycache__"))
+        if case.edit is not None:
+            case.edit(root)
+    cases = {name: {"root": str(roots[name]), "checks": case.checks}
+             for name, case in CASES.items()}
+    proc = subprocess.run(
+        [str(INFRA_PYTHON), "-c", GATE_RUNS, str(INFRA), str(folder / "checkov"),
+         json.dumps(cases)],
+        capture_output=True, text=True, timeout=580, check=False,
     )
-    proc = run_gate(infra_copy)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    yield {name: GateRun(**run) for name, run in json.loads(proc.stdout).items()}
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+# --- the gate itself ---------------------------------------------------------------------------
+
+
+@needs_infra_venv
+def test_real_infra_passes_the_gate(gate: dict[str, GateRun]) -> None:
+    """The templates in infra/ parse and checkov reports no failed check and no parsing error."""
+    proc = gate["real"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = (
+        r"^infra: \d+ bicep files parsed, schema: \d+ resources, \d+ properties and \d+ reads "
+        r"checked, 0 problems, flex: 0 deprecated settings, checkov: \d+ passed, 0 failed, "
+        r"\d+ skipped$"
+    )
+    assert re.search(summary, proc.stdout, re.MULTILINE), proc.stdout
+    sources = re.search(r"^infra: REST definitions from (.+)$", proc.stdout, re.MULTILINE)
+    assert sources is not None, proc.stdout
+    for package in REST_SOURCES:
+        assert package in sources.group(1), (package, sources.group(1))
+
+
+@needs_infra_venv
+def test_syntax_error_fails_and_names_the_file(gate: dict[str, GateRun]) -> None:
+    """A .bicep file that does not parse fails the gate, and the output names that file."""
+    proc = gate["syntax error"]
+    assert proc.returncode == 1
+    assert re.search(r"^PARSE ERROR .*keyvault\.bicep", proc.stdout, re.MULTILINE), proc.stdout
+
+
+@needs_infra_venv
+@pytest.mark.parametrize(("module", "secure", "insecure", "check_id"), INSECURE_SETTINGS)
+def test_insecure_setting_fails_checkov(
+    gate: dict[str, GateRun], module: str, secure: str, insecure: str, check_id: str
+) -> None:
+    """Weakening a security setting makes checkov report a failed check and the gate exit 1."""
+    proc = gate[f"insecure {check_id}"]
+    assert proc.returncode == 1
+    failed = rf"^FAILED {check_id} .*{re.escape(module)}"
+    assert re.search(failed, proc.stdout, re.MULTILINE), proc.stdout
+
+
+@needs_infra_venv
+def test_skip_without_reason_fails(gate: dict[str, GateRun]) -> None:
+    """An inline checkov skip that gives no reason fails the gate."""
+    proc = gate["skip without reason"]
+    assert proc.returncode == 1
+    assert "SKIP WITHOUT REASON CKV_AZURE_41" in proc.stdout, proc.stdout
+
+
+# --- the Flex Consumption check ----------------------------------------------------------------
+
+
+@needs_infra_venv
+def test_ftps_state_fails_the_whole_gate(gate: dict[str, GateRun]) -> None:
+    """Putting siteConfig.ftpsState back fails `make infra-check`, which checkov alone did not."""
+    proc = gate["ftpsState"]
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = r"^FLEX modules/functionapp\.bicep: site .*properties\.siteConfig\.ftpsState: ftpsState "
     assert re.search(line + r"is deprecated", proc.stdout, re.MULTILINE), proc.stdout
@@ -184,49 +392,12 @@ def test_ftps_state_fails_the_whole_gate(infra_copy: Path) -> None:
 
 
 @needs_infra_venv
-@pytest.mark.parametrize(
-    ("old", "new", "path", "name"),
-    [
-        (
-            "http20Enabled: true",
-            "http20Enabled: true\n      linuxFxVersion: 'Python|3.11'",
-            "properties.siteConfig.linuxFxVersion",
-            "linuxFxVersion",
-        ),
-        (
-            "httpsOnly: true",
-            "httpsOnly: true\n    vnetRouteAllEnabled: false",
-            "properties.vnetRouteAllEnabled",
-            "vnetRouteAllEnabled",
-        ),
-        (
-            APP_SETTINGS_ANCHOR,
-            app_setting("FUNCTIONS_WORKER_RUNTIME"),
-            "properties.siteConfig.appSettings[name=FUNCTIONS_WORKER_RUNTIME]",
-            "FUNCTIONS_WORKER_RUNTIME",
-        ),
-        (
-            APP_SETTINGS_ANCHOR,
-            app_setting("website_run_from_package"),
-            "properties.siteConfig.appSettings[name=website_run_from_package]",
-            "WEBSITE_RUN_FROM_PACKAGE",
-        ),
-        (
-            "output name string = site.name",
-            "resource settings 'Microsoft.Web/sites/config@2024-11-01' = {\n  parent: site\n"
-            "  name: 'appsettings'\n  properties: {\n    WEBSITE_CONTENTSHARE: 'x'\n  }\n}\n\n"
-            "output name string = site.name",
-            "properties.WEBSITE_CONTENTSHARE",
-            "WEBSITE_CONTENTSHARE",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("old", "new", "path", "name"), FLEX_DEPRECATED)
 def test_flex_deprecated_setting_fails(
-    infra_copy: Path, old: str, new: str, path: str, name: str
+    gate: dict[str, GateRun], old: str, new: str, path: str, name: str
 ) -> None:
     """A site property or app setting on Microsoft's Flex deprecation list fails, citing it."""
-    replace_once(infra_copy / "modules" / "functionapp.bicep", old, new)
-    proc = run_gate(infra_copy, checks="flex")
+    proc = gate[f"flex {name}"]
     assert proc.returncode == 1, proc.stdout + proc.stderr
     line = rf"^FLEX modules/functionapp\.bicep: \w+ .*: {re.escape(path)}: {name} is deprecated"
     assert re.search(line, proc.stdout, re.MULTILINE), proc.stdout
@@ -265,99 +436,21 @@ def test_flex_check_lists_the_deprecations_the_issue_names() -> None:
 
 
 @needs_infra_venv
-@pytest.mark.parametrize(
-    ("module", "old", "new", "expected"),
-    [
-        (  # a misspelt property
-            "functionapp.bicep",
-            "httpsOnly: true",
-            "httpOnly: true",
-            r"site .*: properties\.httpOnly: no such property in Site at 2024-11-01 "
-            r"\(azure-mgmt-web 9\.0\.0\); did you mean 'httpsOnly'\?",
-        ),
-        (  # a property of a newer API version than the resource declares
-            "functionapp.bicep",
-            "'Microsoft.Web/sites@2024-11-01'",
-            "'Microsoft.Web/sites@2022-09-01'",
-            r"site \(Microsoft\.Web/sites@2022-09-01\): properties\.functionAppConfig: "
-            r"no such property in Site at 2022-09-01",
-        ),
-        (  # a misspelt property inside a variable that the body refers to
-            "functionapp.bicep",
-            "ipAddress: 'AzureActiveDirectory'",
-            "ipAdress: 'AzureActiveDirectory'",
-            r"properties\.siteConfig\.ipSecurityRestrictions\[\]\.ipAdress: no such property "
-            r"in IpSecurityRestriction",
-        ),
-        (  # the right name in the wrong case
-            "functionapp.bicep",
-            "instanceMemoryMB: instanceMemoryMB",
-            "instanceMemoryMb: instanceMemoryMB",
-            r"scaleAndConcurrency\.instanceMemoryMb: the REST name is 'instanceMemoryMB'",
-        ),
-        (  # a read-only property written
-            "functionapp.bicep",
-            "httpsOnly: true",
-            "httpsOnly: true\n    defaultHostName: 'x'",
-            r"properties\.defaultHostName: read-only in Site",
-        ),
-        (  # a misspelt resource type
-            "functionapp.bicep",
-            "'Microsoft.Web/serverfarms@2024-11-01'",
-            "'Microsoft.Web/serverfarm@2024-11-01'",
-            r"resource type Microsoft\.Web/serverfarm does not exist at 2024-11-01 .*"
-            r"did you mean Microsoft\.Web/serverfarms\?",
-        ),
-        (  # an API version the REST definitions do not carry
-            "storage.bicep",
-            "'Microsoft.Storage/storageAccounts@2024-01-01' =",
-            "'Microsoft.Storage/storageAccounts@2019-06-01' =",
-            r"API version 2019-06-01 of Microsoft\.Storage is not in the installed REST "
-            r"definitions \(azure-mgmt-storage 23\.0\.0: 2024-01-01\)",
-        ),
-        (  # a read of a property the resource does not have
-            "functionapp.bicep",
-            "site.properties.defaultHostName",
-            "site.properties.defaultHostNam",
-            r"site\.properties\.defaultHostNam: not in the response \(Site\)",
-        ),
-        (  # location is allowed on the credentials policies only, not everywhere
-            "tenant-url-secret.bicep",
-            "name: 'scim-tenant-url'",
-            "name: 'scim-tenant-url'\n  location: 'westeurope'",
-            r"location: no such property in SecretCreateOrUpdateParameters",
-        ),
-        (  # a misspelt module parameter
-            "main.bicep",
-            "    tokenSecretName: tokenSecretName\n  }",
-            "    tokenSecretNam: tokenSecretName\n  }",
-            r"module functionApp: params\.tokenSecretNam: modules/functionapp\.bicep declares no "
-            r"such parameter \(did you mean 'tokenSecretName'\?\)",
-        ),
-        (  # a module output that does not exist
-            "main.bicep",
-            "storage.outputs.tableEndpoint",
-            "storage.outputs.tableEndpont",
-            r"module storage: storage\.outputs\.tableEndpont: modules/storage\.bicep has no "
-            r"output 'tableEndpont'",
-        ),
-    ],
-)
+@pytest.mark.parametrize(("module", "old", "new", "expected"), SCHEMA_ERRORS)
 def test_schema_check_fails_on_what_azure_would_refuse(
-    infra_copy: Path, module: str, old: str, new: str, expected: str
+    gate: dict[str, GateRun], module: str, old: str, new: str, expected: str
 ) -> None:
     """A type, version, property path or read that Azure's REST definitions lack fails the gate."""
-    path = infra_copy / module if module == "main.bicep" else infra_copy / "modules" / module
-    replace_once(path, old, new)
-    proc = run_gate(infra_copy, checks="schema")
+    proc = gate[f"schema {expected}"]
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert re.search(rf"^SCHEMA .*{expected}", proc.stdout, re.MULTILINE), proc.stdout
 
 
 @needs_infra_venv
-def test_schema_check_passes_on_the_real_templates_without_checkov() -> None:
+def test_schema_check_passes_on_the_real_templates_without_checkov(
+        gate: dict[str, GateRun]) -> None:
     """The schema and Flex checks alone pass on infra/, reading each provider's pinned SDK."""
-    proc = run_gate(INFRA, checks="schema,flex")
+    proc = gate["real schema,flex"]
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "0 problems, flex: 0 deprecated settings" in proc.stdout
     assert "checkov" not in proc.stdout
@@ -559,8 +652,10 @@ SCIM_TABLE = "Microsoft.Storage/storageAccounts/tableServices/tables"
 EVENTS_QUEUE = "Microsoft.Storage/storageAccounts/queueServices/queues"
 
 
+@functools.cache
 def parsed_templates(root: Path = INFRA) -> dict[str, Any]:
-    """Every template under root as the gate's parser (pycep) reads it."""
+    """Every template under root as the gate's parser (pycep) reads it (once per process: the
+    tests only read it)."""
     proc = subprocess.run([str(INFRA_PYTHON), "-c", PARSED_SCOPES, str(root)],
                           capture_output=True, text=True, timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
