@@ -17,6 +17,7 @@ long (docs/architecture.md, "Retries").
 
 from __future__ import annotations
 
+import itertools
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -25,12 +26,12 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Retry:
-    """At most ``attempts`` tries within ``seconds`` of the first; before try n (after the
-    ``immediate`` ones), a pause drawn uniformly from [0, min(``cap``, ``base`` * 2**k)],
-    k counting from 0 (full jitter, so racing processes fall out of step; ``base`` 0: no
-    pause)."""
+    """At most ``attempts`` tries (None: no count) within ``seconds`` of the first; before
+    try n (after the ``immediate`` ones), a pause drawn uniformly from [0, min(``cap``,
+    ``base`` * 2**k)], k counting from 0 (full jitter, so racing processes fall out of step;
+    ``base`` 0: no pause)."""
 
-    attempts: int
+    attempts: int | None
     seconds: float
     base: float = 0.0
     cap: float = 0.0
@@ -43,16 +44,29 @@ class Retry:
             return 0.0
         return min(self.cap, self.base * 2.0 ** (attempt - self.immediate - 1))
 
+    @property
+    def retries(self) -> int:
+        """The retries after the first try, for a client that takes a count (the SDK's)."""
+        if self.attempts is None:
+            raise ValueError("this policy is bounded in time only")
+        return self.attempts - 1
+
+    def spent(self, attempt: int, elapsed: float) -> bool:
+        """Whether try ``attempt`` (0 is the first), ``elapsed`` seconds after the first,
+        is past the bound: ``attempts`` tries made, or ``seconds`` gone."""
+        return ((self.attempts is not None and attempt >= self.attempts)
+                or (attempt > 0 and elapsed >= self.seconds))
+
     def tries(self, *, clock: Callable[[], float] = time.monotonic,
               sleep: Callable[[float], None] = time.sleep,
               jitter: Callable[[float, float], float] = random.uniform) -> Iterator[int]:
         """The try numbers 0, 1, ...: at most ``attempts`` of them, none starting once
         ``seconds`` have passed since the first, each after its jittered pause."""
         began = clock()
-        for attempt in range(self.attempts):
+        for attempt in itertools.count():
+            if self.spent(attempt, clock() - began if attempt else 0.0):
+                return
             if attempt:
-                if clock() - began >= self.seconds:
-                    return
                 longest = self.pause(attempt)
                 if longest > 0:
                     sleep(jitter(0.0, longest))
@@ -69,7 +83,7 @@ STORE_RACE = Retry(attempts=5, seconds=5.0)
 """The table store: an index swap or a count over rows that moved while it wrote."""
 DELETE_RACE = Retry(attempts=20, seconds=10.0, base=0.002, cap=0.05)
 """The table store: a delete's final batch (a busy group's member edits move its etag)."""
-FEED_RACE = Retry(attempts=1_000_000, seconds=10.0, base=0.002, cap=0.05, immediate=3)
+FEED_RACE = Retry(attempts=None, seconds=10.0, base=0.002, cap=0.05, immediate=3)
 """The change feed: positions taken by another process's transaction. Bounded in time only
 (no count of lost races makes a write give up while storage answers): each loss costs one
 read of the feed row and one resubmission, of the process's whole group commit

@@ -66,7 +66,7 @@ def test_pauses_grow_with_full_jitter_up_to_the_cap() -> None:
 def test_the_sdk_retries_transport_failures_as_the_policy_says() -> None:
     """The table client's retry options are the TRANSPORT policy's: its tries, back-off and
     bound in time."""
-    assert PRODUCTION_CLIENT_OPTIONS["retry_total"] == retry.TRANSPORT.attempts - 1
+    assert PRODUCTION_CLIENT_OPTIONS["retry_total"] == retry.TRANSPORT.retries
     assert PRODUCTION_CLIENT_OPTIONS["retry_backoff_factor"] == retry.TRANSPORT.base
     assert PRODUCTION_CLIENT_OPTIONS["retry_backoff_max"] == retry.TRANSPORT.cap
     assert PRODUCTION_CLIENT_OPTIONS["timeout"] == retry.TRANSPORT.seconds

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 MAX_IN_REQUEST_WAIT = MAX_TRANSPORT_WAIT
 
 PRODUCTION_CLIENT_OPTIONS: dict[str, Any] = {
-    "retry_total": TRANSPORT.attempts - 1,
+    "retry_total": TRANSPORT.retries,
     "retry_connect": 2,
     "retry_read": 1,
     "retry_status": 1,

@@ -445,14 +445,8 @@ class FeedWrite:
         """Count a race lost on the feed row; ``StorageUnavailable`` once this write has
         waited ``FEED_RACE.seconds`` for its positions."""
         self._attempts += 1
-        if (self._attempts >= FEED_RACE.attempts
-                or time.monotonic() - self._began >= FEED_RACE.seconds):
+        if FEED_RACE.spent(self._attempts, time.monotonic() - self._began):
             raise StorageUnavailable(_BUSY, retry_after=1)
-
-    @property
-    def attempts(self) -> int:
-        """How many races for the feed row this write has lost."""
-        return self._attempts
 
     @property
     def alone(self) -> bool:
