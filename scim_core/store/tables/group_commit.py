@@ -220,18 +220,22 @@ class Lanes(Generic[W]):
         if 0 <= index < own and (single or error.status_code in _OWN_FAILURES):
             for ticket in group:
                 if index < len(ticket.steps):
-                    failed = StepFailed(index, error)
-                    failed.__cause__ = error
-                    ticket.finish(error=failed)
+                    ticket.finish(error=_step_failed(index, error))
                     return
                 index -= len(ticket.steps)
         if single:
-            failed = StepFailed(index, error)
-            failed.__cause__ = error
-            group[0].finish(error=failed)
+            group[0].finish(error=_step_failed(index, error))
             return
         for ticket in group:
             ticket.alone = True
+
+
+def _step_failed(index: int, error: TableTransactionError) -> StepFailed:
+    """The failure of operation ``index`` of one write's batch, caused by ``error`` (as
+    ``raise StepFailed(...) from error`` would leave it)."""
+    failed = StepFailed(index, error)
+    failed.__cause__ = error
+    return failed
 
 
 def _fail_all(group: Sequence[_Ticket[Any]], error: BaseException) -> None:
