@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
 from azure.data.tables import TableClient
 from azure.data.tables._serialize import _add_entity_properties
 
+from scim_core.activity import tables
 from scim_core.activity.rows import ActivityStoreError
 from scim_core.activity.table_batch import Unencodable, entity_json, failed_status
-from scim_core.activity.tables import TableActivityRows
+from scim_core.activity.tables import TableActivityRows, _lean_route
 from tests.azurite import FAST_CLIENT_OPTIONS, Azurite, RequestLog, unique_table_name
 
 PARTITION = "ten'ant|e20261208"
@@ -126,3 +128,31 @@ def test_the_failed_status_is_the_answers_or_its_first_failed_parts() -> None:
     assert failed_status(202, ok) is None
     assert failed_status(202, ok.replace(b"201 Created", b"409 Conflict")) == 409
     assert failed_status(404, b"") == 404
+
+
+def test_the_lean_route_is_found_only_where_the_sdk_has_its_parts(
+        table: tuple[TableClient, RequestLog]) -> None:
+    """A TableClient of this SDK gives its account URL and pipeline; an object without
+    ``_primary_hostname`` or ``_client.send_request`` (a renamed SDK internal) gives none."""
+    client, _ = table
+    route = _lean_route(client)
+    assert route is not None and route[0] == f"{client.scheme}://{client._primary_hostname}"
+    assert _lean_route(cast(TableClient, SimpleNamespace(
+        scheme="http", _primary_hostname="h", _client=SimpleNamespace()))) is None
+    assert _lean_route(cast(TableClient, SimpleNamespace(
+        scheme="http", _client=client._client))) is None
+
+
+def test_without_the_lean_route_a_batch_goes_through_the_sdk(
+        table: tuple[TableClient, RequestLog], monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no lean route the batch goes through submit_transaction, in one request still,
+    and its rows read back as the lean path's do."""
+    client, calls = table
+    TableActivityRows(client).submit(PARTITION, ROWS)
+    lean = _stored(client)
+    client.delete_table()
+    monkeypatch.setattr(tables, "_lean_route", lambda _client: None)
+    calls.clear()
+    TableActivityRows(client).submit(PARTITION, ROWS)
+    assert [method for method, _ in calls.entries].count("POST") == 2  # the table, a $batch
+    assert _stored(client) == lean

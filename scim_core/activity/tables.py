@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from azure.core import MatchConditions
@@ -39,6 +39,16 @@ retry, then the batch is dropped (and counted)."""
 
 _BATCH_HEADERS = {"DataServiceVersion": "3.0", "MaxDataServiceVersion": "3.0;NetFx",
                   "Accept": "application/json"}
+
+
+def _lean_route(client: TableClient) -> tuple[str, Callable[..., Any]] | None:
+    """The account URL and the pipeline's ``send_request`` of ``client`` (private parts of
+    azure-data-tables 12.7), or None when this version of the SDK lacks them."""
+    host = getattr(client, "_primary_hostname", None)
+    send = getattr(getattr(client, "_client", None), "send_request", None)
+    if not isinstance(host, str) or not callable(send):
+        return None
+    return f"{client.scheme}://{host}", send
 
 
 def activity_table_name(table_name: str) -> str:
@@ -79,24 +89,28 @@ class TableActivityRows:
                 self._ready = True
 
     def submit(self, partition: str, rows: Sequence[Row]) -> None:
-        """One batch of upserts, encoded by ``table_batch`` (the SDK's ``submit_transaction``
-        for a value it does not cover)."""
+        """One batch of upserts, encoded by ``table_batch`` and sent through the client's
+        own pipeline; through the SDK's ``submit_transaction`` for a value the encoder does
+        not cover, or when the client no longer has the two private parts used for that
+        (``_lean_route``: a later azure-data-tables may rename them)."""
         try:
             self._ensure()
+            route = _lean_route(self.client)
             try:
-                content_type, body = batch_body(
-                    f"{self.client.scheme}://{self.client._primary_hostname}",
-                    self.client.table_name, self.client.api_version, rows)
+                if route is None:
+                    raise Unencodable("the client offers no route for a pre-encoded batch")
+                base, send = route
+                content_type, body = batch_body(base, self.client.table_name,
+                                                self.client.api_version, rows)
             except Unencodable:
                 self.client.submit_transaction(
                     [("upsert", _entity(r), {"mode": UpdateMode.REPLACE}) for r in rows])
                 return
-            request = HttpRequest("POST", f"{self.client.scheme}://"
-                                  f"{self.client._primary_hostname}/$batch",
+            request = HttpRequest("POST", f"{base}/$batch",
                                   headers={**_BATCH_HEADERS, "Content-Type": content_type,
                                            "x-ms-version": self.client.api_version},
                                   content=body)
-            response = self.client._client.send_request(request, stream=True)
+            response = send(request, stream=True)
             try:
                 failed = failed_status(response.status_code, response.read())
             finally:
