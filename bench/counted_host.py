@@ -32,6 +32,7 @@ FIELDS = (
     "storage_writes",  # ... while a SCIM POST, PUT, PATCH or DELETE was handled
     "storage_other",  # ... on another thread (the store's read pool), outside a request, or
     # of the tenant registry and token versions (their caches expiring)
+    "storage_resent",  # the SDK's transport retries of a request already counted
     "bytes_out",  # request bodies sent to storage
     "transactions",
     "transactions_failed",
@@ -119,6 +120,10 @@ def _install(counters: Counters) -> None:
     send = RequestsTransport.send
 
     def counted_send(self: Any, request: Any, **kwargs: Any) -> Any:
+        if getattr(_current, "sent", None) is request:  # the retry policy sends it again
+            counters.add("storage_resent")
+            return send(self, request, **kwargs)
+        _current.sent = request
         url = str(request.url)
         # the tenant's registry row and token versions, read when a cache expires, whatever
         # the request: not the request's own work
